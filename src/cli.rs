@@ -1,0 +1,74 @@
+//! Command-line entry: one subcommand a stage. Each command's arguments live
+//! beside the code that runs it; this file only routes and reports errors.
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "stylerl", version, about = "Rewrite text in a person's style without collapsing it: SFT warm-up, Dr.GRPO with style reward dropout, Bit-LoRA.")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Convert a llama.cpp GGUF file into a Hugging Face model directory.
+    ImportGguf(crate::gguf::import::ImportArgs),
+    /// Tokenize text with a model directory's tokenizer.json (ids as JSON lines).
+    Tokenize(crate::model::cmd::TokenizeArgs),
+    /// Generate text with a Llama-family model (batched, KV cache).
+    Generate(crate::model::cmd::GenerateArgs),
+    /// Per-line perplexity of a text file under a model.
+    Perplexity(crate::model::cmd::PerplexityArgs),
+    /// Dump the logits of prompts (for parity checks against transformers).
+    Logits(crate::model::cmd::LogitsArgs),
+    /// Sentence embeddings with a sentence-transformers directory or `stylometric`.
+    Embed(crate::encoder::cmd::EmbedArgs),
+    /// Score one rewrite against a reference: every reward component, per sentence.
+    Reward(crate::reward::cmd::RewardArgs),
+    /// Encoder characterisation table (within-document and across-corpus similarity).
+    Analyze(crate::reward::cmd::AnalyzeArgs),
+    /// Show the build: libtorch, CUDA availability, threads.
+    Info,
+}
+
+/// Runs the CLI and returns the process exit code. Errors print as one line.
+pub fn main() -> i32 {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("STYLERL_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    match run(cli.command) {
+        Ok(()) => 0,
+        Err(e) => {
+            // One line: outermost context first, causes after it.
+            let chain: Vec<String> = e.chain().map(|c| c.to_string()).collect();
+            eprintln!("error: {}", chain.join(": "));
+            1
+        }
+    }
+}
+
+fn run(cmd: Command) -> anyhow::Result<()> {
+    match cmd {
+        Command::ImportGguf(a) => crate::gguf::import::run(&a),
+        Command::Tokenize(a) => crate::model::cmd::tokenize(&a),
+        Command::Generate(a) => crate::model::cmd::generate(&a),
+        Command::Perplexity(a) => crate::model::cmd::perplexity(&a),
+        Command::Logits(a) => crate::model::cmd::logits(&a),
+        Command::Embed(a) => crate::encoder::cmd::embed(&a),
+        Command::Reward(a) => crate::reward::cmd::reward(&a),
+        Command::Analyze(a) => crate::reward::cmd::analyze(&a),
+        Command::Info => {
+            println!("stylerl {}", env!("CARGO_PKG_VERSION"));
+            println!("cuda available: {}", tch::Cuda::is_available());
+            println!("cuda devices: {}", tch::Cuda::device_count());
+            println!("cudnn available: {}", tch::Cuda::cudnn_is_available());
+            println!("threads: {}", tch::get_num_threads());
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,1 @@
+//! Dataset loading: JSONL, CSV, Parquet, plain text.

@@ -1,0 +1,1 @@
+//! Evaluation of rewriting systems: style similarity, not-rewritten share, style vector consistency.

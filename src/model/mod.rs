@@ -1,0 +1,2 @@
+//! The policy model: Llama-family transformer in tch, KV cache, batched generation, chat templates.
+pub mod cmd;

@@ -1,0 +1,1 @@
+//! Text utilities: sentence splitting, entity extraction, punctuation counting.

@@ -1,0 +1,1 @@
+//! Training loops: SFT and Dr.GRPO, loss math, checkpoints, metrics.
