@@ -1,1 +1,3 @@
-//! Evaluation of rewriting systems: style similarity, not-rewritten share, style vector consistency.
+//! Evaluation of rewriting systems: style similarity, not-rewritten share, style vector
+//! consistency (shared/SPEC.md, "Evaluation").
+pub mod metrics;
