@@ -1,3 +1,4 @@
 //! Evaluation of rewriting systems: style similarity, not-rewritten share, style vector
 //! consistency (shared/SPEC.md, "Evaluation").
+pub mod judge;
 pub mod metrics;
