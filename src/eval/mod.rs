@@ -2,3 +2,4 @@
 //! consistency (shared/SPEC.md, "Evaluation").
 pub mod judge;
 pub mod metrics;
+pub mod plot;
