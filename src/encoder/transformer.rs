@@ -134,6 +134,15 @@ impl SentenceEncoder for TransformerEncoder {
             return Ok(Vec::new());
         }
         let ids = self.tokenize(sentences)?;
+        // A row with no tokens would attend to nothing (NaN); BERT-family tokenizers always add
+        // [CLS]/<s>, so this only happens with a tokenizer.json lacking its post-processor.
+        if let Some(i) = ids.iter().position(|r| r.is_empty()) {
+            anyhow::bail!(
+                "encoder {}: input {} gave no tokens: its tokenizer.json adds no special tokens ([CLS]/<s>)",
+                self.name,
+                i + 1
+            );
+        }
         let lengths: Vec<usize> = ids.iter().map(|r| r.len()).collect();
         run_sorted(&lengths, self.batch_size, |batch| {
             let rows: Vec<&[u32]> = batch.iter().map(|&i| ids[i].as_slice()).collect();
