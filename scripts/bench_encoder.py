@@ -54,7 +54,7 @@ def bench_stylerl(binary, encoder, path, batch_size, device):
     m = re.search(r"encoded (\d+) sentences in ([0-9.]+) s", p.stderr)
     if not m:
         raise SystemExit(f"no timing line in stylerl's log:\n{p.stderr}")
-    return float(m.group(2)), wall, len(p.stdout.splitlines())
+    return float(m.group(2)), wall, [json.loads(line) for line in p.stdout.splitlines()]
 
 
 def bench_st(encoder, sentences, batch_size, device):
@@ -65,7 +65,7 @@ def bench_st(encoder, sentences, batch_size, device):
     t1 = time.perf_counter()
     emb = model.encode(sentences, batch_size=batch_size)
     t2 = time.perf_counter()
-    return t2 - t1, t2 - t0, len(emb)
+    return t2 - t1, t2 - t0, emb
 
 
 def main():
@@ -89,12 +89,17 @@ def main():
         for _ in range(a.repeats):
             ours.append(bench_stylerl(a.bin, a.encoder, str(path), a.batch_size, a.device))
             theirs.append(bench_st(a.encoder, sentences, a.batch_size, a.device))
-    assert all(r[2] == a.n for r in ours + theirs), "every run must embed every sentence"
+    assert all(len(r[2]) == a.n for r in ours + theirs), "every run must embed every sentence"
+    import numpy as np
+
+    x, y = np.asarray(ours[-1][2], dtype=np.float64), np.asarray(theirs[-1][2], dtype=np.float64)
+    cos = (x * y).sum(1) / (np.linalg.norm(x, axis=1) * np.linalg.norm(y, axis=1))
 
     ours_enc, ours_wall = min(r[0] for r in ours), min(r[1] for r in ours)
     st_enc, st_wall = min(r[0] for r in theirs), min(r[1] for r in theirs)
     print(f"encoder {a.encoder}  sentences {a.n}  batch {a.batch_size}  device {a.device}  "
           f"torch threads {torch.get_num_threads()}  best of {a.repeats}")
+    print(f"agreement   cosine stylerl vs sentence-transformers: min {cos.min():.7f} mean {cos.mean():.7f}")
     print(f"encode      stylerl {a.n / ours_enc:8.1f} sent/s   sentence-transformers {a.n / st_enc:8.1f} sent/s   "
           f"ratio {st_enc / ours_enc:.2f}x")
     print(f"end-to-end  stylerl {a.n / ours_wall:8.1f} sent/s   sentence-transformers {a.n / st_wall:8.1f} sent/s   "
