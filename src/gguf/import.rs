@@ -4,7 +4,7 @@
 //! tokenizer.json, tokenizer_config.json and special_tokens_map.json. Weights are
 //! dequantized, renamed to HF names, reshaped to HF's [out, in], and q/k rows are put
 //! back in HF's rotate-half order. With no `output.weight` the embeddings are tied.
-use super::dequant::dequantize;
+use super::dequant::{dequantize, SUPPORTED};
 use super::hf_config::{config_json, generation_config_json, LlamaDims};
 use super::reader::GgufFile;
 use super::tensors::{hf_name, hf_shape, rope_heads, unpermute_rows};
@@ -51,6 +51,20 @@ pub fn run(a: &ImportArgs) -> Result<()> {
     };
     let g = GgufFile::open(&a.file)?;
     let ctx = || format!("cannot import {}", a.file.display());
+    // Refuse types we cannot dequantize before any slow work.
+    if let Some(t) = g.tensors.iter().find(|t| !SUPPORTED.contains(&t.ty)) {
+        return Err(anyhow::anyhow!(
+            "tensor '{}' has unsupported tensor type {:?} (supported: {})",
+            t.name,
+            t.ty,
+            SUPPORTED
+                .iter()
+                .map(|t| format!("{t:?}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))
+        .with_context(ctx);
+    }
     let dims = LlamaDims::read(&g).with_context(ctx)?;
     check_tensor_set(&g, &dims).with_context(ctx)?;
     // Build the tokenizer before the slow part, so a tokenizer problem fails fast.

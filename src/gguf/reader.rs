@@ -281,7 +281,7 @@ impl<'a> Cursor<'a> {
         let need = count.checked_mul(min_size);
         if need.map_or(true, |n| n > self.remaining() as u64) {
             bail!(
-                "corrupt count: {count} {what} cannot fit in the {} bytes left at offset {}",
+                "truncated or corrupt: {count} {what} cannot fit in the {} bytes left at offset {}",
                 self.remaining(),
                 self.pos
             );
