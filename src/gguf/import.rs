@@ -201,12 +201,14 @@ fn convert(
         values = unpermute_rows(&values, shape[0], shape[1], heads)
             .with_context(|| format!("tensor '{}'", t.name))?;
     }
-    let bytes = match dtype {
-        Dtype::F32 => values.iter().flat_map(|v| v.to_le_bytes()).collect(),
+    let mut bytes = Vec::with_capacity(values.len() * dtype.size());
+    match dtype {
+        Dtype::F32 => values
+            .iter()
+            .for_each(|v| bytes.extend_from_slice(&v.to_le_bytes())),
         _ => values
             .iter()
-            .flat_map(|&v| half::bf16::from_f32(v).to_le_bytes())
-            .collect(),
-    };
+            .for_each(|&v| bytes.extend_from_slice(&half::bf16::from_f32(v).to_le_bytes())),
+    }
     Ok(Converted { name, shape, bytes })
 }
