@@ -284,3 +284,10 @@ fn corrupt_metadata_length() {
     let e = import_err(Some(&b));
     assert!(e.contains("cannot fit"), "{e}");
 }
+
+#[test]
+fn directory_instead_of_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = format!("{:#}", GgufFile::open(dir.path()).err().unwrap());
+    assert!(e.contains("is not a regular file"), "{e}");
+}

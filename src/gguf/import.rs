@@ -20,7 +20,7 @@ pub struct ImportArgs {
     /// Output directory (created).
     #[arg(long)]
     pub out: PathBuf,
-    /// Weight dtype written to model.safetensors.
+    /// Weight dtype written to model.safetensors: f32, bf16 or f16.
     #[arg(long, default_value = "f32")]
     pub dtype: String,
     /// Split convention where transformers' GGUF tokenizer and llama.cpp differ (only
@@ -42,7 +42,8 @@ pub fn run(a: &ImportArgs) -> Result<()> {
     let dtype = match a.dtype.as_str() {
         "f32" | "float32" => Dtype::F32,
         "bf16" | "bfloat16" => Dtype::BF16,
-        other => bail!("unknown --dtype '{other}': use f32 or bf16"),
+        "f16" | "float16" => Dtype::F16,
+        other => bail!("unknown --dtype '{other}': use f32, bf16 or f16"),
     };
     let style = match a.pretok.as_str() {
         "transformers" => PreTokStyle::Transformers,
@@ -101,10 +102,10 @@ pub fn run(a: &ImportArgs) -> Result<()> {
     crate::util::write_atomic(&out.join("model.safetensors"), &bytes)?;
     drop(bytes);
 
-    let dtype_name = if dtype == Dtype::F32 {
-        "float32"
-    } else {
-        "bfloat16"
+    let dtype_name = match dtype {
+        Dtype::F32 => "float32",
+        Dtype::F16 => "float16",
+        _ => "bfloat16",
     };
     write_json(
         out,
@@ -201,14 +202,19 @@ fn convert(
         values = unpermute_rows(&values, shape[0], shape[1], heads)
             .with_context(|| format!("tensor '{}'", t.name))?;
     }
-    let mut bytes = Vec::with_capacity(values.len() * dtype.size());
-    match dtype {
-        Dtype::F32 => values
-            .iter()
-            .for_each(|v| bytes.extend_from_slice(&v.to_le_bytes())),
-        _ => values
-            .iter()
-            .for_each(|&v| bytes.extend_from_slice(&half::bf16::from_f32(v).to_le_bytes())),
-    }
+    let bytes = encode(&values, dtype);
     Ok(Converted { name, shape, bytes })
+}
+
+/// Little-endian bytes of `values` in `dtype` (f16 and bf16 round to nearest even).
+fn encode(values: &[f32], dtype: Dtype) -> Vec<u8> {
+    let mut bytes = Vec::with_capacity(values.len() * dtype.size());
+    for &v in values {
+        match dtype {
+            Dtype::F32 => bytes.extend_from_slice(&v.to_le_bytes()),
+            Dtype::F16 => bytes.extend_from_slice(&half::f16::from_f32(v).to_le_bytes()),
+            _ => bytes.extend_from_slice(&half::bf16::from_f32(v).to_le_bytes()),
+        }
+    }
+    bytes
 }

@@ -119,6 +119,12 @@ impl GgufFile {
     pub fn open(path: &Path) -> Result<Self> {
         let file = std::fs::File::open(path)
             .with_context(|| format!("cannot open GGUF file {}", path.display()))?;
+        if !file.metadata().map(|m| m.is_file()).unwrap_or(false) {
+            bail!(
+                "{} is not a regular file (expected a .gguf file)",
+                path.display()
+            );
+        }
         // SAFETY: the map is read-only; the file is not expected to change while we read it.
         let map = unsafe { memmap2::Mmap::map(&file) }
             .with_context(|| format!("cannot map {}", path.display()))?;

@@ -292,15 +292,16 @@ def test_tiny_gguf_every_quant_type(stylerl, tmp_path):
     assert tok.convert_tokens_to_ids("<think>") == 260 and "<think>" not in tok.all_special_tokens
 
 
-def test_bf16_output_is_rounded_f32(stylerl, imported, tmp_path):
+@pytest.mark.parametrize("dtype,torch_dtype,name", [("bf16", torch.bfloat16, "bfloat16"), ("f16", torch.float16, "float16")])
+def test_half_outputs_are_rounded_f32(stylerl, imported, tmp_path, dtype, torch_dtype, name):
     from safetensors.torch import load_file
 
-    out = tmp_path / "bf16"
-    stylerl("import-gguf", GGUF, "--out", out, "--dtype", "bf16")
+    out = tmp_path / dtype
+    stylerl("import-gguf", GGUF, "--out", out, "--dtype", dtype)
     f32 = load_file(str(imported / "model.safetensors"))
-    bf = load_file(str(out / "model.safetensors"))
-    assert set(f32) == set(bf)
-    for k in ["model.embed_tokens.weight", "model.layers.0.self_attn.k_proj.weight", "model.norm.weight"]:
-        assert bf[k].dtype == torch.bfloat16
-        assert torch.equal(bf[k], f32[k].to(torch.bfloat16)), k
-    assert json.loads((out / "config.json").read_text())["torch_dtype"] == "bfloat16"
+    half = load_file(str(out / "model.safetensors"))
+    assert set(f32) == set(half)
+    for k in f32:
+        assert half[k].dtype == torch_dtype
+        assert torch.equal(half[k], f32[k].to(torch_dtype)), k
+    assert json.loads((out / "config.json").read_text())["torch_dtype"] == name
