@@ -350,3 +350,67 @@ fn loader_errors_name_the_problem() {
         .to_string();
     assert!(e.contains("adapter_config.json"), "{e}");
 }
+
+#[test]
+fn merge_into_and_load_set_compose_saved_adapters() {
+    tch::manual_seed(6);
+    let mods = llama_modules();
+    let dir = tempfile::tempdir().unwrap();
+    let mk = |targets: &[&str], name: &str| {
+        let a =
+            LoraAdapter::new(&cfg(4, 8.0, list(targets)), &mods, Quant::None, Device::Cpu).unwrap();
+        tch::no_grad(|| {
+            for l in a.layers.values() {
+                let _ = l.b.shallow_clone().normal_(0.0, 0.1);
+            }
+        });
+        peft::save_adapter(&a, &dir.path().join(name), None).unwrap();
+        a
+    };
+    let a1 = mk(&["q_proj"], "one");
+    let a2 = mk(&["q_proj", "up_proj"], "two");
+    let specs = vec![
+        format!("{}:0.5", dir.path().join("one").display()),
+        dir.path().join("two").display().to_string(),
+    ];
+    let set = peft::load_set(&specs, Device::Cpu).unwrap();
+    assert_eq!(set.adapters.len(), 2);
+    assert_eq!(set.adapters[0].1, 0.5);
+    assert!(!set.adapters[0]
+        .0
+        .layers
+        .values()
+        .next()
+        .unwrap()
+        .a
+        .requires_grad());
+    let mut weights: Vec<(String, Tensor)> = mods
+        .iter()
+        .map(|(p, i, o)| {
+            (
+                format!("{p}.weight"),
+                Tensor::randn([*o, *i], (Kind::Float, Device::Cpu)).to_kind(Kind::BFloat16),
+            )
+        })
+        .collect();
+    let before: Vec<Tensor> = weights.iter().map(|(_, w)| w.copy()).collect();
+    assert_eq!(set.merge_into(&mut weights).unwrap(), 4);
+    let q = "model.layers.0.self_attn.q_proj";
+    let want = before[0].to_kind(Kind::Float)
+        + a1.layers[q].delta_weight() * 0.5
+        + a2.layers[q].delta_weight();
+    assert_eq!(weights[0].1.kind(), Kind::BFloat16);
+    assert!(max_diff(&weights[0].1, &want) < 0.05); // bf16 rounding
+    assert!(weights[1].1.equal(&before[1]), "k_proj is not adapted");
+    weights.retain(|(k, _)| !k.contains("up_proj"));
+    assert!(set
+        .merge_into(&mut weights)
+        .unwrap_err()
+        .to_string()
+        .contains("up_proj"));
+    let e = peft::load_set(&["/nonexistent/adapter:2".to_string()], Device::Cpu).unwrap_err();
+    assert!(
+        format!("{e:#}").contains("--adapter /nonexistent/adapter:2"),
+        "{e:#}"
+    );
+}

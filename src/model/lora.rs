@@ -225,7 +225,8 @@ impl LoraLayer {
             xf
         };
         let (a, b) = self.effective();
-        (xf.matmul(&a.tr()).matmul(&b.tr()) * self.scaling).to_kind(x.kind())
+        // scaling applied to the rank-r intermediate: r ≪ out, so this is the cheap spot
+        ((xf.matmul(&a.tr()) * self.scaling).matmul(&b.tr())).to_kind(x.kind())
     }
 
     /// scaling · B A, [out, in] f32 (what merging adds to W).
@@ -418,6 +419,38 @@ impl LoraSet {
             }
         }
         acc
+    }
+}
+
+impl LoraSet {
+    /// Merges every covered module into `weights` = (`<module path>.weight`, W) pairs:
+    /// W' = W + Σ wᵢ·scalingᵢ·Bᵢ Aᵢ (f32 math, W's kind kept). Returns how many changed;
+    /// errors when an adapted module has no weight in the list or shapes differ.
+    pub fn merge_into(&self, weights: &mut [(String, Tensor)]) -> Result<usize> {
+        let _g = tch::no_grad_guard();
+        let mut paths: Vec<&String> = self
+            .adapters
+            .iter()
+            .flat_map(|(a, _)| a.layers.keys())
+            .collect();
+        paths.sort();
+        paths.dedup();
+        let mut changed = 0;
+        for p in paths {
+            let key = format!("{p}.weight");
+            let (_, w) = weights.iter_mut().find(|(k, _)| *k == key).with_context(|| format!("merge: the model has no weight '{key}' for an adapted module (wrong base model?)"))?;
+            let d = self.delta_weight(p).expect("path comes from an adapter");
+            if d.size() != w.size() {
+                bail!(
+                    "merge: '{key}' is {:?} in the model but the adapter delta is {:?}",
+                    w.size(),
+                    d.size()
+                );
+            }
+            *w = (w.to_kind(Kind::Float) + d.to_device(w.device())).to_kind(w.kind());
+            changed += 1;
+        }
+        Ok(changed)
     }
 }
 

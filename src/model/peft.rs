@@ -289,6 +289,18 @@ pub fn load_adapter(dir: &Path, device: Device) -> Result<LoraAdapter> {
     })
 }
 
+/// Loads `PATH[:WEIGHT]` specs (the repeatable `--adapter` flag) into a composed set.
+pub fn load_set(specs: &[String], device: Device) -> Result<super::lora::LoraSet> {
+    let mut set = super::lora::LoraSet::new();
+    for spec in specs {
+        let (path, w) = super::lora::parse_adapter_spec(spec)?;
+        let a = load_adapter(&path, device).with_context(|| format!("--adapter {spec}"))?;
+        a.set_trainable(false);
+        set.push(a, w);
+    }
+    Ok(set)
+}
+
 /// Checks that every adapted module exists in the model with the right shape;
 /// `modules` = (path, in, out) of the model's linear layers.
 pub fn check_against(

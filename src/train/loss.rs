@@ -81,6 +81,33 @@ pub fn advantages(rewards: &Tensor, group_size: i64, scale: StdScale) -> Result<
     })
 }
 
+/// Per-step reward summary of a rollout batch (SPEC's log list).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct RewardStats {
+    pub mean: f64,
+    /// Population std over the whole batch.
+    pub std: f64,
+    /// Fraction of groups whose rewards are all equal (zero advantage, no signal).
+    pub frac_reward_zero_std: f64,
+}
+
+/// Mean, std and the zero-std group fraction of rewards [P·G] in groups of `group_size`.
+pub fn reward_stats(rewards: &[f64], group_size: usize) -> RewardStats {
+    let n = rewards.len().max(1) as f64;
+    let mean = rewards.iter().sum::<f64>() / n;
+    let std = (rewards.iter().map(|r| (r - mean).powi(2)).sum::<f64>() / n).sqrt();
+    let groups: Vec<&[f64]> = rewards.chunks(group_size.max(1)).collect();
+    let flat = groups
+        .iter()
+        .filter(|g| g.iter().all(|r| (r - g[0]).abs() <= 1e-12))
+        .count();
+    RewardStats {
+        mean,
+        std,
+        frac_reward_zero_std: flat as f64 / groups.len().max(1) as f64,
+    }
+}
+
 /// Clip and KL settings of the Dr.GRPO loss.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct GrpoLossConfig {

@@ -1,5 +1,6 @@
 //! Training loops: SFT and Dr.GRPO, loss math, checkpoints, metrics.
 pub mod checkpoint;
+pub mod guard;
 pub mod loss;
 pub mod metrics;
 pub mod optim;

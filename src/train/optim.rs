@@ -12,7 +12,9 @@ use std::path::Path;
 use tch::{Kind, Tensor};
 
 /// AdamW hyper-parameters (torch defaults except lr, which the schedule sets each step).
+/// Usable as a TOML section: missing keys take these defaults, unknown keys are errors.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct AdamWConfig {
     pub lr: f64,
     pub beta1: f64,

@@ -56,6 +56,14 @@ impl SplitMix64 {
     }
 }
 
+/// The visiting order of epoch `epoch` over n examples: a permutation seeded by
+/// (order_seed, epoch) alone, so a resumed run rebuilds it from the checkpoint's
+/// DataPosition without replaying earlier epochs.
+pub fn epoch_order(order_seed: u64, epoch: u64, n: usize) -> Vec<usize> {
+    SplitMix64::new(order_seed ^ epoch.wrapping_mul(0x9E37_79B9_7F4A_7C15).rotate_left(17))
+        .permutation(n)
+}
+
 /// A per-step torch seed derived from the run seed, so torch's global RNG (dropout,
 /// sampling) can be reseeded at each step and a resumed run repeats it exactly.
 pub fn step_seed(seed: u64, step: u64) -> i64 {
@@ -122,5 +130,7 @@ mod tests {
         let f = r.next_f64();
         assert!((0.0..1.0).contains(&f));
         assert_ne!(step_seed(1, 2), step_seed(1, 3));
+        assert_eq!(epoch_order(5, 2, 10), epoch_order(5, 2, 10));
+        assert_ne!(epoch_order(5, 2, 10), epoch_order(5, 3, 10));
     }
 }
