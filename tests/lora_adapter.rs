@@ -414,3 +414,43 @@ fn merge_into_and_load_set_compose_saved_adapters() {
         "{e:#}"
     );
 }
+
+#[test]
+fn handles_share_tensors_flag_and_weight_with_their_adapter() {
+    tch::manual_seed(7);
+    let c = LoraConfig {
+        dropout: 0.5,
+        ..cfg(4, 8.0, list(&["q_proj"]))
+    };
+    let a = LoraAdapter::new(&c, &llama_modules(), Quant::None, Device::Cpu).unwrap();
+    let hs = a.handles(0.25);
+    assert_eq!(hs.len(), 2);
+    let h = &hs[0];
+    assert_eq!(h.path, "model.layers.0.self_attn.q_proj");
+    let x = Tensor::randn([3, 32], (Kind::Float, Device::Cpu));
+    // gradient through the handle reaches the adapter's own B (B = 0 gives output 0)
+    a.set_training(false);
+    h.delta(&x).square().sum(Kind::Float).backward();
+    let l = &a.layers[&h.path];
+    assert!(l.b.grad().defined());
+    let mut opt = stylerl::train::optim::AdamW::new(a.parameters(), Default::default());
+    (h.delta(&x) - 1.0).square().sum(Kind::Float).backward();
+    opt.step();
+    // the update made through the adapter's parameters shows in the handle
+    let want = l.delta(&x, false) * 0.25;
+    assert!(max_diff(&h.delta(&x), &want) < 1e-7 && want.abs().max().double_value(&[]) > 0.0);
+    // dropout follows the adapter's flag
+    a.set_training(true);
+    assert!(max_diff(&h.delta(&x), &want) > 1e-4);
+    a.set_training(false);
+    assert!(max_diff(&h.delta(&x), &want) == 0.0);
+    // in-place restore (as checkpoint resume does) is seen by the handle
+    let dir = tempfile::tempdir().unwrap();
+    peft::save_adapter(&a, dir.path(), None).unwrap();
+    tch::no_grad(|| {
+        let _ = l.b.shallow_clone().zero_();
+    });
+    assert!(h.delta(&x).abs().max().double_value(&[]) == 0.0);
+    peft::load_values_into(&a, &dir.path().join("adapter_model.safetensors")).unwrap();
+    assert!(max_diff(&h.delta(&x), &want) < 1e-7);
+}

@@ -12,6 +12,8 @@
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use tch::{Device, Kind, Tensor};
 
 /// Which linear modules get an adapter: `"all-linear"` (every linear but `lm_head`),
@@ -229,6 +231,17 @@ impl LoraLayer {
         ((xf.matmul(&a.tr()) * self.scaling).matmul(&b.tr())).to_kind(x.kind())
     }
 
+    /// Another handle on the same A and B (shallow clones: shared storage and grad).
+    pub fn share(&self) -> LoraLayer {
+        LoraLayer {
+            a: self.a.shallow_clone(),
+            b: self.b.shallow_clone(),
+            scaling: self.scaling,
+            dropout: self.dropout,
+            quant: self.quant,
+        }
+    }
+
     /// scaling · B A, [out, in] f32 (what merging adds to W).
     pub fn delta_weight(&self) -> Tensor {
         let (a, b) = self.effective();
@@ -257,9 +270,44 @@ pub struct LoraAdapter {
     pub quant: Quant,
     /// Module path (e.g. `model.layers.0.self_attn.q_proj`) → layer; sorted.
     pub layers: BTreeMap<String, LoraLayer>,
+    /// Training mode (dropout on) for the [`LoraHandle`]s of this adapter; starts off.
+    pub training: Arc<AtomicBool>,
 }
 
 impl LoraAdapter {
+    pub fn from_layers(
+        config: LoraConfig,
+        quant: Quant,
+        layers: BTreeMap<String, LoraLayer>,
+    ) -> LoraAdapter {
+        LoraAdapter {
+            config,
+            quant,
+            layers,
+            training: Arc::new(AtomicBool::new(false)),
+        }
+    }
+
+    /// Switches dropout on (training) or off (generation, evaluation) in every handle.
+    pub fn set_training(&self, on: bool) {
+        self.training.store(on, Ordering::Relaxed);
+    }
+
+    /// One [`LoraHandle`] per adapted module, for attaching to the model's linear layers.
+    /// Handles share A and B with this adapter (same storage and gradients), so the
+    /// optimizer, checkpoint restore and saving here act on what the model uses.
+    pub fn handles(&self, weight: f64) -> Vec<LoraHandle> {
+        self.layers
+            .iter()
+            .map(|(p, l)| LoraHandle {
+                path: p.clone(),
+                layer: l.share(),
+                weight,
+                training: self.training.clone(),
+            })
+            .collect()
+    }
+
     /// Fresh adapter on every targeted module among `modules` = (path, in, out).
     /// Layers are created in sorted path order, so a seeded torch RNG gives the same A.
     pub fn new(
@@ -285,11 +333,7 @@ impl LoraAdapter {
         for (p, i, o) in sorted {
             layers.insert(p.clone(), LoraLayer::new(*i, *o, cfg, quant, device));
         }
-        Ok(LoraAdapter {
-            config: cfg.clone(),
-            quant,
-            layers,
-        })
+        Ok(LoraAdapter::from_layers(cfg.clone(), quant, layers))
     }
 
     /// Trainable tensors in a fixed order: for each path (sorted), A then B.
@@ -330,6 +374,29 @@ impl LoraAdapter {
     /// The scaled layer delta for `path`, if this adapter covers it.
     pub fn delta(&self, path: &str, x: &Tensor, train: bool) -> Option<Tensor> {
         self.layers.get(path).map(|l| l.delta(x, train))
+    }
+}
+
+/// One adapter's layer as a model's linear layer sees it: weight · delta(x), dropout
+/// following the owning adapter's training flag. The model's `LinearAdapter` impl for this
+/// type is a one-line forward to [`LoraHandle::delta`].
+#[derive(Debug)]
+pub struct LoraHandle {
+    pub path: String,
+    pub layer: LoraLayer,
+    /// Composition weight (`--adapter PATH:WEIGHT`), 1.0 for a trained adapter.
+    pub weight: f64,
+    training: Arc<AtomicBool>,
+}
+
+impl LoraHandle {
+    pub fn delta(&self, x: &Tensor) -> Tensor {
+        let d = self.layer.delta(x, self.training.load(Ordering::Relaxed));
+        if self.weight == 1.0 {
+            d
+        } else {
+            d * self.weight
+        }
     }
 }
 
@@ -382,6 +449,14 @@ impl LoraSet {
 
     pub fn push(&mut self, adapter: LoraAdapter, weight: f64) {
         self.adapters.push((adapter, weight));
+    }
+
+    /// Handles of every adapter (in order) with its weight, for the model's linear layers.
+    pub fn handles(&self) -> Vec<LoraHandle> {
+        self.adapters
+            .iter()
+            .flat_map(|(a, w)| a.handles(*w))
+            .collect()
     }
 
     /// Whether any adapter covers `path`.

@@ -282,11 +282,7 @@ pub fn load_adapter(dir: &Path, device: Device) -> Result<LoraAdapter> {
             LoraLayer::from_tensors(&a, &b, scaling, cfg.dropout, Quant::None, device),
         );
     }
-    Ok(LoraAdapter {
-        config: cfg,
-        quant: Quant::None,
-        layers,
-    })
+    Ok(LoraAdapter::from_layers(cfg, Quant::None, layers))
 }
 
 /// Loads `PATH[:WEIGHT]` specs (the repeatable `--adapter` flag) into a composed set.
@@ -380,11 +376,7 @@ pub fn load_ternary_adapter(dir: &Path, device: Device) -> Result<LoraAdapter> {
             LoraLayer::from_tensors(&a, &b, cfg.scaling(), cfg.dropout, Quant::None, device),
         );
     }
-    Ok(LoraAdapter {
-        config: cfg,
-        quant: Quant::None,
-        layers,
-    })
+    Ok(LoraAdapter::from_layers(cfg, Quant::None, layers))
 }
 
 #[cfg(test)]
