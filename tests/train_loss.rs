@@ -210,3 +210,35 @@ fn causal_lm_loss_shifts_and_ignores_minus_100() {
     let want0 = 0.05 - lse([0.05, 0.1, 0.15]);
     assert!((vals(&lp)[0] - want0).abs() < 1e-6);
 }
+
+#[test]
+fn sft_batch_loss_counts_only_answer_tokens() {
+    use stylerl::train::batch::*;
+    tch::manual_seed(8);
+    let xs = vec![
+        SftExample {
+            prompt: vec![1, 2, 3],
+            answer: vec![4, 5],
+        },
+        SftExample {
+            prompt: vec![6],
+            answer: vec![7, 8, 9, 2],
+        },
+    ];
+    let b = collate_sft(&xs, 0, Device::Cpu);
+    let logits = Tensor::randn([2, 5, 10], (Kind::Float, Device::Cpu));
+    let (sum, n) = token_ce_sum(&logits.narrow(1, 0, 4), &b.labels.narrow(1, 1, 4));
+    assert_eq!(n, b.loss_tokens);
+    assert_eq!(n, 6);
+    // the mean equals the loss of the answer tokens computed one by one
+    let lp = logits.log_softmax(-1, Kind::Float);
+    let pick = |r: i64, t: i64, id: i64| -lp.double_value(&[r, t, id]);
+    let want = pick(0, 2, 4)
+        + pick(0, 3, 5)
+        + pick(1, 0, 7)
+        + pick(1, 1, 8)
+        + pick(1, 2, 9)
+        + pick(1, 3, 2);
+    assert!((sum.double_value(&[]) - want).abs() < 1e-4);
+    assert!((causal_lm_loss(&logits, &b.labels).double_value(&[]) - want / 6.0).abs() < 1e-5);
+}

@@ -1,4 +1,5 @@
 //! Training loops: SFT and Dr.GRPO, loss math, checkpoints, metrics.
+pub mod batch;
 pub mod checkpoint;
 pub mod guard;
 pub mod loss;
