@@ -88,6 +88,23 @@ impl Timers {
     }
 }
 
+/// The method's training-dynamics metrics over S [generated sentences × reference
+/// sentences] of cosine similarities: inner = mean over generated sentences of the std
+/// over references; outer = mean over references of the std over generated sentences.
+/// Population std (divide by n); a dimension of size 1 gives 0.
+pub fn inner_outer(s: &tch::Tensor) -> (f64, f64) {
+    let s = s.to_kind(tch::Kind::Double);
+    let inner = s
+        .std_dim(1, false, false)
+        .mean(tch::Kind::Double)
+        .double_value(&[]);
+    let outer = s
+        .std_dim(0, false, false)
+        .mean(tch::Kind::Double)
+        .double_value(&[]);
+    (inner, outer)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -126,6 +143,20 @@ mod tests {
         // a fresh run truncates
         MetricsWriter::open(&p, None).unwrap();
         assert_eq!(std::fs::read_to_string(&p).unwrap(), "");
+    }
+
+    #[test]
+    fn inner_outer_by_hand() {
+        // rows (generated): [0, 2] std 1, [1, 1] std 0 → inner 0.5
+        // cols (references): [0, 1] std 0.5, [2, 1] std 0.5 → outer 0.5
+        let s = tch::Tensor::from_slice(&[0.0f64, 2.0, 1.0, 1.0]).reshape([2, 2]);
+        let (i, o) = inner_outer(&s);
+        assert!((i - 0.5).abs() < 1e-12 && (o - 0.5).abs() < 1e-12);
+        let s = tch::Tensor::from_slice(&[0.0f64, 2.0, 4.0, 1.0, 1.0, 1.0]).reshape([2, 3]);
+        let (i, o) = inner_outer(&s);
+        let sd = (8.0f64 / 3.0).sqrt();
+        assert!((i - sd / 2.0).abs() < 1e-12, "{i}");
+        assert!((o - (0.5 + 0.5 + 1.5) / 3.0).abs() < 1e-12, "{o}");
     }
 
     #[test]
