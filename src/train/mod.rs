@@ -1,1 +1,10 @@
 //! Training loops: SFT and Dr.GRPO, loss math, checkpoints, metrics.
+pub mod batch;
+pub mod checkpoint;
+pub mod guard;
+pub mod loss;
+pub mod metrics;
+pub mod optim;
+pub mod rng;
+pub mod schedule;
+pub mod tensorfile;

@@ -1,0 +1,193 @@
+//! Training checkpoints that a crash cannot tear.
+//!
+//! Layout under the run's checkpoint root:
+//!   step-N/adapter_config.json, adapter_model.safetensors   the adapter, PEFT format
+//!   step-N/adapter_ternary.safetensors, latent.safetensors  Bit-LoRA only: packed form and
+//!                                                           the latent fp32 A, B for resume
+//!   step-N/optimizer.safetensors                            AdamW state
+//!   step-N/trainer_state.json                               step, scheduler step, RNG,
+//!                                                           data position, free metadata
+//!   latest                                                  "step-N"
+//! A checkpoint is written in `.tmp-step-N`, fsynced, renamed to `step-N` (rename is
+//! atomic), and only then is `latest` replaced atomically; the last K are kept. Loading
+//! ignores `.tmp-*` leftovers and, if `latest` is missing or stale, takes the highest
+//! complete `step-N` (one holding trainer_state.json, the file written last).
+use super::optim::AdamW;
+use super::rng::SplitMix64;
+use crate::model::lora::{LoraAdapter, Quant};
+use crate::model::peft;
+use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+pub const STATE_FILE: &str = "trainer_state.json";
+pub const OPTIM_FILE: &str = "optimizer.safetensors";
+pub const LATENT_FILE: &str = "latent.safetensors";
+pub const LATEST: &str = "latest";
+
+/// Where the data loader stands: epoch, next index into the epoch's order, and the seed
+/// that shuffled this epoch's order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct DataPosition {
+    pub epoch: u64,
+    pub index: u64,
+    pub order_seed: u64,
+}
+
+/// Everything but tensors needed to continue a run exactly.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainerState {
+    /// Optimizer steps completed.
+    pub step: u64,
+    pub scheduler_step: u64,
+    pub seed: u64,
+    pub rng: SplitMix64,
+    pub data: DataPosition,
+    /// Free-form run metadata (config, counters such as the NaN streak).
+    #[serde(default)]
+    pub extra: serde_json::Value,
+}
+
+fn step_dir_name(step: u64) -> String {
+    format!("step-{step}")
+}
+
+fn fsync_dir(dir: &Path) {
+    // Directory fsync makes the renames durable; not every filesystem allows it.
+    if let Ok(f) = std::fs::File::open(dir) {
+        let _ = f.sync_all();
+    }
+}
+
+/// Writes checkpoint `state.step` under `root` and keeps the newest `keep_last` (≥ 1).
+pub fn save(
+    root: &Path,
+    state: &TrainerState,
+    adapter: &LoraAdapter,
+    optim: &AdamW,
+    base_model: Option<&str>,
+    keep_last: usize,
+) -> Result<PathBuf> {
+    std::fs::create_dir_all(root)
+        .with_context(|| format!("cannot create checkpoint directory {}", root.display()))?;
+    let name = step_dir_name(state.step);
+    let tmp = root.join(format!(".tmp-{name}"));
+    if tmp.exists() {
+        std::fs::remove_dir_all(&tmp)
+            .with_context(|| format!("cannot remove stale {}", tmp.display()))?;
+    }
+    std::fs::create_dir_all(&tmp)?;
+    peft::save_adapter(adapter, &tmp, base_model)?;
+    if adapter.quant == Quant::Ternary {
+        super::tensorfile::write(&tmp.join(LATENT_FILE), &adapter.named_parameters(), None)?;
+    }
+    optim.save(&tmp.join(OPTIM_FILE))?;
+    crate::util::write_atomic(
+        &tmp.join(STATE_FILE),
+        serde_json::to_string_pretty(state)?.as_bytes(),
+    )?;
+    fsync_dir(&tmp);
+    let dst = root.join(&name);
+    if dst.exists() {
+        std::fs::remove_dir_all(&dst)
+            .with_context(|| format!("cannot replace {}", dst.display()))?;
+    }
+    std::fs::rename(&tmp, &dst)
+        .with_context(|| format!("cannot move {} to {}", tmp.display(), dst.display()))?;
+    fsync_dir(root);
+    crate::util::write_atomic(&root.join(LATEST), format!("{name}\n").as_bytes())?;
+    prune(root, keep_last.max(1), state.step)?;
+    Ok(dst)
+}
+
+/// Complete checkpoints under `root` as (step, dir), ascending.
+pub fn list(root: &Path) -> Result<Vec<(u64, PathBuf)>> {
+    let mut out = Vec::new();
+    let Ok(rd) = std::fs::read_dir(root) else {
+        return Ok(out);
+    };
+    for e in rd {
+        let e = e?;
+        let name = e.file_name().to_string_lossy().to_string();
+        if let Some(n) = name
+            .strip_prefix("step-")
+            .and_then(|s| s.parse::<u64>().ok())
+        {
+            if e.path().join(STATE_FILE).is_file() {
+                out.push((n, e.path()));
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+fn prune(root: &Path, keep: usize, current: u64) -> Result<()> {
+    let all = list(root)?;
+    let n = all.len();
+    for (step, dir) in all.into_iter().take(n.saturating_sub(keep)) {
+        if step != current {
+            std::fs::remove_dir_all(&dir)
+                .with_context(|| format!("cannot remove old checkpoint {}", dir.display()))?;
+        }
+    }
+    Ok(())
+}
+
+/// The checkpoint to resume from: the one `latest` names when it is complete, else the
+/// highest complete `step-N`; None when there is none.
+pub fn latest(root: &Path) -> Result<Option<PathBuf>> {
+    if let Ok(s) = std::fs::read_to_string(root.join(LATEST)) {
+        let dir = root.join(s.trim());
+        if !s.trim().is_empty() && dir.join(STATE_FILE).is_file() {
+            return Ok(Some(dir));
+        }
+    }
+    Ok(list(root)?.pop().map(|(_, p)| p))
+}
+
+/// Reads only the trainer state of a checkpoint directory.
+pub fn read_state(dir: &Path) -> Result<TrainerState> {
+    let p = dir.join(STATE_FILE);
+    let text =
+        std::fs::read_to_string(&p).with_context(|| format!("cannot read {}", p.display()))?;
+    serde_json::from_str(&text)
+        .with_context(|| format!("{} is not a stylerl trainer state", p.display()))
+}
+
+/// Restores adapter values (in place) and optimizer state from `dir`; returns the state.
+pub fn restore(dir: &Path, adapter: &LoraAdapter, optim: &mut AdamW) -> Result<TrainerState> {
+    let state = read_state(dir)?;
+    let latent = dir.join(LATENT_FILE);
+    if adapter.quant == Quant::Ternary {
+        if !latent.is_file() {
+            bail!("{}: no latent weights: this checkpoint is not from a Bit-LoRA run (drop --bitlora or start fresh)", dir.display());
+        }
+        peft::load_values_into(adapter, &latent)?;
+    } else {
+        if latent.is_file() {
+            bail!(
+                "{}: this checkpoint is from a Bit-LoRA run: resume with --bitlora",
+                dir.display()
+            );
+        }
+        peft::load_values_into(adapter, &dir.join(peft::WEIGHTS_FILE))?;
+    }
+    optim.load(&dir.join(OPTIM_FILE))?;
+    Ok(state)
+}
+
+/// [`latest`] then [`restore`]; None when `root` holds no complete checkpoint.
+pub fn load_latest(
+    root: &Path,
+    adapter: &LoraAdapter,
+    optim: &mut AdamW,
+) -> Result<Option<(PathBuf, TrainerState)>> {
+    match latest(root)? {
+        Some(dir) => {
+            let s = restore(&dir, adapter, optim)?;
+            Ok(Some((dir, s)))
+        }
+        None => Ok(None),
+    }
+}
