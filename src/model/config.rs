@@ -201,6 +201,19 @@ impl LlamaConfig {
         })
     }
 
+    /// A tiny Llama (2 layers, GQA 4:2, llama3 RoPE, untied head) for tests that need no weights.
+    pub fn tiny(vocab_size: i64) -> Self {
+        Self::from_json(&serde_json::json!({
+            "model_type": "llama", "vocab_size": vocab_size, "hidden_size": 32, "intermediate_size": 64,
+            "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2, "rms_norm_eps": 1e-5,
+            "rope_theta": 10000.0, "max_position_embeddings": 256, "tie_word_embeddings": false,
+            "rope_scaling": {"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
+                "original_max_position_embeddings": 16},
+            "bos_token_id": 1, "eos_token_id": 2, "initializer_range": 0.2
+        }))
+        .expect("tiny config is valid")
+    }
+
     /// Parameter count of the base model (embeddings and head counted once when tied).
     pub fn num_parameters(&self) -> i64 {
         let (h, i, l) = (

@@ -347,6 +347,51 @@ impl Llama {
         self.linears_mut().into_iter().find(|l| l.path == path)
     }
 
+    /// Base weights by their Hugging Face names (lm_head left out when tied), e.g. for saving
+    /// a merged model.
+    pub fn named_tensors(&self) -> Vec<(String, Tensor)> {
+        let mut v = vec![(
+            "model.embed_tokens.weight".to_string(),
+            self.embed_tokens.shallow_clone(),
+        )];
+        for (i, l) in self.layers.iter().enumerate() {
+            let p = format!("model.layers.{i}");
+            v.push((
+                format!("{p}.input_layernorm.weight"),
+                l.input_layernorm.weight.shallow_clone(),
+            ));
+            v.push((
+                format!("{p}.post_attention_layernorm.weight"),
+                l.post_attention_layernorm.weight.shallow_clone(),
+            ));
+        }
+        v.push((
+            "model.norm.weight".to_string(),
+            self.norm.weight.shallow_clone(),
+        ));
+        for lin in self.linears() {
+            if lin.path == "lm_head" && self.config.tie_word_embeddings {
+                continue;
+            }
+            v.push((format!("{}.weight", lin.path), lin.weight.shallow_clone()));
+            if let Some(b) = &lin.bias {
+                v.push((format!("{}.bias", lin.path), b.shallow_clone()));
+            }
+        }
+        v
+    }
+
+    /// Writes the base weights as one safetensors file (CPU, contiguous, current dtype).
+    pub fn save_safetensors(&self, path: &Path) -> Result<()> {
+        let t: Vec<(String, Tensor)> = self
+            .named_tensors()
+            .into_iter()
+            .map(|(n, t)| (n, t.to_device(Device::Cpu).contiguous()))
+            .collect();
+        Tensor::write_safetensors(&t, path)
+            .with_context(|| format!("cannot write {}", path.display()))
+    }
+
     /// Switches every adapter on or off (off = the frozen base model, e.g. a reference policy).
     pub fn set_adapters_enabled(&mut self, on: bool) {
         for l in self.linears_mut() {
