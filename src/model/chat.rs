@@ -336,7 +336,7 @@ mod tests {
         let out = t
             .render(&[ChatMessage::new("user", "  hi ")], false)
             .unwrap();
-        assert_eq!(out, "<s>HI|U\n");
+        assert_eq!(out, "<s>HI|U"); // trim_blocks eats the newline after endif, as in jinja2
         let t = tmpl(
             "{% if messages|length > 1 %}{{ raise_exception('only one message') }}{% endif %}ok",
         );
