@@ -73,6 +73,12 @@ pub struct GenerateArgs {
     /// Never stop at EOS (always max_new_tokens; for benchmarks).
     #[arg(long)]
     pub ignore_eos: bool,
+    /// Only print each prompt as the model would see it ({"text", "ids"} JSON lines); no model is loaded.
+    #[arg(long)]
+    pub render_only: bool,
+    /// With --chat: leave out the assistant turn opener (add_generation_prompt=false).
+    #[arg(long)]
+    pub no_generation_prompt: bool,
     /// Print one JSON timing line to stderr (load, prefill, decode seconds, tokens/s).
     #[arg(long)]
     pub timing: bool,

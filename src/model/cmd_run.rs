@@ -1,5 +1,5 @@
 //! The model commands themselves: generate, perplexity, logits (arguments live in cmd.rs).
-use super::chat::ChatTemplate;
+use super::chat::{ChatMessage, ChatTemplate};
 use super::cmd::{GenerateArgs, LogitsArgs, ModelOpts, PerplexityArgs};
 use super::generate::{generate_with_stats, left_pad, GenerateConfig};
 use super::llama::Llama;
@@ -73,24 +73,45 @@ fn tokenizer_if_needed(dir: &Path, prompts: &[PromptInput]) -> Result<Option<Tok
     }
 }
 
-fn encode(
+/// How text prompts become token ids.
+#[derive(Clone, Copy)]
+struct ChatOpts<'a> {
+    template: &'a ChatTemplate,
+    system: Option<&'a str>,
+    add_generation_prompt: bool,
+}
+
+/// The prompt as the model sees it: text (rendered through the chat template when given) and ids.
+fn encode_full(
     tok: &Option<Tokenizer>,
     p: &PromptInput,
-    chat: Option<(&ChatTemplate, Option<&str>)>,
-) -> Result<Vec<i64>> {
-    match p {
-        PromptInput::Ids(ids) => Ok(ids.clone()),
-        PromptInput::Text(t) => {
-            let tok = tok
-                .as_ref()
-                .context("text prompts need the model directory's tokenizer.json")?;
-            match chat {
-                // Like apply_chat_template(tokenize=True): the rendered text already holds its specials.
-                Some((tmpl, system)) => tok.encode(&tmpl.render_user(system, t)?, false),
-                None => tok.encode(t, true),
+    chat: Option<ChatOpts>,
+) -> Result<(Option<String>, Vec<i64>)> {
+    let t = match p {
+        PromptInput::Ids(ids) => return Ok((None, ids.clone())),
+        PromptInput::Text(t) => t,
+    };
+    let tok = tok
+        .as_ref()
+        .context("text prompts need the model directory's tokenizer.json")?;
+    match chat {
+        // Like apply_chat_template(tokenize=True): the rendered text already holds its specials.
+        Some(c) => {
+            let mut m = Vec::new();
+            if let Some(s) = c.system {
+                m.push(ChatMessage::new("system", s));
             }
+            m.push(ChatMessage::new("user", t));
+            let text = c.template.render(&m, c.add_generation_prompt)?;
+            let ids = tok.encode(&text, false)?;
+            Ok((Some(text), ids))
         }
+        None => Ok((Some(t.clone()), tok.encode(t, true)?)),
     }
+}
+
+fn encode(tok: &Option<Tokenizer>, p: &PromptInput, chat: Option<ChatOpts>) -> Result<Vec<i64>> {
+    Ok(encode_full(tok, p, chat)?.1)
 }
 
 pub fn generate(a: &GenerateArgs) -> Result<()> {
@@ -102,19 +123,31 @@ pub fn generate(a: &GenerateArgs) -> Result<()> {
     if a.batch_size == 0 {
         bail!("--batch-size must be at least 1");
     }
+    let tok = tokenizer_if_needed(&a.m.model, &prompts)?;
+    let tmpl = match a.chat {
+        true => Some(ChatTemplate::from_dir(&a.m.model)?),
+        false => None,
+    };
+    let chat = tmpl.as_ref().map(|template| ChatOpts {
+        template,
+        system: a.system.as_deref(),
+        add_generation_prompt: !a.no_generation_prompt,
+    });
+    if a.render_only {
+        let mut out = std::io::stdout().lock();
+        for p in &prompts {
+            let (text, ids) = encode_full(&tok, p, chat)?;
+            writeln!(out, "{}", serde_json::json!({"text": text, "ids": ids}))?;
+        }
+        return Ok(());
+    }
+    let ids: Vec<Vec<i64>> = prompts
+        .iter()
+        .map(|p| encode(&tok, p, chat))
+        .collect::<Result<_>>()?;
     let t_load = Instant::now();
     let model = load_model(&a.m)?;
     let load_s = t_load.elapsed().as_secs_f64();
-    let tok = tokenizer_if_needed(&a.m.model, &prompts)?;
-    let tmpl = if a.chat {
-        Some(ChatTemplate::from_dir(&a.m.model)?)
-    } else {
-        None
-    };
-    let ids: Vec<Vec<i64>> = prompts
-        .iter()
-        .map(|p| encode(&tok, p, tmpl.as_ref().map(|t| (t, a.system.as_deref()))))
-        .collect::<Result<_>>()?;
     let mut eos = model.config.eos_token_ids.clone();
     if let Some(e) = tok.as_ref().and_then(|t| t.special_id("eos_token")) {
         if !eos.contains(&e) {
