@@ -14,16 +14,39 @@ pub struct TokenizeArgs {
     pub decode: bool,
 }
 
-#[derive(clap::Args, Debug)]
-pub struct GenerateArgs {
+/// Options shared by every command that loads a model.
+#[derive(clap::Args, Debug, Clone)]
+pub struct ModelOpts {
+    /// Hugging Face Llama-family directory (config.json, safetensors, tokenizer.json).
     #[arg(long)]
     pub model: PathBuf,
+    /// cpu, cuda, cuda:N or auto.
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+    /// Compute dtype: f32, bf16 or f16 (weights are converted on load).
+    #[arg(long, default_value = "f32")]
+    pub dtype: String,
+    /// Build the model from config.json alone with random weights (speed/memory work).
+    #[arg(long)]
+    pub random_init: bool,
+    /// CPU threads for libtorch (default: libtorch's choice).
+    #[arg(long)]
+    pub threads: Option<i32>,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct GenerateArgs {
+    #[command(flatten)]
+    pub m: ModelOpts,
     /// Render prompts through the chat template (user turn, generation prompt).
     #[arg(long)]
     pub chat: bool,
+    /// System message for --chat.
+    #[arg(long)]
+    pub system: Option<String>,
     #[arg(long, conflicts_with = "input")]
     pub prompt: Option<String>,
-    /// A file of prompts: JSON lines of strings, or plain text lines.
+    /// A file of prompts: JSON lines (strings, or arrays of token ids), or plain text lines.
     #[arg(long)]
     pub input: Option<PathBuf>,
     #[arg(long, default_value_t = 64)]
@@ -38,45 +61,53 @@ pub struct GenerateArgs {
     pub seed: u64,
     #[arg(long)]
     pub greedy: bool,
+    /// Samples per prompt (they share the prompt's KV cache).
+    #[arg(long, default_value_t = 1)]
+    pub num_samples: usize,
     /// Prompts generated together in one batch.
     #[arg(long, default_value_t = 8)]
     pub batch_size: usize,
     /// Print JSON lines (prompt, text, token ids, logprobs) instead of plain text.
     #[arg(long)]
     pub json: bool,
-    #[arg(long, default_value = "cpu")]
-    pub device: String,
-    #[arg(long, default_value = "f32")]
-    pub dtype: String,
+    /// Never stop at EOS (always max_new_tokens; for benchmarks).
+    #[arg(long)]
+    pub ignore_eos: bool,
+    /// Only print each prompt as the model would see it ({"text", "ids"} JSON lines); no model is loaded.
+    #[arg(long)]
+    pub render_only: bool,
+    /// With --chat: leave out the assistant turn opener (add_generation_prompt=false).
+    #[arg(long)]
+    pub no_generation_prompt: bool,
+    /// Print one JSON timing line to stderr (load, prefill, decode seconds, tokens/s).
+    #[arg(long)]
+    pub timing: bool,
 }
 
 #[derive(clap::Args, Debug)]
 pub struct PerplexityArgs {
-    #[arg(long)]
-    pub model: PathBuf,
+    #[command(flatten)]
+    pub m: ModelOpts,
     /// Text file: one text per line (or JSON lines of strings).
     #[arg(long)]
     pub input: PathBuf,
-    #[arg(long, default_value = "cpu")]
-    pub device: String,
-    #[arg(long, default_value = "f32")]
-    pub dtype: String,
+    #[arg(long, default_value_t = 8)]
+    pub batch_size: usize,
 }
 
 #[derive(clap::Args, Debug)]
 pub struct LogitsArgs {
-    #[arg(long)]
-    pub model: PathBuf,
-    /// JSON-lines file of prompts (strings).
+    #[command(flatten)]
+    pub m: ModelOpts,
+    /// JSON-lines file of prompts (strings, tokenized with the tokenizer's specials, or id arrays).
     #[arg(long)]
     pub input: PathBuf,
-    /// Output safetensors file: one tensor `logits_<i>` of shape [len, vocab] per prompt.
+    /// Output safetensors file: `logits_<i>` [len, vocab] (f32) and `input_ids_<i>` per prompt.
     #[arg(long)]
     pub out: PathBuf,
-    #[arg(long, default_value = "cpu")]
-    pub device: String,
-    #[arg(long, default_value = "f32")]
-    pub dtype: String,
+    /// Run all prompts as one left-padded batch instead of one by one.
+    #[arg(long)]
+    pub batched: bool,
 }
 
 pub fn tokenize(a: &TokenizeArgs) -> anyhow::Result<()> {
@@ -120,12 +151,4 @@ pub fn tokenize(a: &TokenizeArgs) -> anyhow::Result<()> {
     }
     Ok(())
 }
-pub fn generate(_a: &GenerateArgs) -> anyhow::Result<()> {
-    anyhow::bail!("generate is not built yet")
-}
-pub fn perplexity(_a: &PerplexityArgs) -> anyhow::Result<()> {
-    anyhow::bail!("perplexity is not built yet")
-}
-pub fn logits(_a: &LogitsArgs) -> anyhow::Result<()> {
-    anyhow::bail!("logits is not built yet")
-}
+pub use super::cmd_run::{generate, logits, perplexity};

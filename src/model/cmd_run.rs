@@ -1,0 +1,326 @@
+//! The model commands themselves: generate, perplexity, logits (arguments live in cmd.rs).
+use super::chat::{ChatMessage, ChatTemplate};
+use super::cmd::{GenerateArgs, LogitsArgs, ModelOpts, PerplexityArgs};
+use super::generate::{generate_with_stats, left_pad, GenerateConfig};
+use super::llama::Llama;
+use super::sampling::SamplingConfig;
+use super::scoring::token_logprobs;
+use super::tokenizer::Tokenizer;
+use anyhow::{bail, Context, Result};
+use std::io::Write;
+use std::path::Path;
+use std::time::Instant;
+use tch::{Kind, Tensor};
+
+/// A prompt line: text to tokenize, or token ids given directly.
+pub enum PromptInput {
+    Text(String),
+    Ids(Vec<i64>),
+}
+
+/// Reads JSON lines (strings or id arrays); a line that is not JSON is taken as plain text.
+pub fn read_prompts(path: &Path) -> Result<Vec<PromptInput>> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let mut out = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        out.push(match serde_json::from_str::<serde_json::Value>(line) {
+            Ok(serde_json::Value::String(s)) => PromptInput::Text(s),
+            Ok(serde_json::Value::Array(a)) => PromptInput::Ids(
+                a.iter()
+                    .map(|x| x.as_i64())
+                    .collect::<Option<Vec<_>>>()
+                    .with_context(|| {
+                        format!(
+                            "{} line {}: an array must hold token ids",
+                            path.display(),
+                            n + 1
+                        )
+                    })?,
+            ),
+            _ => PromptInput::Text(line.to_string()),
+        });
+    }
+    if out.is_empty() {
+        bail!("{} has no prompts", path.display());
+    }
+    Ok(out)
+}
+
+/// Loads (or randomly initialises) the model named by the options.
+pub fn load_model(m: &ModelOpts) -> Result<Llama> {
+    if let Some(n) = m.threads {
+        tch::set_num_threads(n);
+    }
+    let device = crate::util::parse_device(&m.device)?;
+    let kind = crate::util::parse_dtype(&m.dtype)?;
+    if m.random_init {
+        Llama::random_init(&m.model, device, kind, 0)
+    } else {
+        Llama::load(&m.model, device, kind)
+    }
+}
+
+fn tokenizer_if_needed(dir: &Path, prompts: &[PromptInput]) -> Result<Option<Tokenizer>> {
+    let needs = prompts.iter().any(|p| matches!(p, PromptInput::Text(_)));
+    if needs || dir.join("tokenizer.json").exists() {
+        Ok(Some(Tokenizer::from_dir(dir)?))
+    } else {
+        Ok(None)
+    }
+}
+
+/// How text prompts become token ids.
+#[derive(Clone, Copy)]
+struct ChatOpts<'a> {
+    template: &'a ChatTemplate,
+    system: Option<&'a str>,
+    add_generation_prompt: bool,
+}
+
+/// The prompt as the model sees it: text (rendered through the chat template when given) and ids.
+fn encode_full(
+    tok: &Option<Tokenizer>,
+    p: &PromptInput,
+    chat: Option<ChatOpts>,
+) -> Result<(Option<String>, Vec<i64>)> {
+    let t = match p {
+        PromptInput::Ids(ids) => return Ok((None, ids.clone())),
+        PromptInput::Text(t) => t,
+    };
+    let tok = tok
+        .as_ref()
+        .context("text prompts need the model directory's tokenizer.json")?;
+    match chat {
+        // Like apply_chat_template(tokenize=True): the rendered text already holds its specials.
+        Some(c) => {
+            let mut m = Vec::new();
+            if let Some(s) = c.system {
+                m.push(ChatMessage::new("system", s));
+            }
+            m.push(ChatMessage::new("user", t));
+            let text = c.template.render(&m, c.add_generation_prompt)?;
+            let ids = tok.encode(&text, false)?;
+            Ok((Some(text), ids))
+        }
+        None => Ok((Some(t.clone()), tok.encode(t, true)?)),
+    }
+}
+
+fn encode(tok: &Option<Tokenizer>, p: &PromptInput, chat: Option<ChatOpts>) -> Result<Vec<i64>> {
+    Ok(encode_full(tok, p, chat)?.1)
+}
+
+pub fn generate(a: &GenerateArgs) -> Result<()> {
+    let prompts = match (&a.prompt, &a.input) {
+        (Some(p), None) => vec![PromptInput::Text(p.clone())],
+        (None, Some(f)) => read_prompts(f)?,
+        _ => bail!("give --prompt TEXT or --input FILE"),
+    };
+    if a.batch_size == 0 {
+        bail!("--batch-size must be at least 1");
+    }
+    let tok = tokenizer_if_needed(&a.m.model, &prompts)?;
+    let tmpl = match a.chat {
+        true => Some(ChatTemplate::from_dir(&a.m.model)?),
+        false => None,
+    };
+    let chat = tmpl.as_ref().map(|template| ChatOpts {
+        template,
+        system: a.system.as_deref(),
+        add_generation_prompt: !a.no_generation_prompt,
+    });
+    if a.render_only {
+        let mut out = std::io::stdout().lock();
+        for p in &prompts {
+            let (text, ids) = encode_full(&tok, p, chat)?;
+            writeln!(out, "{}", serde_json::json!({"text": text, "ids": ids}))?;
+        }
+        return Ok(());
+    }
+    let ids: Vec<Vec<i64>> = prompts
+        .iter()
+        .map(|p| encode(&tok, p, chat))
+        .collect::<Result<_>>()?;
+    let t_load = Instant::now();
+    let model = load_model(&a.m)?;
+    let load_s = t_load.elapsed().as_secs_f64();
+    let mut eos = model.config.eos_token_ids.clone();
+    if let Some(e) = tok.as_ref().and_then(|t| t.special_id("eos_token")) {
+        if !eos.contains(&e) {
+            eos.push(e);
+        }
+    }
+    let pad_id = model
+        .config
+        .pad_token_id
+        .or(eos.first().copied())
+        .unwrap_or(0);
+    let cfg = GenerateConfig {
+        max_new_tokens: a.max_new_tokens,
+        sampling: SamplingConfig {
+            greedy: a.greedy,
+            temperature: a.temperature,
+            top_k: a.top_k,
+            top_p: a.top_p,
+        },
+        seed: a.seed,
+        eos_ids: if a.ignore_eos { vec![] } else { eos },
+        pad_id,
+        share_prefix: true,
+    };
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let (mut prefill_s, mut decode_s, mut new_tokens, mut prompt_tokens) =
+        (0.0, 0.0, 0usize, 0usize);
+    for (b, chunk) in ids.chunks(a.batch_size).enumerate() {
+        let (samples, st) = generate_with_stats(&model, chunk, a.num_samples, &cfg)?;
+        prefill_s += st.prefill_s;
+        decode_s += st.decode_s;
+        new_tokens += st.new_tokens;
+        prompt_tokens += st.prompt_tokens;
+        for s in samples {
+            let pi = b * a.batch_size + s.prompt_index;
+            let text = match &tok {
+                Some(t) => t.decode(&s.tokens, true)?,
+                None => String::new(),
+            };
+            if a.json {
+                let prompt = match &prompts[pi] {
+                    PromptInput::Text(t) => serde_json::json!(t),
+                    PromptInput::Ids(i) => serde_json::json!(i),
+                };
+                let line = serde_json::json!({"prompt_index": pi, "sample_index": s.sample_index, "prompt": prompt,
+                    "text": text, "tokens": s.tokens, "logprobs": s.logprobs, "stopped_at_eos": s.stopped_at_eos});
+                writeln!(out, "{line}")?;
+            } else {
+                writeln!(out, "{text}")?;
+            }
+        }
+        out.flush()?;
+    }
+    if a.timing {
+        let gen_s = prefill_s + decode_s;
+        eprintln!(
+            "{}",
+            serde_json::json!({"timing": {"load_s": load_s, "prefill_s": prefill_s, "decode_s": decode_s,
+                "prompt_tokens": prompt_tokens, "new_tokens": new_tokens,
+                "tokens_per_s": new_tokens as f64 / gen_s.max(1e-9), "threads": tch::get_num_threads()}})
+        );
+    }
+    Ok(())
+}
+
+/// Mean NLL of tokens 2..n given the tokens before them (transformers' labels=input_ids loss).
+/// The tokenizer's own post-processor decides whether a BOS token is prepended.
+pub fn perplexity(a: &PerplexityArgs) -> Result<()> {
+    let prompts = read_prompts(&a.input)?;
+    let model = load_model(&a.m)?;
+    let tok = tokenizer_if_needed(&a.m.model, &prompts)?;
+    let ids: Vec<Vec<i64>> = prompts
+        .iter()
+        .map(|p| encode(&tok, p, None))
+        .collect::<Result<_>>()?;
+    for (i, x) in ids.iter().enumerate() {
+        if x.len() < 2 {
+            bail!(
+                "{} text {}: {} token(s); perplexity needs at least 2",
+                a.input.display(),
+                i + 1,
+                x.len()
+            );
+        }
+    }
+    let _g = tch::no_grad_guard();
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    for chunk in ids.chunks(a.batch_size.max(1)) {
+        let rows: Vec<&[i64]> = chunk.iter().map(|r| r.as_slice()).collect();
+        let (ids_t, mask) = left_pad(&rows, 0);
+        let lp = token_logprobs(
+            &model,
+            &ids_t.to_device(model.device),
+            Some(&mask.to_device(model.device)),
+            1,
+            1.0,
+        );
+        let lp = lp.to_kind(Kind::Double).to_device(tch::Device::Cpu);
+        let t = ids_t.size()[1] as usize;
+        for (r, row) in chunk.iter().enumerate() {
+            // Left-padded: the row's scored targets are its last len-1 positions.
+            let n = row.len();
+            let sum = lp
+                .get(r as i64)
+                .narrow(0, (t - n) as i64, (n - 1) as i64)
+                .sum(Kind::Double)
+                .double_value(&[]);
+            let mean_nll = -sum / (n - 1) as f64;
+            writeln!(
+                out,
+                "{}",
+                serde_json::json!({"tokens": n, "mean_nll": mean_nll, "perplexity": mean_nll.exp()})
+            )?;
+        }
+    }
+    Ok(())
+}
+
+pub fn logits(a: &LogitsArgs) -> Result<()> {
+    let prompts = read_prompts(&a.input)?;
+    let model = load_model(&a.m)?;
+    let tok = tokenizer_if_needed(&a.m.model, &prompts)?;
+    let ids: Vec<Vec<i64>> = prompts
+        .iter()
+        .map(|p| encode(&tok, p, None))
+        .collect::<Result<_>>()?;
+    if let Some(i) = ids.iter().position(|x| x.is_empty()) {
+        bail!("{} prompt {} has no tokens", a.input.display(), i + 1);
+    }
+    let _g = tch::no_grad_guard();
+    let mut named: Vec<(String, Tensor)> = Vec::new();
+    let per_row: Vec<Tensor> = if a.batched {
+        let rows: Vec<&[i64]> = ids.iter().map(|r| r.as_slice()).collect();
+        let (x, mask) = left_pad(&rows, 0);
+        let l = model.forward(
+            &x.to_device(model.device),
+            Some(&mask.to_device(model.device)),
+            None,
+        );
+        let t = x.size()[1];
+        ids.iter()
+            .enumerate()
+            .map(|(i, r)| {
+                l.get(i as i64)
+                    .narrow(0, t - r.len() as i64, r.len() as i64)
+            })
+            .collect()
+    } else {
+        ids.iter()
+            .map(|r| {
+                model
+                    .forward(
+                        &Tensor::from_slice(r).unsqueeze(0).to_device(model.device),
+                        None,
+                        None,
+                    )
+                    .get(0)
+            })
+            .collect()
+    };
+    for (i, (l, r)) in per_row.into_iter().zip(&ids).enumerate() {
+        named.push((
+            format!("logits_{i}"),
+            l.to_kind(Kind::Float)
+                .to_device(tch::Device::Cpu)
+                .contiguous(),
+        ));
+        named.push((format!("input_ids_{i}"), Tensor::from_slice(r)));
+    }
+    if let Some(dir) = a.out.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    Tensor::write_safetensors(&named, &a.out)
+        .with_context(|| format!("cannot write {}", a.out.display()))?;
+    Ok(())
+}

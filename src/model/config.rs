@@ -1,0 +1,272 @@
+//! The model's config.json, read the way transformers reads a LlamaConfig.
+//!
+//! Both layouts of the RoPE settings are accepted: `rope_theta` + `rope_scaling`
+//! (transformers 4) and `rope_parameters` (transformers 5). Anything we cannot run
+//! exactly (other architectures, sliding windows, unknown RoPE types) is refused in one line.
+use anyhow::{bail, Context, Result};
+use serde_json::Value;
+use std::path::Path;
+
+/// How rotary frequencies are derived (transformers' `rope_type`).
+#[derive(Debug, Clone, PartialEq)]
+pub enum RopeScaling {
+    /// Plain RoPE: inv_freq = 1 / theta^(2i/d).
+    Default,
+    /// Position interpolation: inv_freq / factor.
+    Linear { factor: f64 },
+    /// Llama 3.1/3.2 frequency-dependent scaling.
+    Llama3 {
+        factor: f64,
+        low_freq_factor: f64,
+        high_freq_factor: f64,
+        original_max_position_embeddings: f64,
+    },
+}
+
+#[derive(Debug, Clone)]
+pub struct LlamaConfig {
+    pub model_type: String,
+    pub vocab_size: i64,
+    pub hidden_size: i64,
+    pub intermediate_size: i64,
+    pub num_hidden_layers: i64,
+    pub num_attention_heads: i64,
+    pub num_key_value_heads: i64,
+    pub head_dim: i64,
+    pub rms_norm_eps: f64,
+    pub rope_theta: f64,
+    pub rope_scaling: RopeScaling,
+    pub max_position_embeddings: i64,
+    pub tie_word_embeddings: bool,
+    /// Bias on q/k/v/o (LlamaConfig.attention_bias).
+    pub attention_bias: bool,
+    /// Bias on gate/up/down (LlamaConfig.mlp_bias).
+    pub mlp_bias: bool,
+    pub bos_token_id: Option<i64>,
+    /// Every id that ends a sequence (config.json and generation_config.json together).
+    pub eos_token_ids: Vec<i64>,
+    pub pad_token_id: Option<i64>,
+    /// Std of the normal used by `--random-init` (initializer_range).
+    pub initializer_range: f64,
+}
+
+fn ids(v: Option<&Value>) -> Vec<i64> {
+    match v {
+        Some(Value::Number(n)) => n.as_i64().into_iter().collect(),
+        Some(Value::Array(a)) => a.iter().filter_map(|x| x.as_i64()).collect(),
+        _ => vec![],
+    }
+}
+
+impl LlamaConfig {
+    /// Reads `dir/config.json` (and eos ids from `dir/generation_config.json` when present).
+    pub fn from_dir(dir: &Path) -> Result<Self> {
+        let path = dir.join("config.json");
+        let text = std::fs::read_to_string(&path).with_context(|| {
+            format!(
+                "cannot read {} (is --model a Hugging Face model directory?)",
+                path.display()
+            )
+        })?;
+        let v: Value = serde_json::from_str(&text)
+            .with_context(|| format!("{} is not valid JSON", path.display()))?;
+        let mut cfg = Self::from_json(&v).with_context(|| format!("{}", path.display()))?;
+        let gen = dir.join("generation_config.json");
+        if let Ok(t) = std::fs::read_to_string(&gen) {
+            if let Ok(g) = serde_json::from_str::<Value>(&t) {
+                for id in ids(g.get("eos_token_id")) {
+                    if !cfg.eos_token_ids.contains(&id) {
+                        cfg.eos_token_ids.push(id);
+                    }
+                }
+            }
+        }
+        Ok(cfg)
+    }
+
+    /// Parses a config.json value; refuses architectures that differ from Llama.
+    pub fn from_json(v: &Value) -> Result<Self> {
+        let model_type = v
+            .get("model_type")
+            .and_then(|x| x.as_str())
+            .unwrap_or("")
+            .to_string();
+        match model_type.as_str() {
+            "llama" => {}
+            // Mistral without a sliding window is the Llama architecture under another name.
+            "mistral" => {
+                if let Some(w) = v.get("sliding_window").and_then(|x| x.as_i64()) {
+                    bail!("model_type 'mistral' with sliding_window={w} is not supported (sliding-window attention); supported: llama, mistral with sliding_window null");
+                }
+            }
+            "" => bail!("config.json has no model_type; supported: llama, mistral"),
+            other => bail!("unsupported model_type '{other}': supported: llama, mistral (without sliding window)"),
+        }
+        let int = |k: &str| -> Result<i64> {
+            v.get(k)
+                .and_then(|x| x.as_i64())
+                .with_context(|| format!("missing or non-integer '{k}'"))
+        };
+        let opt_int = |k: &str| v.get(k).and_then(|x| x.as_i64());
+        let hidden_size = int("hidden_size")?;
+        let num_attention_heads = int("num_attention_heads")?;
+        let num_key_value_heads = opt_int("num_key_value_heads").unwrap_or(num_attention_heads);
+        let head_dim = opt_int("head_dim").unwrap_or(hidden_size / num_attention_heads.max(1));
+        if num_attention_heads <= 0
+            || num_key_value_heads <= 0
+            || num_attention_heads % num_key_value_heads != 0
+        {
+            bail!("num_attention_heads {num_attention_heads} must be a positive multiple of num_key_value_heads {num_key_value_heads}");
+        }
+        if let Some(act) = v.get("hidden_act").and_then(|x| x.as_str()) {
+            if act != "silu" {
+                bail!("unsupported hidden_act '{act}': only silu");
+            }
+        }
+        // RoPE: transformers 5 writes rope_parameters {rope_type, rope_theta, ...};
+        // transformers 4 writes rope_theta and rope_scaling {rope_type|type, ...}.
+        let rp = v.get("rope_parameters").filter(|x| x.is_object());
+        let rs = v.get("rope_scaling").filter(|x| x.is_object()).or(rp);
+        let rope_theta = v
+            .get("rope_theta")
+            .and_then(|x| x.as_f64())
+            .or_else(|| {
+                rp.and_then(|p| p.get("rope_theta"))
+                    .and_then(|x| x.as_f64())
+            })
+            .unwrap_or(10000.0);
+        let max_position_embeddings = opt_int("max_position_embeddings").unwrap_or(2048);
+        let rope_scaling = match rs {
+            None => RopeScaling::Default,
+            Some(s) => {
+                let ty = s
+                    .get("rope_type")
+                    .or_else(|| s.get("type"))
+                    .and_then(|x| x.as_str())
+                    .unwrap_or("default");
+                let f = |k: &str| -> Result<f64> {
+                    s.get(k)
+                        .and_then(|x| x.as_f64())
+                        .with_context(|| format!("rope scaling '{ty}' needs '{k}'"))
+                };
+                match ty {
+                    "default" => RopeScaling::Default,
+                    "linear" => RopeScaling::Linear { factor: f("factor")? },
+                    "llama3" => RopeScaling::Llama3 {
+                        factor: f("factor")?,
+                        low_freq_factor: f("low_freq_factor")?,
+                        high_freq_factor: f("high_freq_factor")?,
+                        original_max_position_embeddings: s
+                            .get("original_max_position_embeddings")
+                            .and_then(|x| x.as_f64())
+                            .unwrap_or(max_position_embeddings as f64),
+                    },
+                    other => bail!("unsupported rope scaling type '{other}': supported default, linear, llama3"),
+                }
+            }
+        };
+        let eos_token_ids = ids(v.get("eos_token_id"));
+        Ok(Self {
+            model_type,
+            vocab_size: int("vocab_size")?,
+            hidden_size,
+            intermediate_size: int("intermediate_size")?,
+            num_hidden_layers: int("num_hidden_layers")?,
+            num_attention_heads,
+            num_key_value_heads,
+            head_dim,
+            rms_norm_eps: v
+                .get("rms_norm_eps")
+                .and_then(|x| x.as_f64())
+                .unwrap_or(1e-6),
+            rope_theta,
+            rope_scaling,
+            max_position_embeddings,
+            tie_word_embeddings: v
+                .get("tie_word_embeddings")
+                .and_then(|x| x.as_bool())
+                .unwrap_or(false),
+            attention_bias: v
+                .get("attention_bias")
+                .and_then(|x| x.as_bool())
+                .unwrap_or(false),
+            mlp_bias: v.get("mlp_bias").and_then(|x| x.as_bool()).unwrap_or(false),
+            bos_token_id: ids(v.get("bos_token_id")).first().copied(),
+            eos_token_ids,
+            pad_token_id: ids(v.get("pad_token_id")).first().copied(),
+            initializer_range: v
+                .get("initializer_range")
+                .and_then(|x| x.as_f64())
+                .unwrap_or(0.02),
+        })
+    }
+
+    /// A tiny Llama (2 layers, GQA 4:2, llama3 RoPE, untied head) for tests that need no weights.
+    pub fn tiny(vocab_size: i64) -> Self {
+        Self::from_json(&serde_json::json!({
+            "model_type": "llama", "vocab_size": vocab_size, "hidden_size": 32, "intermediate_size": 64,
+            "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2, "rms_norm_eps": 1e-5,
+            "rope_theta": 10000.0, "max_position_embeddings": 256, "tie_word_embeddings": false,
+            "rope_scaling": {"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
+                "original_max_position_embeddings": 16},
+            "bos_token_id": 1, "eos_token_id": 2, "initializer_range": 0.2
+        }))
+        .expect("tiny config is valid")
+    }
+
+    /// Parameter count of the base model (embeddings and head counted once when tied).
+    pub fn num_parameters(&self) -> i64 {
+        let (h, i, l) = (
+            self.hidden_size,
+            self.intermediate_size,
+            self.num_hidden_layers,
+        );
+        let q = self.num_attention_heads * self.head_dim;
+        let kv = self.num_key_value_heads * self.head_dim;
+        let layer = h * q + 2 * h * kv + q * h + 3 * h * i + 2 * h;
+        let head = if self.tie_word_embeddings {
+            0
+        } else {
+            self.vocab_size * h
+        };
+        self.vocab_size * h + l * layer + h + head
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_both_rope_layouts() {
+        let v4 = serde_json::json!({"model_type":"llama","vocab_size":10,"hidden_size":8,"intermediate_size":16,
+            "num_hidden_layers":1,"num_attention_heads":2,"rope_theta":500000.0,
+            "rope_scaling":{"rope_type":"llama3","factor":32.0,"low_freq_factor":1.0,"high_freq_factor":4.0,
+            "original_max_position_embeddings":8192},"eos_token_id":[5,6]});
+        let c = LlamaConfig::from_json(&v4).unwrap();
+        assert_eq!(c.rope_theta, 500000.0);
+        assert_eq!(c.num_key_value_heads, 2);
+        assert_eq!(c.head_dim, 4);
+        assert_eq!(c.eos_token_ids, vec![5, 6]);
+        assert!(matches!(c.rope_scaling, RopeScaling::Llama3 { factor, .. } if factor == 32.0));
+        let v5 = serde_json::json!({"model_type":"llama","vocab_size":10,"hidden_size":8,"intermediate_size":16,
+            "num_hidden_layers":1,"num_attention_heads":2,"num_key_value_heads":1,
+            "rope_parameters":{"rope_type":"default","rope_theta":100000.0},"eos_token_id":2});
+        let c = LlamaConfig::from_json(&v5).unwrap();
+        assert_eq!(c.rope_theta, 100000.0);
+        assert_eq!(c.rope_scaling, RopeScaling::Default);
+        assert_eq!(c.eos_token_ids, vec![2]);
+    }
+
+    #[test]
+    fn refuses_other_architectures() {
+        let v = serde_json::json!({"model_type":"gpt2"});
+        let e = LlamaConfig::from_json(&v).unwrap_err().to_string();
+        assert!(e.contains("unsupported model_type 'gpt2'"), "{e}");
+        let v = serde_json::json!({"model_type":"mistral","sliding_window":4096});
+        assert!(LlamaConfig::from_json(&v)
+            .unwrap_err()
+            .to_string()
+            .contains("sliding_window=4096"));
+    }
+}

@@ -1,0 +1,189 @@
+//! Batched generation with a preallocated KV cache and prefix sharing.
+//!
+//! Prompts of different lengths are left-padded into one batch. With `share_prefix`, each
+//! prompt's KV is computed once and copied to its G sample rows after the prompt pass (what
+//! GRPO needs); without it every (prompt, sample) row runs its own prompt pass. Rows that hit
+//! an EOS id stop; finished rows are dropped from the batch as they accumulate.
+use super::llama::Llama;
+use super::sampling::{sample, SamplingConfig, SeqRng};
+use anyhow::{bail, Result};
+use std::time::Instant;
+use tch::{Kind, Tensor};
+
+#[derive(Debug, Clone)]
+pub struct GenerateConfig {
+    pub max_new_tokens: usize,
+    pub sampling: SamplingConfig,
+    pub seed: u64,
+    /// Any of these ends a sequence (the EOS token is kept in `tokens`). Empty: never stop early.
+    pub eos_ids: Vec<i64>,
+    /// Token used for left padding (never attended to).
+    pub pad_id: i64,
+    /// Compute each prompt's KV once and share it among its samples.
+    pub share_prefix: bool,
+}
+
+impl Default for GenerateConfig {
+    fn default() -> Self {
+        Self {
+            max_new_tokens: 64,
+            sampling: SamplingConfig::default(),
+            seed: 0,
+            eos_ids: vec![],
+            pad_id: 0,
+            share_prefix: true,
+        }
+    }
+}
+
+/// One generated continuation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sample {
+    pub prompt_index: usize,
+    pub sample_index: usize,
+    /// New tokens only; ends with the EOS id when `stopped_at_eos`.
+    pub tokens: Vec<i64>,
+    /// log softmax(logits / T) of each token (temperature-scaled, before top-k/top-p).
+    pub logprobs: Vec<f32>,
+    pub stopped_at_eos: bool,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct GenerateStats {
+    pub prefill_s: f64,
+    pub decode_s: f64,
+    pub prompt_tokens: usize,
+    pub new_tokens: usize,
+}
+
+/// Samples `num_samples` continuations of every prompt; returns them prompt-major
+/// (prompt 0's samples 0..G, then prompt 1's, ...).
+pub fn generate(
+    model: &Llama,
+    prompts: &[Vec<i64>],
+    num_samples: usize,
+    cfg: &GenerateConfig,
+) -> Result<Vec<Sample>> {
+    Ok(generate_with_stats(model, prompts, num_samples, cfg)?.0)
+}
+
+/// Left-pads token lists into ids [B, T] and mask [B, T] (1 = real token).
+pub fn left_pad(rows: &[&[i64]], pad_id: i64) -> (Tensor, Tensor) {
+    let t = rows.iter().map(|r| r.len()).max().unwrap_or(0);
+    let mut ids = Vec::with_capacity(rows.len() * t);
+    let mut mask = Vec::with_capacity(rows.len() * t);
+    for r in rows {
+        let pad = t - r.len();
+        ids.extend(std::iter::repeat(pad_id).take(pad).chain(r.iter().copied()));
+        mask.extend(
+            std::iter::repeat(0i64)
+                .take(pad)
+                .chain(std::iter::repeat(1).take(r.len())),
+        );
+    }
+    let shape = [rows.len() as i64, t as i64];
+    (
+        Tensor::from_slice(&ids).view(shape),
+        Tensor::from_slice(&mask).view(shape),
+    )
+}
+
+pub fn generate_with_stats(
+    model: &Llama,
+    prompts: &[Vec<i64>],
+    num_samples: usize,
+    cfg: &GenerateConfig,
+) -> Result<(Vec<Sample>, GenerateStats)> {
+    if let Some(i) = prompts.iter().position(|p| p.is_empty()) {
+        bail!("prompt {i} has no tokens: every prompt needs at least one token");
+    }
+    if num_samples == 0 {
+        bail!("num_samples_per_prompt must be at least 1");
+    }
+    let g = num_samples;
+    let n = prompts.len() * g;
+    let mut samples: Vec<Sample> = (0..n)
+        .map(|r| Sample {
+            prompt_index: r / g,
+            sample_index: r % g,
+            tokens: vec![],
+            logprobs: vec![],
+            stopped_at_eos: false,
+        })
+        .collect();
+    let mut stats = GenerateStats {
+        prompt_tokens: prompts.iter().map(|p| p.len()).sum(),
+        ..Default::default()
+    };
+    if prompts.is_empty() || cfg.max_new_tokens == 0 {
+        return Ok((samples, stats));
+    }
+    let _guard = tch::no_grad_guard();
+    let dev = model.device;
+    let t0 = Instant::now();
+    let share = cfg.share_prefix && g > 1;
+    let rows: Vec<&[i64]> = if share {
+        prompts.iter().map(|p| p.as_slice()).collect()
+    } else {
+        (0..n).map(|r| prompts[r / g].as_slice()).collect()
+    };
+    let (ids, mask) = left_pad(&rows, cfg.pad_id);
+    let t = ids.size()[1];
+    let max_len = t + cfg.max_new_tokens as i64;
+    let mut cache = model.new_cache(rows.len() as i64, if share { t } else { max_len });
+    let hidden = model.forward_hidden(
+        &ids.to_device(dev),
+        Some(&mask.to_device(dev)),
+        Some(&mut cache),
+    );
+    let mut logits = model.lm_head.forward(&hidden.select(1, t - 1));
+    if share {
+        let expand = Tensor::arange(prompts.len() as i64, (Kind::Int64, dev))
+            .repeat_interleave_self_int(g as i64, 0, None);
+        logits = logits.index_select(0, &expand);
+        cache = cache.select_rows(&expand, max_len);
+    }
+    let mut rngs: Vec<SeqRng> = (0..n)
+        .map(|r| SeqRng::new(cfg.seed, (r / g) as u64, (r % g) as u64))
+        .collect();
+    // row_of[i]: which sample the i-th row of the current batch belongs to.
+    let mut row_of: Vec<usize> = (0..n).collect();
+    stats.prefill_s = t0.elapsed().as_secs_f64();
+    let t1 = Instant::now();
+    for step in 0..cfg.max_new_tokens {
+        let (tok, lp) = sample(&logits, &cfg.sampling, &mut rngs);
+        let tok_host: Vec<i64> = Vec::try_from(&tok.to_device(tch::Device::Cpu))?;
+        let lp_host: Vec<f32> = Vec::try_from(&lp.to_device(tch::Device::Cpu))?;
+        let mut done = vec![false; row_of.len()];
+        for (i, &s) in row_of.iter().enumerate() {
+            let smp = &mut samples[s];
+            smp.tokens.push(tok_host[i]);
+            smp.logprobs.push(lp_host[i]);
+            if cfg.eos_ids.contains(&tok_host[i]) {
+                smp.stopped_at_eos = true;
+                done[i] = true;
+            }
+        }
+        stats.new_tokens += row_of.len();
+        let n_done = done.iter().filter(|&&d| d).count();
+        if n_done == row_of.len() || step + 1 == cfg.max_new_tokens {
+            break;
+        }
+        let mut next = tok.unsqueeze(1);
+        if n_done > 0 {
+            // Drop finished rows (their cache, logits source and RNG) so they cost nothing more.
+            let keep: Vec<i64> = (0..row_of.len() as i64)
+                .filter(|&i| !done[i as usize])
+                .collect();
+            let keep_t = Tensor::from_slice(&keep).to_device(dev);
+            cache = cache.select_rows(&keep_t, max_len);
+            next = next.index_select(0, &keep_t);
+            row_of = keep.iter().map(|&i| row_of[i as usize]).collect();
+            rngs = keep.iter().map(|&i| rngs[i as usize].clone()).collect();
+        }
+        let h = model.forward_hidden(&next, None, Some(&mut cache));
+        logits = model.lm_head.forward(&h.select(1, 0));
+    }
+    stats.decode_s = t1.elapsed().as_secs_f64();
+    Ok((samples, stats))
+}

@@ -1,0 +1,70 @@
+//! One type for every linear projection of the model (q, k, v, o, gate, up, down, lm_head).
+//!
+//! The base weight is frozen (a plain tensor without grad). Adapters such as LoRA attach
+//! through [`LinearAdapter`]: each adds its own term to the frozen projection's output,
+//! so several adapters compose by summation and can be switched off together.
+use tch::Tensor;
+
+/// Something that adds a learned term to a frozen projection: y = x Wᵀ + b + Σ delta(x).
+pub trait LinearAdapter: Send {
+    /// The term added to the base output for input `x` ([.., in] → [.., out]).
+    fn delta(&self, x: &Tensor) -> Tensor;
+    /// For downcasting to the concrete adapter type (e.g. to reach LoRA's A and B).
+    fn as_any(&self) -> &dyn std::any::Any;
+    fn as_any_mut(&mut self) -> &mut dyn std::any::Any;
+}
+
+pub struct Linear {
+    /// Hugging Face module path, e.g. `model.layers.3.self_attn.q_proj` or `lm_head`.
+    pub path: String,
+    /// [out_features, in_features], requires_grad false.
+    pub weight: Tensor,
+    pub bias: Option<Tensor>,
+    /// Attached adapters, applied in order and summed.
+    pub adapters: Vec<Box<dyn LinearAdapter>>,
+    /// When false the layer is the plain base projection (e.g. a reference policy).
+    pub adapters_enabled: bool,
+}
+
+impl Linear {
+    pub fn new(path: impl Into<String>, weight: Tensor, bias: Option<Tensor>) -> Self {
+        Self {
+            path: path.into(),
+            weight,
+            bias,
+            adapters: Vec::new(),
+            adapters_enabled: true,
+        }
+    }
+
+    pub fn in_features(&self) -> i64 {
+        self.weight.size()[1]
+    }
+
+    pub fn out_features(&self) -> i64 {
+        self.weight.size()[0]
+    }
+
+    /// x [.., in] → [.., out]: the frozen projection plus every enabled adapter's term.
+    pub fn forward(&self, x: &Tensor) -> Tensor {
+        let mut y = x.linear(&self.weight, self.bias.as_ref());
+        if self.adapters_enabled {
+            for a in &self.adapters {
+                y = y + a.delta(x);
+            }
+        }
+        y
+    }
+}
+
+impl std::fmt::Debug for Linear {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "Linear({}, {:?}, adapters={})",
+            self.path,
+            self.weight.size(),
+            self.adapters.len()
+        )
+    }
+}

@@ -1,0 +1,171 @@
+//! Choosing the next token from logits: greedy, temperature, top-k, top-p.
+//!
+//! Randomness comes from one small seeded generator per sequence (not torch's global RNG),
+//! drawn as a uniform number and turned into a token by inverse CDF on the device. A
+//! sequence's sample therefore depends only on (seed, prompt, sample index) and its own
+//! logits, never on what else is in the batch or on how the batch was laid out.
+use tch::{Kind, Tensor};
+
+#[derive(Debug, Clone)]
+pub struct SamplingConfig {
+    /// Argmax instead of sampling.
+    pub greedy: bool,
+    /// Logits are divided by this before softmax (also for the reported log-probs).
+    pub temperature: f64,
+    pub top_k: Option<i64>,
+    pub top_p: Option<f64>,
+}
+
+impl Default for SamplingConfig {
+    fn default() -> Self {
+        Self {
+            greedy: false,
+            temperature: 1.0,
+            top_k: None,
+            top_p: None,
+        }
+    }
+}
+
+/// SplitMix64: tiny, fast, and stable across crate versions (reproducible forever).
+#[derive(Debug, Clone)]
+pub struct SeqRng(u64);
+
+impl SeqRng {
+    /// Independent stream for (seed, prompt index, sample index).
+    pub fn new(seed: u64, prompt: u64, sample: u64) -> Self {
+        let mut r = SeqRng(seed ^ 0x5851_F42D_4C95_7F2D);
+        let a = r.next_u64() ^ prompt.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        let mut r = SeqRng(a);
+        let b = r.next_u64() ^ sample.wrapping_mul(0xD1B5_4A32_D192_ED03);
+        SeqRng(b)
+    }
+
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in [0, 1) with 53 random bits.
+    pub fn next_f64(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
+    }
+}
+
+/// Log-probabilities at temperature T: log_softmax(logits / T) in f32. The same function
+/// scores sampled tokens during generation and during training, so the two agree.
+pub fn logprobs_at_temperature(logits: &Tensor, temperature: f64) -> Tensor {
+    let l = logits.to_kind(Kind::Float);
+    let l = if temperature != 1.0 {
+        l / temperature
+    } else {
+        l
+    };
+    l.log_softmax(-1, Kind::Float)
+}
+
+/// Sets logits outside the top-k and outside the top-p nucleus to −inf (transformers' order:
+/// temperature, then top-k, then top-p; at least one token always survives).
+pub fn filter_logits(scaled: &Tensor, top_k: Option<i64>, top_p: Option<f64>) -> Tensor {
+    let mut out = scaled.shallow_clone();
+    let vocab = *scaled.size().last().unwrap();
+    if let Some(k) = top_k.filter(|&k| k > 0 && k < vocab) {
+        let (vals, _) = out.topk(k, -1, true, true);
+        let kth = vals.narrow(-1, k - 1, 1);
+        out = out.masked_fill(&out.lt_tensor(&kth), f64::NEG_INFINITY);
+    }
+    if let Some(p) = top_p.filter(|&p| p < 1.0) {
+        let (sorted, idx) = out.sort(-1, true);
+        let probs = sorted.softmax(-1, Kind::Float);
+        // Drop a token when the mass strictly before it already reaches p.
+        let before = probs.cumsum(-1, Kind::Float) - &probs;
+        let drop_sorted = before.ge(p);
+        let drop = drop_sorted.zeros_like().scatter(-1, &idx, &drop_sorted);
+        out = out.masked_fill(&drop, f64::NEG_INFINITY);
+    }
+    out
+}
+
+/// Token index per row whose CDF first exceeds u·total ([N, V] probs, u in [0,1)).
+pub fn inverse_cdf(probs: &Tensor, uniforms: &[f64]) -> Tensor {
+    let cdf = probs.cumsum(-1, Kind::Float);
+    let vocab = *probs.size().last().unwrap();
+    let total = cdf.narrow(-1, vocab - 1, 1);
+    let u = Tensor::from_slice(uniforms)
+        .to_kind(Kind::Float)
+        .to_device(probs.device())
+        .unsqueeze(1);
+    let target = u * total;
+    cdf.le_tensor(&target)
+        .sum_dim_intlist(-1, false, Kind::Int64)
+        .clamp_max(vocab - 1)
+}
+
+/// Next tokens [N] and their log-probs [N] from last-position logits [N, V].
+/// The log-prob is log softmax(logits / T) at the chosen token: under the temperature-scaled
+/// distribution, before top-k/top-p truncation (what the policy-gradient ratio needs).
+pub fn sample(logits: &Tensor, cfg: &SamplingConfig, rngs: &mut [SeqRng]) -> (Tensor, Tensor) {
+    let logits = logits.to_kind(Kind::Float);
+    let logp = logprobs_at_temperature(&logits, cfg.temperature);
+    let tokens = if cfg.greedy || cfg.temperature <= 0.0 {
+        logits.argmax(-1, false)
+    } else {
+        let filtered = filter_logits(&logp, cfg.top_k, cfg.top_p);
+        let probs = filtered.softmax(-1, Kind::Float);
+        let u: Vec<f64> = rngs.iter_mut().map(|r| r.next_f64()).collect();
+        inverse_cdf(&probs, &u)
+    };
+    let lp = logp
+        .gather(-1, &tokens.unsqueeze(-1), false)
+        .squeeze_dim(-1);
+    (tokens, lp)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rng_is_reproducible_and_streams_differ() {
+        let a: Vec<u64> = (0..4).map(|_| SeqRng::new(7, 1, 2).next_u64()).collect();
+        assert!(a.windows(2).all(|w| w[0] == w[1]));
+        assert_ne!(
+            SeqRng::new(7, 1, 2).next_u64(),
+            SeqRng::new(7, 1, 3).next_u64()
+        );
+        assert_ne!(
+            SeqRng::new(7, 1, 2).next_u64(),
+            SeqRng::new(8, 1, 2).next_u64()
+        );
+        let mut r = SeqRng::new(1, 0, 0);
+        let mean: f64 = (0..10000).map(|_| r.next_f64()).sum::<f64>() / 10000.0;
+        assert!((mean - 0.5).abs() < 0.02, "{mean}");
+    }
+
+    #[test]
+    fn top_k_and_top_p_keep_the_right_tokens() {
+        let l = Tensor::from_slice(&[1.0f32, 3.0, 2.0, 0.0]).unsqueeze(0);
+        let k2 = filter_logits(&l, Some(2), None);
+        let kept: Vec<bool> = Vec::try_from(k2.isfinite().squeeze()).unwrap();
+        assert_eq!(kept, vec![false, true, true, false]);
+        // probs ≈ [0.087, 0.644, 0.237, 0.032]: p=0.7 keeps the top two, p=0.5 only the top one.
+        let p: Vec<bool> =
+            Vec::try_from(filter_logits(&l, None, Some(0.7)).isfinite().squeeze()).unwrap();
+        assert_eq!(p, vec![false, true, true, false]);
+        let p: Vec<bool> =
+            Vec::try_from(filter_logits(&l, None, Some(0.5)).isfinite().squeeze()).unwrap();
+        assert_eq!(p, vec![false, true, false, false]);
+    }
+
+    #[test]
+    fn inverse_cdf_skips_zero_probability_tokens() {
+        let p = Tensor::from_slice(&[0.0f32, 0.5, 0.0, 0.5])
+            .unsqueeze(0)
+            .repeat([3, 1]);
+        let t: Vec<i64> = Vec::try_from(inverse_cdf(&p, &[0.0, 0.49, 0.51])).unwrap();
+        assert_eq!(t, vec![1, 1, 3]);
+    }
+}

@@ -1,0 +1,178 @@
+//! Where the frozen base weights come from: safetensors files (one file or shards listed
+//! in model.safetensors.index.json, stored f32/bf16/f16) or random normals for `--random-init`.
+//!
+//! Every tensor is checked against the shape the config implies; a missing or mis-shaped
+//! tensor is an error naming the tensor and both shapes.
+use anyhow::{bail, Context, Result};
+use memmap2::Mmap;
+use safetensors::{Dtype, SafeTensors};
+use std::collections::HashMap;
+use std::path::Path;
+use tch::{Device, Kind, Tensor};
+
+/// Memory-mapped safetensors files of a model directory and which file holds each tensor.
+pub struct SafetensorFiles {
+    names: Vec<String>,
+    mmaps: Vec<Mmap>,
+    index: Option<HashMap<String, usize>>,
+}
+
+impl SafetensorFiles {
+    /// Opens `model.safetensors.index.json`'s shards, or else `model.safetensors`.
+    pub fn open(dir: &Path) -> Result<Self> {
+        let index_path = dir.join("model.safetensors.index.json");
+        let single = dir.join("model.safetensors");
+        let (files, index) = if index_path.exists() {
+            let text = std::fs::read_to_string(&index_path)
+                .with_context(|| format!("cannot read {}", index_path.display()))?;
+            let v: serde_json::Value = serde_json::from_str(&text)
+                .with_context(|| format!("{} is not valid JSON", index_path.display()))?;
+            let map = v
+                .get("weight_map")
+                .and_then(|m| m.as_object())
+                .with_context(|| format!("{} has no weight_map", index_path.display()))?;
+            let mut files: Vec<String> = map
+                .values()
+                .filter_map(|f| f.as_str().map(String::from))
+                .collect();
+            files.sort();
+            files.dedup();
+            let idx: HashMap<String, usize> = map
+                .iter()
+                .filter_map(|(k, f)| {
+                    Some((
+                        k.clone(),
+                        files.iter().position(|x| Some(x.as_str()) == f.as_str())?,
+                    ))
+                })
+                .collect();
+            (files, Some(idx))
+        } else if single.exists() {
+            (vec!["model.safetensors".to_string()], None)
+        } else {
+            bail!(
+                "no model.safetensors or model.safetensors.index.json in {} (or use --random-init)",
+                dir.display()
+            );
+        };
+        let mut mmaps = Vec::new();
+        for f in &files {
+            let p = dir.join(f);
+            let file = std::fs::File::open(&p)
+                .with_context(|| format!("cannot open weight file {}", p.display()))?;
+            // SAFETY: the file is opened read-only and not modified while the model loads.
+            mmaps.push(
+                unsafe { Mmap::map(&file) }
+                    .with_context(|| format!("cannot map {}", p.display()))?,
+            );
+        }
+        Ok(Self {
+            names: files,
+            mmaps,
+            index,
+        })
+    }
+
+    /// Parsed views over every file; they borrow the maps.
+    pub fn parse(&self) -> Result<Vec<SafeTensors<'_>>> {
+        self.mmaps
+            .iter()
+            .zip(&self.names)
+            .map(|(m, n)| {
+                SafeTensors::deserialize(m)
+                    .with_context(|| format!("{n} is not a valid safetensors file"))
+            })
+            .collect()
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Init {
+    Normal,
+    Ones,
+    Zeros,
+}
+
+/// Hands out named tensors of a given shape, converted to the model's dtype and device.
+pub enum Weights<'a> {
+    Files {
+        files: &'a SafetensorFiles,
+        st: Vec<SafeTensors<'a>>,
+        device: Device,
+        kind: Kind,
+    },
+    Random {
+        std: f64,
+        device: Device,
+        kind: Kind,
+    },
+}
+
+impl<'a> Weights<'a> {
+    pub fn from_files(files: &'a SafetensorFiles, device: Device, kind: Kind) -> Result<Self> {
+        Ok(Weights::Files {
+            files,
+            st: files.parse()?,
+            device,
+            kind,
+        })
+    }
+
+    fn find(&self, name: &str) -> Option<safetensors::tensor::TensorView<'a>> {
+        match self {
+            Weights::Files { files, st, .. } => match &files.index {
+                Some(idx) => idx.get(name).and_then(|&i| st[i].tensor(name).ok()),
+                None => st.iter().find_map(|s| s.tensor(name).ok()),
+            },
+            Weights::Random { .. } => None,
+        }
+    }
+
+    /// True when the files hold `name` (always false for random weights).
+    pub fn contains(&self, name: &str) -> bool {
+        self.find(name).is_some()
+    }
+
+    /// A frozen tensor `name` of `shape`; random init draws N(0, std²).
+    pub fn get(&self, name: &str, shape: &[i64]) -> Result<Tensor> {
+        self.load(name, shape, Init::Normal)
+    }
+
+    /// Like `get`, but random init gives ones (norm weights).
+    pub fn get_ones(&self, name: &str, shape: &[i64]) -> Result<Tensor> {
+        self.load(name, shape, Init::Ones)
+    }
+
+    /// Like `get`, but random init gives zeros (biases).
+    pub fn get_zeros(&self, name: &str, shape: &[i64]) -> Result<Tensor> {
+        self.load(name, shape, Init::Zeros)
+    }
+
+    fn load(&self, name: &str, shape: &[i64], init: Init) -> Result<Tensor> {
+        match self {
+            Weights::Random { std, device, kind } => Ok(match init {
+                Init::Ones => Tensor::ones(shape, (*kind, *device)),
+                Init::Zeros => Tensor::zeros(shape, (*kind, *device)),
+                Init::Normal => Tensor::randn(shape, (*kind, *device)) * *std,
+            }),
+            Weights::Files { device, kind, .. } => {
+                let view = self.find(name).with_context(|| {
+                    format!("missing tensor '{name}' (expected shape {shape:?})")
+                })?;
+                let got: Vec<i64> = view.shape().iter().map(|&x| x as i64).collect();
+                if got != shape {
+                    bail!("tensor '{name}' has shape {got:?}, expected {shape:?} from config.json");
+                }
+                let src_kind = match view.dtype() {
+                    Dtype::F32 => Kind::Float,
+                    Dtype::BF16 => Kind::BFloat16,
+                    Dtype::F16 => Kind::Half,
+                    d => bail!("tensor '{name}' is stored as {d:?}; supported: F32, BF16, F16"),
+                };
+                let t = Tensor::f_from_data_size(view.data(), &got, src_kind)
+                    .with_context(|| format!("cannot read tensor '{name}'"))?;
+                Ok(t.to_kind(*kind).to_device(*device).set_requires_grad(false))
+            }
+        }
+    }
+}
