@@ -27,6 +27,8 @@ pub enum Command {
     Logits(crate::model::cmd::LogitsArgs),
     /// Sentence embeddings with a sentence-transformers directory or `stylometric`.
     Embed(crate::encoder::cmd::EmbedArgs),
+    /// Stage 1: LoRA warm-up on (input, rewrite) pairs.
+    Sft(crate::train::sft::SftArgs),
     /// Score one rewrite against a reference: every reward component, per sentence.
     Reward(crate::reward::cmd::RewardArgs),
     /// Encoder characterisation table (within-document and across-corpus similarity).
@@ -66,6 +68,7 @@ fn run(cmd: Command) -> anyhow::Result<()> {
         Command::Perplexity(a) => crate::model::cmd::perplexity(&a),
         Command::Logits(a) => crate::model::cmd::logits(&a),
         Command::Embed(a) => crate::encoder::cmd::embed(&a),
+        Command::Sft(a) => crate::train::sft::run(&a),
         Command::Reward(a) => crate::reward::cmd::reward(&a),
         Command::Analyze(a) => crate::reward::cmd::analyze(&a),
         Command::Plot(a) => crate::eval::plot::run(&a),

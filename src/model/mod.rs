@@ -1,5 +1,6 @@
 //! The policy model: Llama-family transformer in tch, KV cache, batched generation, chat
 //! templates, and LoRA / Bit-LoRA adapters in PEFT's format.
+pub mod adapters;
 pub mod bitlora;
 pub mod chat;
 pub mod cmd;

@@ -8,3 +8,5 @@ pub mod optim;
 pub mod rng;
 pub mod schedule;
 pub mod tensorfile;
+pub mod sft;
+pub mod sft_data;

@@ -1,0 +1,120 @@
+//! Wiring LoRA adapters into the model: the LoRA handle is a [`LinearAdapter`], attached to
+//! the `Linear` with the same module path. Handles share tensors with their adapter, so
+//! optimizer steps and checkpoint restores reach the model without re-attaching.
+use super::linear::LinearAdapter;
+use super::llama::Llama;
+use super::lora::{LoraAdapter, LoraHandle, LoraSet};
+use anyhow::{bail, Context, Result};
+use std::path::Path;
+use tch::{Device, Tensor};
+
+impl LinearAdapter for LoraHandle {
+    fn delta(&self, x: &Tensor) -> Tensor {
+        LoraHandle::delta(self, x)
+    }
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+    fn as_any_mut(&mut self) -> &mut dyn std::any::Any {
+        self
+    }
+}
+
+/// Every linear module as (path, in_features, out_features), for creating adapters.
+pub fn linear_modules(model: &Llama) -> Vec<(String, i64, i64)> {
+    model
+        .linears()
+        .iter()
+        .map(|l| (l.path.clone(), l.in_features(), l.out_features()))
+        .collect()
+}
+
+/// Attaches handles to the linear layers with the same path; shapes must agree.
+pub fn attach(model: &mut Llama, handles: Vec<LoraHandle>) -> Result<()> {
+    for h in handles {
+        let path = h.path.clone();
+        let lin = model
+            .linear_mut(&path)
+            .with_context(|| format!("adapter module '{path}' does not exist in the model: was the adapter trained on another architecture?"))?;
+        let (i, o) = (h.layer.in_features(), h.layer.out_features());
+        if i != lin.in_features() || o != lin.out_features() {
+            bail!(
+                "adapter module '{path}' is [{o}, {i}] but the model's layer is [{}, {}]: the adapter belongs to another model size",
+                lin.out_features(),
+                lin.in_features()
+            );
+        }
+        lin.adapters.push(Box::new(h));
+    }
+    Ok(())
+}
+
+/// Removes every attached adapter (the base model again).
+pub fn detach_all(model: &mut Llama) {
+    for l in model.linears_mut() {
+        l.adapters.clear();
+    }
+}
+
+/// Loads `PATH[:WEIGHT]` adapter specs (PEFT directories), attaches them, returns the set.
+pub fn load_and_attach(model: &mut Llama, specs: &[String], device: Device) -> Result<LoraSet> {
+    let set = super::peft::load_set(specs, device)?;
+    for (a, _) in &set.adapters {
+        a.set_trainable(false);
+    }
+    attach(model, set.handles())?;
+    Ok(set)
+}
+
+/// A fresh trainable adapter on the targeted modules, attached to the model.
+pub fn new_trainable(
+    model: &mut Llama,
+    cfg: &super::lora::LoraConfig,
+    quant: super::lora::Quant,
+) -> Result<LoraAdapter> {
+    let adapter = LoraAdapter::new(cfg, &linear_modules(model), quant, model.device)?;
+    attach(model, adapter.handles(1.0))?;
+    Ok(adapter)
+}
+
+/// Number of base-model parameters (for PEFT's trainable-parameter line).
+pub fn base_parameter_count(model: &Llama) -> i64 {
+    model.named_tensors().iter().map(|(_, t)| t.numel() as i64).sum()
+}
+
+/// Folds the set's deltas into the base weights (W += Σ wᵢ sᵢ Bᵢ Aᵢ) and detaches adapters.
+pub fn merge_into_model(model: &mut Llama, set: &LoraSet) -> Result<usize> {
+    let mut n = 0;
+    tch::no_grad(|| {
+        for lin in model.linears_mut() {
+            if let Some(d) = set.delta_weight(&lin.path) {
+                let merged = (lin.weight.to_kind(tch::Kind::Float) + d.to_device(lin.weight.device()))
+                    .to_kind(lin.weight.kind());
+                lin.weight.copy_(&merged);
+                n += 1;
+            }
+        }
+    });
+    detach_all(model);
+    Ok(n)
+}
+
+/// Writes a complete Hugging Face directory for `model` (weights plus the source
+/// directory's config, tokenizer and generation files).
+pub fn save_model_dir(model: &Llama, source_dir: &Path, out: &Path) -> Result<()> {
+    std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
+    for f in [
+        "config.json",
+        "generation_config.json",
+        "tokenizer.json",
+        "tokenizer_config.json",
+        "special_tokens_map.json",
+    ] {
+        let src = source_dir.join(f);
+        if src.exists() {
+            let bytes = std::fs::read(&src).with_context(|| format!("cannot read {}", src.display()))?;
+            crate::util::write_atomic(&out.join(f), &bytes)?;
+        }
+    }
+    model.save_safetensors(&out.join("model.safetensors"))
+}

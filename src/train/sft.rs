@@ -1,0 +1,325 @@
+//! `stylerl sft`: LoRA warm-up on (input, rewrite) pairs, loss on the answer tokens only.
+//!
+//! Exact resume: every step reseeds torch from (seed, step) and the data order is a pure
+//! function of (order seed, epoch), so a run resumed from a checkpoint replays the same
+//! batches, dropout masks and updates as an uninterrupted one.
+use super::batch::{collate_sft, fit_length, SftExample};
+use super::checkpoint::{self, DataPosition, TrainerState};
+use super::guard::NanGuard;
+use super::metrics::MetricsWriter;
+use super::optim::{clip_grad_norm, AdamW, AdamWConfig};
+use super::rng::{epoch_order, step_seed, SplitMix64};
+use super::schedule::{Schedule, ScheduleKind};
+use super::sft_data::{encode_example, load_conversations, SftDataConfig};
+use crate::model::chat::ChatTemplate;
+use crate::model::lora::{trainable_line, LoraAdapter, LoraConfig, Quant};
+use crate::model::{adapters, Llama, Tokenizer};
+use anyhow::{bail, Context, Result};
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+use tch::Tensor;
+
+#[derive(clap::Args, Debug)]
+pub struct SftArgs {
+    /// TOML config (see configs/demo/sft.toml).
+    #[arg(long)]
+    pub config: PathBuf,
+    /// Override a config value, e.g. --set train.max_steps=10 (repeatable).
+    #[arg(long = "set")]
+    pub set: Vec<String>,
+    /// Continue from the newest checkpoint in the output directory.
+    #[arg(long)]
+    pub resume: bool,
+}
+
+/// `[model]` table shared by the training configs.
+#[derive(Deserialize, Debug, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct ModelSection {
+    /// Hugging Face Llama-family directory.
+    pub path: PathBuf,
+    #[serde(default = "d_device")]
+    pub device: String,
+    #[serde(default = "d_dtype")]
+    pub dtype: String,
+    /// Adapters applied (frozen) under the trained one, `PATH[:WEIGHT]`.
+    #[serde(default)]
+    pub adapters: Vec<String>,
+}
+fn d_device() -> String {
+    "cpu".into()
+}
+fn d_dtype() -> String {
+    "f32".into()
+}
+
+/// `[train]` table of an SFT config.
+#[derive(Deserialize, Debug, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct SftTrainConfig {
+    /// Optimizer steps; if absent, `epochs` passes over the data.
+    pub max_steps: Option<u64>,
+    #[serde(default = "one")]
+    pub epochs: u64,
+    #[serde(default = "d_batch")]
+    pub batch_size: usize,
+    #[serde(default = "one_usize")]
+    pub grad_accum: usize,
+    #[serde(default)]
+    pub optimizer: AdamWConfig,
+    #[serde(default = "d_sched")]
+    pub schedule: ScheduleKind,
+    #[serde(default)]
+    pub warmup_steps: u64,
+    #[serde(default = "d_clip")]
+    pub max_grad_norm: f64,
+    #[serde(default)]
+    pub seed: u64,
+    /// Eval loss every N steps (0: only at the end).
+    #[serde(default)]
+    pub eval_every: u64,
+    /// Checkpoint every N steps (0: only at the end).
+    #[serde(default)]
+    pub checkpoint_every: u64,
+    #[serde(default = "d_keep")]
+    pub keep_checkpoints: usize,
+    /// Stop after this many non-finite losses/gradients in a row (each is skipped).
+    #[serde(default = "d_nan")]
+    pub nan_patience: u32,
+    /// Also write the merged model to OUT/merged.
+    #[serde(default)]
+    pub merge: bool,
+}
+fn one() -> u64 {
+    1
+}
+fn one_usize() -> usize {
+    1
+}
+fn d_batch() -> usize {
+    4
+}
+fn d_sched() -> ScheduleKind {
+    ScheduleKind::Cosine
+}
+fn d_clip() -> f64 {
+    1.0
+}
+fn d_keep() -> usize {
+    2
+}
+fn d_nan() -> u32 {
+    5
+}
+
+#[derive(Deserialize, Debug, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct SftConfig {
+    /// Output directory: metrics.jsonl, checkpoints/, adapter/, merged/.
+    pub out_dir: PathBuf,
+    pub model: ModelSection,
+    pub data: SftDataConfig,
+    #[serde(default)]
+    pub lora: LoraConfig,
+    pub train: SftTrainConfig,
+}
+
+/// Loads a model directory with frozen extra adapters applied.
+pub fn load_policy(m: &ModelSection) -> Result<(Llama, Tokenizer, ChatTemplate)> {
+    let device = crate::util::parse_device(&m.device)?;
+    let kind = crate::util::parse_dtype(&m.dtype)?;
+    let mut model = Llama::load(&m.path, device, kind)?;
+    if !m.adapters.is_empty() {
+        adapters::load_and_attach(&mut model, &m.adapters, device)?;
+    }
+    let tok = Tokenizer::from_dir(&m.path)?;
+    let tpl = ChatTemplate::from_dir(&m.path)?;
+    Ok((model, tok, tpl))
+}
+
+fn encode_all(cfg: &SftConfig, path: &Path, tok: &Tokenizer, tpl: &ChatTemplate) -> Result<Vec<SftExample>> {
+    let convs = load_conversations(&cfg.data, path)?;
+    let ex = convs.iter().map(|(m, a)| encode_example(tpl, tok, m, a)).collect::<Result<Vec<_>>>()?;
+    let (ex, rep) = fit_length(ex, cfg.data.max_length, cfg.data.overlong).with_context(|| path.display().to_string())?;
+    if rep.truncated + rep.dropped > 0 {
+        eprintln!("{}: {} examples truncated, {} dropped (longer than data.max_length = {})", path.display(), rep.truncated, rep.dropped, cfg.data.max_length);
+    }
+    if ex.is_empty() {
+        bail!("{}: no usable examples after length fitting: raise data.max_length", path.display());
+    }
+    Ok(ex)
+}
+
+/// End-of-sequence ids: config.json's plus the tokenizer's eos_token.
+pub fn eos_ids(model: &Llama, tok: &Tokenizer) -> Vec<i64> {
+    let mut eos = model.config.eos_token_ids.clone();
+    if let Some(e) = tok.special_id("eos_token") {
+        if !eos.contains(&e) {
+            eos.push(e);
+        }
+    }
+    eos
+}
+
+/// Padding id: the tokenizer's pad token, else the first EOS id, else 0.
+pub fn pad_id(model: &Llama, tok: &Tokenizer) -> i64 {
+    tok.special_id("pad_token")
+        .or_else(|| eos_ids(model, tok).first().copied())
+        .unwrap_or(0)
+}
+
+/// Mean answer-token loss of `examples` (no grad, dropout off).
+pub fn eval_loss(model: &Llama, examples: &[SftExample], batch: usize, pad: i64) -> f64 {
+    tch::no_grad(|| {
+        let (mut sum, mut n) = (0f64, 0i64);
+        for chunk in examples.chunks(batch.max(1)) {
+            let b = collate_sft(chunk, pad, model.device);
+            let (s, c) = answer_ce_sum(model, &b.input_ids, &b.attention_mask, &b.labels);
+            sum += s.double_value(&[]);
+            n += c;
+        }
+        sum / n.max(1) as f64
+    })
+}
+
+/// Summed cross-entropy of the labelled positions (shifted: position t predicts t+1).
+fn answer_ce_sum(model: &Llama, ids: &Tensor, mask: &Tensor, labels: &Tensor) -> (Tensor, i64) {
+    let logits = model.forward(ids, Some(mask), None);
+    let t = logits.size()[1];
+    super::loss::token_ce_sum(&logits.narrow(1, 0, t - 1), &labels.narrow(1, 1, t - 1))
+}
+
+pub fn run(a: &SftArgs) -> Result<()> {
+    let cfg: SftConfig = crate::config::load(&a.config, &a.set)?;
+    train(&cfg, a.resume)
+}
+
+/// Runs SFT; returns the final adapter directory.
+pub fn train(cfg: &SftConfig, resume: bool) -> Result<PathBuf> {
+    let tr = &cfg.train;
+    if tr.batch_size == 0 || tr.grad_accum == 0 {
+        bail!("train.batch_size and train.grad_accum must be ≥ 1");
+    }
+    let (mut model, tok, tpl) = load_policy(&cfg.model)?;
+    let pad = pad_id(&model, &tok);
+    let train_ex = encode_all(cfg, &cfg.data.train, &tok, &tpl)?;
+    let eval_ex = match &cfg.data.eval {
+        Some(p) => encode_all(cfg, p, &tok, &tpl)?,
+        None => Vec::new(),
+    };
+    let per_step = tr.batch_size * tr.grad_accum;
+    let steps_per_epoch = (train_ex.len() / per_step).max(1) as u64;
+    let total = tr.max_steps.unwrap_or(steps_per_epoch * tr.epochs);
+
+    // Adapter init (A) draws from torch's RNG: seed it so runs are reproducible.
+    tch::manual_seed(step_seed(tr.seed, u64::MAX));
+    let adapter = adapters::new_trainable(&mut model, &cfg.lora, Quant::None)?;
+    println!("{}", trainable_line(adapter.num_parameters(), adapters::base_parameter_count(&model) + adapter.num_parameters()));
+    let params = adapter.parameters();
+    let mut optim = AdamW::new(params.clone(), tr.optimizer);
+    let sched = Schedule { kind: tr.schedule, base_lr: tr.optimizer.lr, warmup_steps: tr.warmup_steps, total_steps: total };
+    let ckpt_root = cfg.out_dir.join("checkpoints");
+    let base_name = cfg.model.path.display().to_string();
+
+    let mut state = TrainerState { step: 0, scheduler_step: 0, seed: tr.seed, rng: SplitMix64::new(tr.seed), data: DataPosition { epoch: 0, index: 0, order_seed: tr.seed }, extra: serde_json::Value::Null };
+    if resume {
+        match checkpoint::load_latest(&ckpt_root, &adapter, &mut optim)? {
+            Some((dir, s)) => {
+                eprintln!("resuming from {} (step {})", dir.display(), s.step);
+                state = s;
+            }
+            None => eprintln!("--resume: no checkpoint under {}, starting fresh", ckpt_root.display()),
+        }
+    } else if checkpoint::latest(&ckpt_root)?.is_some() {
+        bail!("{} already holds checkpoints: pass --resume to continue, or choose another out_dir", ckpt_root.display());
+    }
+    let mut metrics = MetricsWriter::open(&cfg.out_dir.join("metrics.jsonl"), resume.then_some(state.step))?;
+    let mut guard = NanGuard::new(tr.nan_patience);
+    let mut order = epoch_order(state.data.order_seed, state.data.epoch, train_ex.len());
+    let pb = crate::util::progress_bar(total, "sft");
+    pb.set_position(state.step);
+    let start = state.step;
+
+    for step in start..total {
+        let t0 = Instant::now();
+        tch::manual_seed(step_seed(tr.seed, step));
+        adapter.set_training(true);
+        // The step's examples, then the loss normaliser over all of them (exact accumulation).
+        let mut micro = Vec::with_capacity(tr.grad_accum);
+        for _ in 0..tr.grad_accum {
+            let mut chunk = Vec::with_capacity(tr.batch_size);
+            while chunk.len() < tr.batch_size {
+                if state.data.index as usize >= order.len() {
+                    state.data.epoch += 1;
+                    state.data.index = 0;
+                    order = epoch_order(state.data.order_seed, state.data.epoch, train_ex.len());
+                }
+                chunk.push(train_ex[order[state.data.index as usize]].clone());
+                state.data.index += 1;
+            }
+            micro.push(collate_sft(&chunk, pad, model.device));
+        }
+        let n_loss: i64 = micro.iter().map(|b| b.loss_tokens).sum::<i64>().max(1);
+        let mut loss_sum = 0f64;
+        let mut tokens = 0i64;
+        for b in &micro {
+            let (s, _) = answer_ce_sum(&model, &b.input_ids, &b.attention_mask, &b.labels);
+            let l = s / n_loss as f64;
+            loss_sum += l.double_value(&[]);
+            l.backward();
+            tokens += b.tokens;
+        }
+        let gnorm = clip_grad_norm(&params, tr.max_grad_norm);
+        let lr = sched.lr_at(state.scheduler_step);
+        let apply = guard.check(step, &[loss_sum, gnorm])?;
+        if apply {
+            optim.set_lr(lr);
+            optim.step();
+        }
+        optim.zero_grad();
+        state.scheduler_step += 1;
+        state.step = step + 1;
+        adapter.set_training(false);
+
+        let mut rec = serde_json::json!({
+            "step": state.step, "loss": loss_sum, "lr": lr, "grad_norm": gnorm,
+            "tokens_per_s": tokens as f64 / t0.elapsed().as_secs_f64(), "skipped": !apply,
+        });
+        let last = state.step == total;
+        if !eval_ex.is_empty() && (last || (tr.eval_every > 0 && state.step % tr.eval_every == 0)) {
+            let el = eval_loss(&model, &eval_ex, tr.batch_size, pad);
+            rec["eval_loss"] = el.into();
+            pb.println(format!("step {}: eval loss {el:.4}", state.step));
+        }
+        metrics.write(&rec)?;
+        pb.set_message(format!("loss {loss_sum:.3}"));
+        pb.inc(1);
+        if last || (tr.checkpoint_every > 0 && state.step % tr.checkpoint_every == 0) {
+            state.extra = serde_json::json!({"nan_total": guard.total});
+            checkpoint::save(&ckpt_root, &state, &adapter, &optim, Some(&base_name), tr.keep_checkpoints)?;
+        }
+    }
+    pb.finish_and_clear();
+    finish(cfg, &mut model, &adapter)
+}
+
+fn finish(cfg: &SftConfig, model: &mut Llama, adapter: &LoraAdapter) -> Result<PathBuf> {
+    let dir = cfg.out_dir.join("adapter");
+    crate::model::peft::save_adapter(adapter, &dir, Some(&cfg.model.path.display().to_string()))?;
+    println!("adapter: {}", dir.display());
+    if cfg.train.merge {
+        let mut set = crate::model::lora::LoraSet::new();
+        set.push(crate::model::peft::load_adapter(&dir, model.device)?, 1.0);
+        adapters::detach_all(model);
+        let extra = crate::model::peft::load_set(&cfg.model.adapters, model.device)?;
+        for (a, w) in extra.adapters {
+            set.push(a, w);
+        }
+        adapters::merge_into_model(model, &set)?;
+        let out = cfg.out_dir.join("merged");
+        adapters::save_model_dir(model, &cfg.model.path, &out)?;
+        println!("merged model: {}", out.display());
+    }
+    Ok(dir)
+}
