@@ -88,15 +88,32 @@ pub fn tokenize(a: &TokenizeArgs) -> anyhow::Result<()> {
     let text = std::fs::read_to_string(&a.input)
         .with_context(|| format!("cannot read {}", a.input.display()))?;
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-    for (n, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
-        let s: String = serde_json::from_str(line)
-            .with_context(|| format!("{} line {}: expected a JSON string", a.input.display(), n + 1))?;
+    for (n, line) in text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+    {
+        let s: String = serde_json::from_str(line).with_context(|| {
+            format!(
+                "{} line {}: expected a JSON string",
+                a.input.display(),
+                n + 1
+            )
+        })?;
         // Special tokens written in the text are parsed as specials, as transformers does.
-        let enc = tok.encode(s.as_str(), false).map_err(|e| anyhow::anyhow!("tokenize: {e}"))?;
+        let enc = tok
+            .encode(s.as_str(), false)
+            .map_err(|e| anyhow::anyhow!("tokenize: {e}"))?;
         let ids = enc.get_ids();
         if a.decode {
-            let decoded = tok.decode(ids, false).map_err(|e| anyhow::anyhow!("decode: {e}"))?;
-            writeln!(out, "{}", serde_json::json!({"ids": ids, "decoded": decoded}))?;
+            let decoded = tok
+                .decode(ids, false)
+                .map_err(|e| anyhow::anyhow!("decode: {e}"))?;
+            writeln!(
+                out,
+                "{}",
+                serde_json::json!({"ids": ids, "decoded": decoded})
+            )?;
         } else {
             writeln!(out, "{}", serde_json::to_string(ids)?)?;
         }
