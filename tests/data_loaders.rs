@@ -114,6 +114,7 @@ fn plain_text_modes() {
     );
     assert_eq!(split_plain("a\nb\n\n", TextMode::Auto), vec!["a", "b"]);
     assert_eq!(split_plain("\n\na\nb", TextMode::Paragraphs), vec!["a\nb"]);
+    assert_eq!(split_plain("a\n\nb\n", TextMode::Document), vec!["a\n\nb"]);
     let d = tempfile::tempdir().unwrap();
     let p = write(&d, "t.txt", raw);
     assert_eq!(load_texts(&p, Some("lines")).unwrap().len(), 3);

@@ -193,3 +193,16 @@ fn entities_come_in_text_order_with_their_text() {
     );
     assert_eq!(e[2].text, "$5");
 }
+
+#[test]
+fn pair_shares_name_evidence_between_input_and_output() {
+    use stylerl::text::entity_pair;
+    let (a, b) = entity_pair("Bob met Alice.", "Then Bob met Alice.");
+    let n = |v: &[stylerl::text::Entity]| v.iter().map(|e| e.norm.clone()).collect::<Vec<_>>();
+    assert_eq!(n(&a), vec!["bob", "alice"]);
+    assert_eq!(n(&b), vec!["bob", "alice"]);
+    // Without evidence a sentence-initial common word stays out on both sides.
+    let (a, b) = entity_pair("Cats are great.", "Cats are lovely, says Alice.");
+    assert_eq!(n(&a), Vec::<String>::new());
+    assert_eq!(n(&b), vec!["alice"]);
+}

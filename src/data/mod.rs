@@ -8,7 +8,7 @@
 //! Plain text: [`TextMode::Paragraphs`] takes blank-line separated blocks (lines of a block
 //! joined with a newline); [`TextMode::Lines`] takes each non-blank line; [`TextMode::Auto`]
 //! (the default) reads paragraphs when the file has a blank line between two non-blank
-//! lines, else lines.
+//! lines, else lines; [`TextMode::Document`] takes the whole file as one text.
 //!
 //! Texts that are null, empty or only whitespace are skipped; a file left with no texts,
 //! a missing file, or a missing field/column is an error naming the file and the fix.
@@ -25,6 +25,7 @@ pub enum TextMode {
     Auto,
     Lines,
     Paragraphs,
+    Document,
 }
 
 /// A dataset file plus the field/column (structured formats) or the text mode (plain text).
@@ -36,7 +37,7 @@ pub struct DataSpec {
 
 impl DataSpec {
     /// Parses `PATH` or `PATH:FIELD` (`FIELD` is a column/field name, or `lines` /
-    /// `paragraphs` for plain text). An existing file whose name contains ':' wins.
+    /// `paragraphs` / `document` for plain text). An existing file whose name contains ':' wins.
     pub fn parse(s: &str) -> DataSpec {
         if !Path::new(s).exists() {
             if let Some((p, f)) = s.rsplit_once(':') {
@@ -74,7 +75,7 @@ impl DataSpec {
 }
 
 /// Loads the texts of `path`; `field` is the JSON field / CSV or Parquet column (default
-/// `text`) or, for plain text, `lines` / `paragraphs`.
+/// `text`) or, for plain text, `lines` / `paragraphs` / `document`.
 pub fn load_texts(path: &Path, field: Option<&str>) -> Result<Vec<String>> {
     if !path.is_file() {
         bail!("dataset {} not found: check the path", path.display());
@@ -95,8 +96,9 @@ pub fn load_texts(path: &Path, field: Option<&str>) -> Result<Vec<String>> {
                 None | Some("auto") => TextMode::Auto,
                 Some("lines") => TextMode::Lines,
                 Some("paragraphs") => TextMode::Paragraphs,
+                Some("document") => TextMode::Document,
                 Some(other) => bail!(
-                    "dataset {}: plain text takes ':lines' or ':paragraphs', not ':{other}'",
+                    "dataset {}: plain text takes ':lines', ':paragraphs' or ':document', not ':{other}'",
                     path.display()
                 ),
             };
@@ -133,6 +135,14 @@ pub fn split_plain(raw: &str, mode: TextMode) -> Vec<String> {
         m => m,
     };
     match mode {
+        TextMode::Document => {
+            let t = raw.trim();
+            if t.is_empty() {
+                vec![]
+            } else {
+                vec![t.to_string()]
+            }
+        }
         TextMode::Lines => lines
             .iter()
             .map(|l| l.trim())

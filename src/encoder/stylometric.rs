@@ -45,47 +45,26 @@ pub const FEATURES: &[(&str, f32, f32)] = &[
     ("starts_lower", 0.05, 0.2),     // first letter is lower case (0/1)
 ];
 
+#[rustfmt::skip]
 const FUNCTION_WORDS: &[&str] = &[
-    "a", "an", "the", "and", "or", "but", "nor", "so", "yet", "if", "then", "than", "because",
-    "as", "of", "in", "on", "at", "to", "for", "with", "by", "from", "up", "down", "into", "onto",
-    "over", "under", "about", "after", "before", "through", "between", "without", "within", "i",
-    "me", "my", "we", "us", "our", "you", "your", "he", "him", "his", "she", "her", "it", "its",
-    "they", "them", "their", "this", "that", "these", "those", "is", "am", "are", "was", "were",
-    "be", "been", "being", "have", "has", "had", "do", "does", "did", "will", "would", "shall",
-    "should", "can", "could", "may", "might", "must", "not", "no", "who", "whom", "which", "what",
-    "when", "where", "why", "how", "there", "here", "all", "some", "any", "each", "every", "very",
-    "just", "too", "also",
+    "a", "an", "the", "and", "or", "but", "nor", "so", "yet", "if", "then", "than", "because", "as", "of", "in",
+    "on", "at", "to", "for", "with", "by", "from", "up", "down", "into", "onto", "over", "under", "about",
+    "after", "before", "through", "between", "without", "within", "i", "me", "my", "we", "us", "our", "you",
+    "your", "he", "him", "his", "she", "her", "it", "its", "they", "them", "their", "this", "that", "these",
+    "those", "is", "am", "are", "was", "were", "be", "been", "being", "have", "has", "had", "do", "does", "did",
+    "will", "would", "shall", "should", "can", "could", "may", "might", "must", "not", "no", "who", "whom",
+    "which", "what", "when", "where", "why", "how", "there", "here", "all", "some", "any", "each", "every",
+    "very", "just", "too", "also",
 ];
+#[rustfmt::skip]
 const FIRST: &[&str] = &[
-    "i",
-    "me",
-    "my",
-    "mine",
-    "myself",
-    "we",
-    "us",
-    "our",
-    "ours",
-    "ourselves",
+    "i", "me", "my", "mine", "myself", "we", "us", "our", "ours", "ourselves",
 ];
 const SECOND: &[&str] = &["you", "your", "yours", "yourself", "yourselves", "ya", "u"];
+#[rustfmt::skip]
 const THIRD: &[&str] = &[
-    "he",
-    "him",
-    "his",
-    "himself",
-    "she",
-    "her",
-    "hers",
-    "herself",
-    "it",
-    "its",
-    "itself",
-    "they",
-    "them",
-    "their",
-    "theirs",
-    "themselves",
+    "he", "him", "his", "himself", "she", "her", "hers", "herself", "it", "its", "itself", "they", "them",
+    "their", "theirs", "themselves",
 ];
 
 /// The weight-free stylometric encoder.

@@ -12,7 +12,7 @@ use super::dynamics::{dynamics, Dynamics};
 use super::penalties::{entity_f1, r_length, r_ne_overlap, r_punctuation};
 use super::style::StyleScorer;
 use crate::encoder::SentenceEncoder;
-use crate::text::{count_punctuation, entities, Entity};
+use crate::text::{count_punctuation, entity_pair, Entity};
 use anyhow::{Context, Result};
 use serde::Serialize;
 use std::sync::Arc;
@@ -225,7 +225,7 @@ impl RewardModel {
                 r_length(&self.cfg.length, ro.input_tokens, ro.output_tokens);
             let (p_in, p_out) = (count_punctuation(ro.input), count_punctuation(ro.output));
             let (r_punct, p_limit, p_cache) = r_punctuation(&self.cfg.punctuation, p_in, p_out);
-            let (e_in, e_out) = (entities(ro.input), entities(ro.output));
+            let (e_in, e_out) = entity_pair(ro.input, ro.output);
             let norms = |e: &[Entity]| e.iter().map(|x| x.norm.clone()).collect::<Vec<_>>();
             let f1 = entity_f1(&norms(&e_in), &norms(&e_out));
             let r_ne = r_ne_overlap(self.cfg.entities.weight, f1);

@@ -10,6 +10,7 @@
 //! Number words ("three") are not numbers here.
 use regex::{Captures, Regex};
 use serde::Serialize;
+use std::collections::HashSet;
 use std::sync::OnceLock;
 
 /// The entity classes of shared/SPEC.md. People, places and organisations cannot be told
@@ -85,6 +86,29 @@ fn pats() -> &'static Patterns {
 
 /// All entities of `text`, in text order.
 pub fn entities(text: &str) -> Vec<Entity> {
+    entities_with_evidence(text, &HashSet::new()).0
+}
+
+/// Entities of an input and its rewrite, sharing name evidence: a one-word name at a
+/// sentence start in one text counts when the other text capitalises it mid-sentence, so
+/// moving "Bob" to the front of a sentence does not lose him.
+pub fn entity_pair(input: &str, output: &str) -> (Vec<Entity>, Vec<Entity>) {
+    let empty = HashSet::new();
+    let (_, ev_in) = entities_with_evidence(input, &empty);
+    let (_, ev_out) = entities_with_evidence(output, &empty);
+    let known: HashSet<String> = ev_in.union(&ev_out).cloned().collect();
+    (
+        entities_with_evidence(input, &known).0,
+        entities_with_evidence(output, &known).0,
+    )
+}
+
+/// Entities of `text` with extra name evidence `known` (see [`entity_pair`]); also returns
+/// the text's own evidence (names capitalised mid-sentence).
+pub fn entities_with_evidence(
+    text: &str,
+    known: &HashSet<String>,
+) -> (Vec<Entity>, HashSet<String>) {
     let mut taken = vec![false; text.len()];
     let mut found: Vec<Candidate> = Vec::new();
     claim(find_emails(text), &mut taken, &mut found);
@@ -103,10 +127,10 @@ pub fn entities(text: &str) -> Vec<Entity> {
     claim(super::dates::find_dates(text), &mut taken, &mut found);
     claim(super::dates::find_times(text), &mut taken, &mut found);
     claim(find_numbers(text), &mut taken, &mut found);
-    let names = super::names::find_names(text, &taken);
+    let (names, evidence) = super::names::find_names(text, &taken, known);
     claim(names, &mut taken, &mut found);
     found.sort_by_key(|c| c.start);
-    found
+    let ents = found
         .into_iter()
         .map(|c| Entity {
             kind: c.kind,
@@ -114,7 +138,8 @@ pub fn entities(text: &str) -> Vec<Entity> {
             norm: c.norm,
             start: c.start,
         })
-        .collect()
+        .collect();
+    (ents, evidence)
 }
 
 /// Keeps each candidate whose bytes are all still free, and marks them taken.

@@ -7,6 +7,6 @@ pub mod names;
 pub mod punct;
 pub mod sentences;
 
-pub use entities::{entities, normalize_entity, Entity, EntityKind};
+pub use entities::{entities, entity_pair, normalize_entity, Entity, EntityKind};
 pub use punct::{count_punctuation, is_punctuation};
 pub use sentences::sentences;

@@ -11,10 +11,11 @@
 use unicode_segmentation::UnicodeSegmentation;
 
 /// Abbreviations (without the dot, lower case) that never end a sentence in practice.
+#[rustfmt::skip]
 pub const TITLES: &[&str] = &[
-    "mr", "mrs", "ms", "mx", "dr", "prof", "rev", "fr", "sr", "st", "mt", "gen", "col", "capt",
-    "lt", "sgt", "cpl", "hon", "gov", "sen", "rep", "pres", "supt", "insp", "messrs", "mme",
-    "mlle", "e.g", "i.e", "vs", "cf", "approx",
+    "mr", "mrs", "ms", "mx", "dr", "prof", "rev", "fr", "sr", "st", "mt", "gen", "col", "capt", "lt", "sgt",
+    "cpl", "hon", "gov", "sen", "rep", "pres", "supt", "insp", "messrs", "mme", "mlle", "e.g", "i.e", "vs",
+    "cf", "approx", "ext", "tel", "fig", "vol", "dept",
 ];
 
 /// The sentences of `text`, in order, trimmed, none empty.
