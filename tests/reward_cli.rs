@@ -115,7 +115,7 @@ fn overrides_and_entity_loss() {
     );
     // In {usd 5, carol}, out {} → F1 0 → 2·(0 − 1).
     close(&j["components"]["r_ne_overlap"], -2.0);
-    // 4 words in → L_max 6; 4 out → zone 2..6 → (2 − 4)/4; punctuation 2 in ('.' and none else) …
+    // 4 words in → L_max 6; 4 out → zone 2..6 → (2 − 4)/4. Punctuation in: the final '.' only ($ is a symbol).
     close(&j["components"]["r_length"], -0.5);
     assert_eq!(j["punctuation"]["input"], 1);
     // Style weight 0: total is the penalties alone.

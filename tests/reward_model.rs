@@ -92,6 +92,12 @@ fn style_sum_and_best_matches() {
     close(r.r_style, 3.0 + d_sim);
     close(r.style.r_style_undropped, 3.0 + d_sim);
     assert_eq!(r.style.n_sentences, 4);
+    // Full rows: A = [1, 0, 1/√2].
+    let row: Vec<f64> = r.style.rows[0].iter().map(|&v| v as f64).collect();
+    assert_eq!(r.style.rows.len(), 4);
+    close(row[0], 1.0);
+    close(row[1], 0.0);
+    close(row[2], H as f64);
     assert!(r
         .style
         .sentences

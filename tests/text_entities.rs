@@ -206,3 +206,14 @@ fn pair_shares_name_evidence_between_input_and_output() {
     assert_eq!(n(&a), Vec::<String>::new());
     assert_eq!(n(&b), vec!["alice"]);
 }
+
+#[test]
+fn time_keeps_its_own_dots_but_not_the_full_stop() {
+    let e = entities("Meet at 5pm. Or at 6 a.m. tomorrow.");
+    let t: Vec<&str> = e
+        .iter()
+        .filter(|e| e.kind == EntityKind::Time)
+        .map(|e| e.text.as_str())
+        .collect();
+    assert_eq!(t, vec!["5pm", "6 a.m."]);
+}

@@ -45,6 +45,9 @@ pub struct StyleDetail {
     /// The safeguard fired: every sentence was dropped, so dropout was cancelled.
     pub dropout_cancelled: bool,
     pub sentences: Vec<SentenceScore>,
+    /// cos(sentence, r_k) for every reference k, one row per sentence (not serialised).
+    #[serde(skip)]
+    pub rows: Vec<Vec<f32>>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -219,7 +222,7 @@ impl RewardModel {
                 Aggregation::Mean => n.max(1) as f64,
             };
             let (r_style, r_style_undropped) = (kept / denom, full / denom);
-            all_rows.extend(m.rows);
+            all_rows.extend(m.rows.iter().cloned());
 
             let (r_len, len_limit, len_cache) =
                 r_length(&self.cfg.length, ro.input_tokens, ro.output_tokens);
@@ -243,6 +246,7 @@ impl RewardModel {
                     n_dropped,
                     dropout_cancelled: cancelled,
                     sentences,
+                    rows: m.rows,
                 },
                 length: LimitDetail {
                     input: ro.input_tokens,

@@ -187,12 +187,21 @@ pub fn find_times(text: &str) -> Vec<Candidate> {
             (h, true) => h + 12,
             (h, false) => h,
         };
-        push(
-            &mut out,
-            &c,
-            EntityKind::Time,
-            Some(format!("{h24:02}:{mi:02}")),
-        );
+        // "5pm." ends a sentence: without a dot inside am/pm, a final dot is the full stop.
+        let whole = c.get(0).unwrap();
+        let suffix = &text[c.get(3).unwrap().start()..whole.end()];
+        let end = if suffix.ends_with('.') && suffix.matches('.').count() == 1 {
+            whole.end() - 1
+        } else {
+            whole.end()
+        };
+        let norm = format!("{h24:02}:{mi:02}");
+        out.push(Candidate {
+            start: whole.start(),
+            end,
+            kind: EntityKind::Time,
+            norm,
+        });
     }
     for c in p.time_24.captures_iter(text) {
         let h = num(&c, 1).unwrap_or(0);
