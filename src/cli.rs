@@ -31,6 +31,8 @@ pub enum Command {
     Reward(crate::reward::cmd::RewardArgs),
     /// Encoder characterisation table (within-document and across-corpus similarity).
     Analyze(crate::reward::cmd::AnalyzeArgs),
+    /// Draw a run's training metrics (metrics.jsonl) as an SVG grid of charts.
+    Plot(crate::eval::plot::PlotArgs),
     /// Show the build: libtorch, CUDA availability, threads.
     Info,
 }
@@ -66,6 +68,7 @@ fn run(cmd: Command) -> anyhow::Result<()> {
         Command::Embed(a) => crate::encoder::cmd::embed(&a),
         Command::Reward(a) => crate::reward::cmd::reward(&a),
         Command::Analyze(a) => crate::reward::cmd::analyze(&a),
+        Command::Plot(a) => crate::eval::plot::run(&a),
         Command::Info => {
             println!("stylerl {}", env!("CARGO_PKG_VERSION"));
             println!("cuda available: {}", tch::Cuda::is_available());

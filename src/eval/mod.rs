@@ -1,1 +1,5 @@
-//! Evaluation of rewriting systems: style similarity, not-rewritten share, style vector consistency.
+//! Evaluation of rewriting systems: style similarity, not-rewritten share, style vector
+//! consistency (shared/SPEC.md, "Evaluation").
+pub mod judge;
+pub mod metrics;
+pub mod plot;

@@ -1,0 +1,220 @@
+//! Optional LLM-judge preference through an OpenAI-compatible `/chat/completions` endpoint.
+//! Answer order is shuffled per item (seeded), so a judge that favours a position cannot
+//! favour a system.
+use anyhow::{bail, Context, Result};
+use rand::{Rng, SeedableRng};
+use serde::Deserialize;
+
+/// `[judge]` config table. Without `url` the judge is off and tables say so.
+#[derive(Deserialize, Debug, Clone, Default)]
+#[serde(deny_unknown_fields)]
+pub struct JudgeConfig {
+    /// Base URL, e.g. `http://127.0.0.1:8000/v1` (`/chat/completions` is appended).
+    pub url: Option<String>,
+    #[serde(default)]
+    pub model: String,
+    /// Name of the environment variable holding the API key (sent as a Bearer token).
+    #[serde(default = "default_key_env")]
+    pub api_key_env: String,
+    /// The baseline system the others are compared with.
+    #[serde(default)]
+    pub baseline: String,
+    #[serde(default)]
+    pub seed: u64,
+    #[serde(default = "default_timeout")]
+    pub timeout_s: u64,
+}
+
+fn default_key_env() -> String {
+    "OPENAI_API_KEY".into()
+}
+fn default_timeout() -> u64 {
+    60
+}
+
+/// One comparison: the original text and two rewrites.
+pub struct JudgeItem<'a> {
+    pub input: &'a str,
+    pub system: &'a str,
+    pub baseline: &'a str,
+}
+
+const INSTRUCTION: &str = "You compare two rewrites of the same text. A good rewrite keeps the \
+meaning and every name, number and date, reads naturally, and follows the requested style. \
+Answer with exactly one letter: A or B.";
+
+pub struct Judge {
+    cfg: JudgeConfig,
+    endpoint: String,
+    key: Option<String>,
+    agent: ureq::Agent,
+}
+
+impl Judge {
+    /// `None` when no endpoint is configured.
+    pub fn new(cfg: &JudgeConfig) -> Option<Judge> {
+        let url = cfg.url.as_ref()?;
+        let endpoint = format!("{}/chat/completions", url.trim_end_matches('/'));
+        let agent = ureq::AgentBuilder::new()
+            .timeout(std::time::Duration::from_secs(cfg.timeout_s))
+            .build();
+        let key = std::env::var(&cfg.api_key_env)
+            .ok()
+            .filter(|k| !k.is_empty());
+        Some(Judge {
+            cfg: cfg.clone(),
+            endpoint,
+            key,
+            agent,
+        })
+    }
+
+    /// Percentage (0..=100) of items where the judge preferred the system's rewrite.
+    pub fn preference(&self, items: &[JudgeItem], style_hint: &str) -> Result<f64> {
+        if items.is_empty() {
+            bail!("judge: no items to compare");
+        }
+        let mut rng = rand::rngs::StdRng::seed_from_u64(self.cfg.seed);
+        let mut wins = 0usize;
+        for (n, it) in items.iter().enumerate() {
+            let system_first = rng.gen_bool(0.5);
+            let (a, b) = if system_first {
+                (it.system, it.baseline)
+            } else {
+                (it.baseline, it.system)
+            };
+            let prompt = format!(
+                "Target style: {style_hint}\n\nOriginal:\n{}\n\nRewrite A:\n{a}\n\nRewrite B:\n{b}\n\nWhich rewrite is better?",
+                it.input
+            );
+            let choice = self
+                .ask(&prompt)
+                .with_context(|| format!("judge item {n}"))?;
+            if (choice == 'A') == system_first {
+                wins += 1;
+            }
+        }
+        Ok(100.0 * wins as f64 / items.len() as f64)
+    }
+
+    fn ask(&self, prompt: &str) -> Result<char> {
+        let body = serde_json::json!({
+            "model": self.cfg.model,
+            "temperature": 0,
+            "messages": [
+                {"role": "system", "content": INSTRUCTION},
+                {"role": "user", "content": prompt},
+            ],
+        });
+        let mut req = self.agent.post(&self.endpoint);
+        if let Some(k) = &self.key {
+            req = req.set("Authorization", &format!("Bearer {k}"));
+        }
+        let resp: serde_json::Value = req
+            .send_json(body)
+            .with_context(|| format!("request to {} failed: check judge.url", self.endpoint))?
+            .into_json()
+            .context("judge answer is not JSON")?;
+        let text = resp["choices"][0]["message"]["content"]
+            .as_str()
+            .context("judge answer has no choices[0].message.content")?;
+        parse_choice(text)
+            .with_context(|| format!("judge answered '{}', expected A or B", text.trim()))
+    }
+}
+
+/// The first standalone `A` or `B` in the answer.
+pub fn parse_choice(text: &str) -> Option<char> {
+    text.split(|c: char| !c.is_ascii_alphanumeric())
+        .find_map(|w| match w {
+            "A" => Some('A'),
+            "B" => Some('B'),
+            _ => None,
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{BufRead, BufReader, Read, Write};
+
+    /// A loopback server that answers `n` chat requests, picking the rewrite containing "GOOD".
+    fn serve(n: usize) -> (String, std::thread::JoinHandle<usize>) {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let h = std::thread::spawn(move || {
+            let mut served = 0;
+            for stream in listener.incoming().take(n) {
+                let mut s = stream.unwrap();
+                let mut r = BufReader::new(s.try_clone().unwrap());
+                let mut len = 0usize;
+                loop {
+                    let mut line = String::new();
+                    r.read_line(&mut line).unwrap();
+                    if line == "\r\n" || line.is_empty() {
+                        break;
+                    }
+                    if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                        len = v.trim().parse().unwrap();
+                    }
+                }
+                let mut body = vec![0u8; len];
+                r.read_exact(&mut body).unwrap();
+                let req: serde_json::Value = serde_json::from_slice(&body).unwrap();
+                let prompt = req["messages"][1]["content"].as_str().unwrap();
+                let a_part = prompt
+                    .split("Rewrite A:")
+                    .nth(1)
+                    .unwrap()
+                    .split("Rewrite B:")
+                    .next()
+                    .unwrap();
+                let pick = if a_part.contains("GOOD") { "A" } else { "B" };
+                let out = serde_json::json!({"choices": [{"message": {"role": "assistant", "content": format!("{pick}.")}}]}).to_string();
+                write!(s, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{out}", out.len()).unwrap();
+                served += 1;
+            }
+            served
+        });
+        (format!("http://{addr}/v1"), h)
+    }
+
+    #[test]
+    fn shuffled_order_still_credits_the_right_system() {
+        let (url, h) = serve(12);
+        let cfg = JudgeConfig {
+            url: Some(url),
+            model: "m".into(),
+            api_key_env: "STYLERL_TEST_NO_KEY".into(),
+            seed: 3,
+            timeout_s: 10,
+            ..Default::default()
+        };
+        let judge = Judge::new(&cfg).unwrap();
+        let items: Vec<JudgeItem> = (0..6)
+            .map(|_| JudgeItem {
+                input: "x",
+                system: "GOOD one",
+                baseline: "meh",
+            })
+            .collect();
+        assert_eq!(judge.preference(&items, "tale").unwrap(), 100.0);
+        let items: Vec<JudgeItem> = (0..6)
+            .map(|_| JudgeItem {
+                input: "x",
+                system: "meh",
+                baseline: "GOOD",
+            })
+            .collect();
+        assert_eq!(judge.preference(&items, "tale").unwrap(), 0.0);
+        assert_eq!(h.join().unwrap(), 12);
+    }
+
+    #[test]
+    fn parse_choice_reads_a_letter() {
+        assert_eq!(parse_choice("B"), Some('B'));
+        assert_eq!(parse_choice("Answer: A."), Some('A'));
+        assert_eq!(parse_choice("Both are fine"), None);
+        assert!(Judge::new(&JudgeConfig::default()).is_none());
+    }
+}
