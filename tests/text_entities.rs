@@ -99,7 +99,11 @@ fn numbers_with_separators() {
         ),
         vec!["12%", "3.5", "1234.5", "7"]
     );
-    assert_eq!(norms("The 3rd floor.", EntityKind::Number), vec!["3rd"]);
+    // Ordinals and decades are their number.
+    assert_eq!(
+        norms("The 3rd floor, the 1990s.", EntityKind::Number),
+        vec!["3", "1990"]
+    );
 }
 
 #[test]
@@ -192,6 +196,37 @@ fn entities_come_in_text_order_with_their_text() {
         ]
     );
     assert_eq!(e[2].text, "$5");
+}
+
+#[test]
+fn sentence_initial_verbs_adjectives_and_possessives() {
+    assert_eq!(
+        norms("Tell Sophie thanks.", EntityKind::Name),
+        vec!["sophie"]
+    );
+    assert_eq!(
+        norms("Blue Corolla, hazards on.", EntityKind::Name),
+        vec!["corolla"]
+    );
+    assert_eq!(
+        norms("Bring your ID to Kai's BBQ.", EntityKind::Name),
+        vec!["id", "kai", "bbq"]
+    );
+    assert_eq!(
+        norms("See the Ashbury Chess Club AGM notes.", EntityKind::Name),
+        vec!["ashbury chess club", "agm"]
+    );
+    // Emphasis capitals of common words are not names; a dot after a domain ends a sentence.
+    assert!(norms("It was NOT the gym AND the park.", EntityKind::Name).is_empty());
+    assert!(norms("Write to maria@example.com. Could you?", EntityKind::Name).is_empty());
+    // A first name after the full name is the same entity; a leading "the" is dropped.
+    assert_eq!(
+        norms(
+            "We hired Nadia Flores. Nadia starts at The Lantern.",
+            EntityKind::Name
+        ),
+        vec!["nadia flores", "nadia flores", "lantern"]
+    );
 }
 
 #[test]

@@ -80,7 +80,7 @@ fn pats() -> &'static Patterns {
             r"\b({NUM})(?:\s?(k|K|m|M|bn|million|billion|thousand))?\s?(?:([$€£¥₹])|\b({CURRENCY_CODES}|dollars?|euros?|pounds?|yen|cents?)\b)"
         ))
         .unwrap(),
-        number: Regex::new(&format!(r"\b({NUM})(st|nd|rd|th)?\b(\s?%| percent\b)?")).unwrap(),
+        number: Regex::new(&format!(r"\b({NUM})(st|nd|rd|th|s)?\b(\s?%| percent\b)?")).unwrap(),
     })
 }
 
@@ -130,6 +130,7 @@ pub fn entities_with_evidence(
     let (names, evidence) = super::names::find_names(text, &taken, known);
     claim(names, &mut taken, &mut found);
     found.sort_by_key(|c| c.start);
+    merge_name_parts(&mut found);
     let ents = found
         .into_iter()
         .map(|c| Entity {
@@ -140,6 +141,24 @@ pub fn entities_with_evidence(
         })
         .collect();
     (ents, evidence)
+}
+
+/// A one-word name that is a word of a longer name in the same text ("Nadia" after "Nadia
+/// Flores") is the same entity: it takes the longer name's normal form.
+fn merge_name_parts(found: &mut [Candidate]) {
+    let long: Vec<String> = found
+        .iter()
+        .filter(|c| c.kind == EntityKind::Name && c.norm.contains(' '))
+        .map(|c| c.norm.clone())
+        .collect();
+    for c in found
+        .iter_mut()
+        .filter(|c| c.kind == EntityKind::Name && !c.norm.contains(' '))
+    {
+        if let Some(full) = long.iter().find(|l| l.split(' ').any(|w| w == c.norm)) {
+            c.norm = full.clone();
+        }
+    }
 }
 
 /// Keeps each candidate whose bytes are all still free, and marks them taken.
@@ -327,10 +346,8 @@ fn find_numbers(text: &str) -> Vec<Candidate> {
         .number
         .captures_iter(text)
         .map(|c| {
+            // Ordinals and decades count as their number: "40th" and "1990s" are 40 and 1990.
             let mut norm = canonical_number(&c[1]);
-            if let Some(ord) = c.get(2) {
-                norm.push_str(&ord.as_str().to_lowercase());
-            }
             if c.get(3).is_some() {
                 norm.push('%');
             }

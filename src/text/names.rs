@@ -7,7 +7,11 @@
 //! - at the start of a sentence (text start, after `.!?:…`, a newline or a bullet), a token
 //!   from the [`STOP`] list (The, When, Please, …) is a common word, not a name;
 //! - a one-token span at a sentence start ("Whiskers smiled.") counts only when the same
-//!   token is also capitalised somewhere not at a sentence start in the text;
+//!   token is also capitalised somewhere not at a sentence start in the text (or in the
+//!   companion text given as `known`); leading words of a longer span at a sentence start
+//!   need the same evidence ("Tell Sophie" is Sophie) unless they are [`NAME_HEADS`]
+//!   ("New York City"); a possessive ends a name and an acronym after a title-case word
+//!   starts a new one; a leading "the" is dropped from the normal form;
 //! - all-caps memo words ([`CAPS_STOP`]) and lines written mostly in capitals are skipped.
 use super::entities::{normalize_entity, Candidate, EntityKind};
 use regex::Regex;
@@ -52,6 +56,13 @@ pub const CAPS_STOP: &[&str] = &[
     "ooo", "wfh", "np", "thx", "pls", "aka", "vs", "etc",
 ];
 
+/// Words that often open a multi-word name; kept at a sentence start without evidence.
+#[rustfmt::skip]
+pub const NAME_HEADS: &[&str] = &[
+    "new", "north", "south", "east", "west", "san", "santa", "saint", "los", "las", "el", "fort", "port", "mount",
+    "lake", "glen", "upper", "lower", "old", "great", "royal", "united", "national", "university", "bank", "st",
+];
+
 /// Lower-case words allowed inside a name when another capital follows.
 #[rustfmt::skip]
 const CONNECTORS: &[&str] = &[
@@ -70,6 +81,10 @@ struct Tok {
     cap: bool,
     initial: bool,
     lower: String,
+    /// Ends in 's: the name ends here ("Kai's BBQ" is Kai).
+    possessive: bool,
+    /// All capitals: an acronym after a title-case name starts a new one.
+    caps: bool,
 }
 
 fn is_caps_word(s: &str) -> bool {
@@ -103,9 +118,10 @@ fn starts_sentence(text: &str, start: usize) -> bool {
                 .rev()
                 .collect();
             let w = word.to_lowercase();
-            !(TITLES.contains(&w.as_str())
-                || super::sentences::TITLES.contains(&w.as_str())
-                || w.contains('.'))
+            // An initialism has one letter between dots; "example.com." does end a sentence.
+            let initialism = w.contains('.') && w.split('.').all(|seg| seg.chars().count() <= 1);
+            // Only abbreviated titles ("Dr.") keep a sentence going; "in general." ends one.
+            !(super::sentences::TITLES.contains(&w.as_str()) || initialism)
         }
         _ => false,
     }
@@ -155,12 +171,15 @@ pub fn find_names(
                     lower.as_str(),
                     "i" | "i'm" | "i’m" | "i'll" | "i've" | "i'd"
                 )
-                || (is_caps_word(s) && CAPS_STOP.contains(&lower.as_str()));
+                || (is_caps_word(s)
+                    && (CAPS_STOP.contains(&lower.as_str()) || STOP.contains(&lower.as_str())));
             Tok {
                 start: m.start(),
                 end: m.start() + s.len(),
                 cap: first.is_uppercase() && !excluded,
                 initial: starts_sentence(text, m.start()),
+                possessive: lower.ends_with("'s") || lower.ends_with("’s"),
+                caps: is_caps_word(s),
                 lower,
             }
         })
@@ -186,9 +205,12 @@ pub fn find_names(
             {
                 k += 1;
             }
+            let last = &toks[j - 1];
             if k < toks.len()
                 && toks[k].cap
                 && !toks[k].initial
+                && !last.possessive
+                && !(toks[k].caps && !last.caps)
                 && adjacent(text, &toks[k - 1], &toks[k])
             {
                 j = k + 1;
@@ -208,23 +230,36 @@ pub fn find_names(
                 .map(|k| normalize_entity(&toks[k].lower))
         })
         .collect();
+    // At a sentence start, leading words without mid-sentence evidence (here or in `known`)
+    // are ordinary capitalised words: "Tell Sophie" is Sophie, "Blue Corolla" is Corolla.
+    let evident = |k: usize| {
+        let n = normalize_entity(&toks[k].lower);
+        mid_sentence.contains(&n) || known.contains(&n)
+    };
+    let head = |k: usize| NAME_HEADS.contains(&normalize_entity(&toks[k].lower).as_str());
     let names = spans
         .into_iter()
-        .filter(|&(a, b)| {
-            let norm = normalize_entity(&toks[a].lower);
-            !(b - a == 1
-                && toks[a].initial
-                && !mid_sentence.contains(&norm)
-                && !known.contains(&norm))
-        })
-        .map(|(a, b)| {
+        .filter_map(|(mut a, b)| {
+            if toks[a].initial {
+                while b - a > 1 && !evident(a) && !head(a) {
+                    a += 1;
+                    while a < b && !toks[a].cap {
+                        a += 1;
+                    }
+                }
+                if a >= b || (b - a == 1 && toks[a].initial && !evident(a)) {
+                    return None;
+                }
+            }
             let s = &text[toks[a].start..toks[b - 1].end];
-            Candidate {
+            let norm = normalize_entity(s);
+            let norm = norm.strip_prefix("the ").map(String::from).unwrap_or(norm);
+            Some(Candidate {
                 start: toks[a].start,
                 end: toks[b - 1].end,
                 kind: EntityKind::Name,
-                norm: normalize_entity(s),
-            }
+                norm,
+            })
         })
         .filter(|c| !c.norm.is_empty())
         .collect();
