@@ -151,5 +151,6 @@ fn spec_parsing() {
             field: None
         }
     );
-    assert_eq!(DataSpec::parse("a/b.jsonl:body").label(), "b:body");
+    assert_eq!(DataSpec::parse("a/b.jsonl:body").label(), "a/b:body");
+    assert_eq!(DataSpec::parse("b.txt").label(), "b");
 }

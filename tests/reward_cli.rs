@@ -262,7 +262,7 @@ fn analyze_writes_tables_matching_the_library() {
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let md = std::fs::read_to_string(out.join("table.md")).unwrap();
-    assert!(md.contains("| docs:body | 3 | 2 | 7 |"), "{md}");
+    assert!(md.contains("/docs:body | 3 | 2 | 7 |"), "{md}");
     assert_eq!(String::from_utf8_lossy(&o.stdout), md);
     let csv = std::fs::read_to_string(out.join("table.csv")).unwrap();
     let row: Vec<&str> = csv.lines().nth(1).unwrap().split(',').collect();

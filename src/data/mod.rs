@@ -55,16 +55,22 @@ impl DataSpec {
         }
     }
 
-    /// A short name for tables: the file stem plus the field when one was given.
+    /// A short name for tables: parent folder / file stem, plus the field when one was given.
     pub fn label(&self) -> String {
-        let stem = self
-            .path
-            .file_stem()
-            .map(|s| s.to_string_lossy().to_string())
-            .unwrap_or_default();
+        let part = |p: Option<&std::ffi::OsStr>| {
+            p.map(|s| s.to_string_lossy().to_string())
+                .unwrap_or_default()
+        };
+        let stem = part(self.path.file_stem());
+        let parent = part(self.path.parent().and_then(|p| p.file_name()));
+        let base = if parent.is_empty() {
+            stem
+        } else {
+            format!("{parent}/{stem}")
+        };
         match &self.field {
-            Some(f) => format!("{stem}:{f}"),
-            None => stem,
+            Some(f) => format!("{base}:{f}"),
+            None => base,
         }
     }
 

@@ -46,6 +46,12 @@ pub struct AnalyzeArgs {
     /// Output directory for table.md and table.csv [default: results/analyze/<encoder>].
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// Device of a transformer encoder: cpu, cuda, cuda:N or auto.
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+    /// Sentences per encoder forward pass.
+    #[arg(long, default_value_t = 32)]
+    pub batch_size: usize,
 }
 
 /// The part of a config file `stylerl reward` reads.
@@ -173,8 +179,12 @@ fn slug(spec: &str) -> String {
 }
 
 pub fn analyze(a: &AnalyzeArgs) -> Result<()> {
-    let enc =
-        crate::encoder::load(&a.encoder).with_context(|| format!("--encoder {}", a.encoder))?;
+    let opts = crate::encoder::EncoderOptions {
+        device: crate::util::parse_device(&a.device)?,
+        batch_size: a.batch_size.max(1),
+    };
+    let enc = crate::encoder::load_with(&a.encoder, &opts)
+        .with_context(|| format!("--encoder {}", a.encoder))?;
     let mut rows = Vec::new();
     for d in &a.data {
         let spec = crate::data::DataSpec::parse(d);

@@ -24,6 +24,10 @@ pub struct RewardConfig {
     pub reference: Vec<PathBuf>,
     /// `stylometric` or a sentence-transformers directory (see `encoder::load`).
     pub encoder: String,
+    /// Device of a transformer encoder: `cpu`, `cuda`, `cuda:N` or `auto`.
+    pub encoder_device: String,
+    /// Sentences per encoder forward pass.
+    pub encoder_batch_size: usize,
     pub aggregation: Aggregation,
     /// Most generated-sentence embeddings kept between batches (0 disables the cache).
     pub cache_size: usize,
@@ -102,6 +106,8 @@ impl Default for RewardConfig {
         RewardConfig {
             reference: Vec::new(),
             encoder: "stylometric".into(),
+            encoder_device: "cpu".into(),
+            encoder_batch_size: 32,
             aggregation: Aggregation::Sum,
             cache_size: 65536,
             weights: Weights::default(),
@@ -203,6 +209,9 @@ impl RewardConfig {
             if !v.is_finite() {
                 bail!("reward.{k} = {v}: must be finite");
             }
+        }
+        if self.encoder_batch_size == 0 {
+            bail!("reward.encoder_batch_size must be > 0");
         }
         if self.encoder.trim().is_empty() {
             bail!(

@@ -154,10 +154,14 @@ impl RewardModel {
     pub fn from_config(cfg: &RewardConfig) -> Result<Self> {
         cfg.validate()?;
         let refs = load_reference_sentences(cfg)?;
-        let enc: Arc<dyn SentenceEncoder> = Arc::from(
-            crate::encoder::load(&cfg.encoder)
-                .with_context(|| format!("reward.encoder '{}'", cfg.encoder))?,
-        );
+        let opts = crate::encoder::EncoderOptions {
+            device: crate::util::parse_device(&cfg.encoder_device)
+                .context("reward.encoder_device")?,
+            batch_size: cfg.encoder_batch_size,
+        };
+        let enc = crate::encoder::load_with(&cfg.encoder, &opts)
+            .with_context(|| format!("reward.encoder '{}'", cfg.encoder))?;
+        let enc: Arc<dyn SentenceEncoder> = Arc::from(enc);
         Self::with_encoder(cfg, enc, refs)
     }
 
