@@ -1,6 +1,73 @@
 //! A weight-free style vector per sentence, so rewards work with no model at all.
+//!
+//! Each sentence becomes [`FEATURES`].len() hand-picked surface measurements (length,
+//! punctuation by kind, casing, word shapes, pronoun persons, digits, emoji). Every raw value
+//! x is standardised as z = (x − centre) / scale with the fixed constants in [`FEATURES`]
+//! (hand-set from typical English prose, not fitted to any data set), clipped to ±[`CLIP`] so
+//! that one extreme rate in a one-word sentence cannot dominate, and the vector is
+//! L2-normalised. Cosine then compares style profiles; content words play no part.
 use anyhow::Result;
 
+/// z-scores are clipped to ±CLIP before normalisation.
+pub const CLIP: f32 = 4.0;
+
+/// (name, centre, scale) of each feature, in vector order. Rates are per word unless noted.
+pub const FEATURES: &[(&str, f32, f32)] = &[
+    ("log_words", 2.4, 0.8),         // ln(1 + words)
+    ("mean_word_len", 4.6, 1.2),     // letters per word
+    ("commas", 0.06, 0.07),          // ',' per word
+    ("end_period", 0.6, 0.5),        // ends with '.' (0/1)
+    ("end_question", 0.1, 0.3),      // ends with '?' (0/1)
+    ("end_exclaim", 0.1, 0.3),       // ends with '!' (0/1)
+    ("end_none", 0.15, 0.35),        // ends without . ? ! … or closing quote (0/1)
+    ("ellipsis", 0.05, 0.2),         // contains "..." or '…' (0/1)
+    ("colons_semis", 0.01, 0.04),    // ':' ';' per word
+    ("dashes", 0.01, 0.04),          // '—' '–' or a spaced '-' per word
+    ("quotes", 0.02, 0.07),          // quotation marks per word
+    ("brackets", 0.005, 0.04),       // '(' ')' '[' ']' per word
+    ("upper_letters", 0.04, 0.06),   // upper-case share of letters
+    ("titlecase_words", 0.08, 0.12), // capitalised words after the first
+    ("allcaps_words", 0.01, 0.06),   // words of 2+ letters all in capitals
+    ("function_words", 0.45, 0.15),  // closed-class words
+    ("contractions", 0.03, 0.06),    // words with an inner apostrophe
+    ("first_person", 0.03, 0.06),    // I, me, we, our, …
+    ("second_person", 0.02, 0.05),   // you, your, …
+    ("third_person", 0.05, 0.07),    // he, she, they, it, …
+    ("digits", 0.01, 0.04),          // digit share of non-space chars
+    ("emoji", 0.0, 0.05),            // emoji per word
+    ("long_words", 0.2, 0.12),       // words of 7+ letters
+    ("ly_words", 0.02, 0.04),        // words ending in -ly
+    ("ing_words", 0.03, 0.05),       // words ending in -ing
+    ("articles", 0.08, 0.06),        // a, an, the
+    ("repeated_marks", 0.02, 0.15),  // "!!", "?!", "??" (0/1)
+    ("punct_per_word", 0.15, 0.12),  // all Unicode punctuation per word
+    ("starts_conj", 0.05, 0.2),      // starts with and/but/or/so (0/1)
+    ("starts_lower", 0.05, 0.2),     // first letter is lower case (0/1)
+];
+
+#[rustfmt::skip]
+const FUNCTION_WORDS: &[&str] = &[
+    "a", "an", "the", "and", "or", "but", "nor", "so", "yet", "if", "then", "than", "because", "as", "of", "in",
+    "on", "at", "to", "for", "with", "by", "from", "up", "down", "into", "onto", "over", "under", "about",
+    "after", "before", "through", "between", "without", "within", "i", "me", "my", "we", "us", "our", "you",
+    "your", "he", "him", "his", "she", "her", "it", "its", "they", "them", "their", "this", "that", "these",
+    "those", "is", "am", "are", "was", "were", "be", "been", "being", "have", "has", "had", "do", "does", "did",
+    "will", "would", "shall", "should", "can", "could", "may", "might", "must", "not", "no", "who", "whom",
+    "which", "what", "when", "where", "why", "how", "there", "here", "all", "some", "any", "each", "every",
+    "very", "just", "too", "also",
+];
+#[rustfmt::skip]
+const FIRST: &[&str] = &[
+    "i", "me", "my", "mine", "myself", "we", "us", "our", "ours", "ourselves",
+];
+const SECOND: &[&str] = &["you", "your", "yours", "yourself", "yourselves", "ya", "u"];
+#[rustfmt::skip]
+const THIRD: &[&str] = &[
+    "he", "him", "his", "himself", "she", "her", "hers", "herself", "it", "its", "itself", "they", "them",
+    "their", "theirs", "themselves",
+];
+
+/// The weight-free stylometric encoder.
 pub struct Stylometric;
 
 impl Stylometric {
@@ -15,12 +82,146 @@ impl Default for Stylometric {
     }
 }
 
+fn is_emoji(c: char) -> bool {
+    matches!(c as u32, 0x1F000..=0x1FAFF | 0x2600..=0x27BF | 0x2B00..=0x2BFF)
+}
+
+/// The pronoun stem of a word: "I'm" → "i", "you’ll" → "you".
+fn stem(w: &str) -> &str {
+    w.split(['\'', '’']).next().unwrap_or(w)
+}
+
+/// Raw (unstandardised) feature values of one sentence, in [`FEATURES`] order.
+pub fn raw_features(sentence: &str) -> Vec<f32> {
+    let s = sentence.trim();
+    let words: Vec<String> = s
+        .split_whitespace()
+        .map(|w| w.trim_matches(|c: char| !c.is_alphanumeric()).to_string())
+        .filter(|w| w.chars().any(|c| c.is_alphanumeric()))
+        .collect();
+    let lower: Vec<String> = words.iter().map(|w| w.to_lowercase()).collect();
+    let n = words.len().max(1) as f32;
+    let count = |f: &dyn Fn(char) -> bool| s.chars().filter(|&c| f(c)).count() as f32;
+    let words_where = |f: &dyn Fn(&str) -> bool| lower.iter().filter(|w| f(w)).count() as f32 / n;
+
+    let letters = count(&|c| c.is_alphabetic());
+    let uppers = count(&|c| c.is_uppercase());
+    let nonspace = count(&|c| !c.is_whitespace()).max(1.0);
+    let letter_words: Vec<usize> = words
+        .iter()
+        .map(|w| w.chars().filter(|c| c.is_alphabetic()).count())
+        .collect();
+    let mean_len = if letter_words.is_empty() {
+        0.0
+    } else {
+        letter_words.iter().sum::<usize>() as f32 / n
+    };
+
+    let end = s.trim_end_matches(|c: char| "\"'”’»)".contains(c));
+    let last = end.chars().last();
+    let ends = |c: char| (last == Some(c)) as i32 as f32;
+    let end_none = (!matches!(last, Some('.' | '?' | '!' | '…'))) as i32 as f32;
+
+    let spaced_hyphens = s.matches(" - ").count() as f32;
+    let dashes = count(&|c| c == '—' || c == '–') + spaced_hyphens;
+    let quotes = count(&|c| "\"“”«»„".contains(c))
+        + s.char_indices()
+            .filter(|&(i, c)| {
+                (c == '\'' || c == '‘' || c == '’') && {
+                    let prev = s[..i].chars().last().is_some_and(|p| p.is_alphanumeric());
+                    let next = s[i + c.len_utf8()..]
+                        .chars()
+                        .next()
+                        .is_some_and(|p| p.is_alphanumeric());
+                    !(prev && next)
+                }
+            })
+            .count() as f32;
+    let titlecase = words
+        .iter()
+        .skip(1)
+        .filter(|w| w.chars().next().is_some_and(|c| c.is_uppercase()))
+        .count() as f32
+        / (n - 1.0).max(1.0);
+    let allcaps = words
+        .iter()
+        .filter(|w| {
+            let l: Vec<char> = w.chars().filter(|c| c.is_alphabetic()).collect();
+            l.len() >= 2 && l.iter().all(|c| c.is_uppercase())
+        })
+        .count() as f32
+        / n;
+    let contraction = words
+        .iter()
+        .filter(|w| {
+            let cs: Vec<char> = w.chars().collect();
+            (1..cs.len().saturating_sub(1)).any(|i| {
+                (cs[i] == '\'' || cs[i] == '’')
+                    && cs[i - 1].is_alphabetic()
+                    && cs[i + 1].is_alphabetic()
+            })
+        })
+        .count() as f32
+        / n;
+    let first_word = lower.first().map(|w| w.as_str()).unwrap_or("");
+    let first_letter = s.chars().find(|c| c.is_alphabetic());
+
+    vec![
+        (1.0 + words.len() as f32).ln(),
+        mean_len,
+        count(&|c| c == ',') / n,
+        ends('.'),
+        ends('?'),
+        ends('!'),
+        end_none,
+        (s.contains("...") || s.contains('…')) as i32 as f32,
+        count(&|c| c == ':' || c == ';') / n,
+        dashes / n,
+        quotes / n,
+        count(&|c| "()[]".contains(c)) / n,
+        if letters > 0.0 { uppers / letters } else { 0.0 },
+        titlecase,
+        allcaps,
+        words_where(&|w| FUNCTION_WORDS.contains(&w)),
+        contraction,
+        words_where(&|w| FIRST.contains(&stem(w))),
+        words_where(&|w| SECOND.contains(&stem(w))),
+        words_where(&|w| THIRD.contains(&stem(w))),
+        count(&|c| c.is_ascii_digit()) / nonspace,
+        count(&is_emoji) / n,
+        words_where(&|w| w.chars().filter(|c| c.is_alphabetic()).count() >= 7),
+        words_where(&|w| w.len() > 4 && w.ends_with("ly")),
+        words_where(&|w| w.len() > 5 && w.ends_with("ing")),
+        words_where(&|w| matches!(w, "a" | "an" | "the")),
+        (s.contains("!!") || s.contains("?!") || s.contains("!?") || s.contains("??")) as i32
+            as f32,
+        crate::text::count_punctuation(s) as f32 / n,
+        matches!(first_word, "and" | "but" | "or" | "so") as i32 as f32,
+        first_letter.is_some_and(|c| c.is_lowercase()) as i32 as f32,
+    ]
+}
+
+/// The standardised, clipped, L2-normalised style vector of one sentence (all zeros only
+/// when every feature sits exactly at its centre).
+pub fn style_vector(sentence: &str) -> Vec<f32> {
+    let mut v: Vec<f32> = raw_features(sentence)
+        .iter()
+        .zip(FEATURES)
+        .map(|(x, (_, c, s))| ((x - c) / s).clamp(-CLIP, CLIP))
+        .collect();
+    let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    if norm > 0.0 && norm.is_finite() {
+        v.iter_mut().for_each(|x| *x /= norm);
+    }
+    v
+}
+
 impl super::SentenceEncoder for Stylometric {
-    fn encode(&self, _sentences: &[String]) -> Result<Vec<Vec<f32>>> {
-        anyhow::bail!("stylometric encoder is not built yet")
+    fn encode(&self, sentences: &[String]) -> Result<Vec<Vec<f32>>> {
+        Ok(sentences.iter().map(|s| style_vector(s)).collect())
     }
     fn dim(&self) -> usize {
-        0
+        FEATURES.len()
     }
     fn name(&self) -> String {
         "stylometric".into()

@@ -1,20 +1,37 @@
 //! `stylerl reward` and `stylerl analyze`.
-use std::path::PathBuf;
+//!
+//! `reward` reads the `[reward]` table of a TOML file (other tables, e.g. those of a GRPO
+//! config, are ignored), scores one (input, output) pair and prints pretty JSON with every
+//! component and every generated sentence's match. Token counts for R_length come from
+//! `--tokenizer` (a model directory with tokenizer.json, or the file itself; no special
+//! tokens added) when given, else from whitespace-separated words.
+use super::analyze::{characterise, csv, markdown};
+use super::config::RewardConfig;
+use super::model::{RewardModel, Rollout};
+use anyhow::{Context, Result};
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
 
 #[derive(clap::Args, Debug)]
 pub struct RewardArgs {
     /// A TOML config with a [reward] table (reference file, encoder, weights).
     #[arg(long)]
     pub config: PathBuf,
-    /// The input text that was rewritten.
+    /// The input text that was rewritten (`@FILE` reads it from a file).
     #[arg(long)]
     pub input: String,
-    /// The generated rewrite to score.
+    /// The generated rewrite to score (`@FILE` reads it from a file).
     #[arg(long)]
     pub output: String,
     /// Override a config value, e.g. --set reward.dropout.gamma=5 (repeatable).
     #[arg(long = "set")]
     pub set: Vec<String>,
+    /// Count tokens with this tokenizer (model directory or tokenizer.json); default: words.
+    #[arg(long)]
+    pub tokenizer: Option<PathBuf>,
+    /// Training step that keys the dropout draws (same seed and step, same draws).
+    #[arg(long, default_value_t = 0)]
+    pub step: u64,
 }
 
 #[derive(clap::Args, Debug)]
@@ -22,17 +39,170 @@ pub struct AnalyzeArgs {
     /// A sentence-transformers directory, or `stylometric`.
     #[arg(long)]
     pub encoder: String,
-    /// Dataset files (text, JSONL, CSV, Parquet); one table row each.
+    /// Dataset files (text, JSONL, JSON, CSV, Parquet; `PATH:FIELD` picks the field/column,
+    /// `PATH:lines|paragraphs` the plain-text mode); one table row each.
     #[arg(long, num_args = 1.., required = true)]
-    pub data: Vec<PathBuf>,
-    /// Output directory for table.md and table.csv.
-    #[arg(long, default_value = "results/analyze")]
-    pub out: PathBuf,
+    pub data: Vec<String>,
+    /// Output directory for table.md and table.csv [default: results/analyze/<encoder>].
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Device of a transformer encoder: cpu, cuda, cuda:N or auto.
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+    /// Sentences per encoder forward pass.
+    #[arg(long, default_value_t = 32)]
+    pub batch_size: usize,
 }
 
-pub fn reward(_a: &RewardArgs) -> anyhow::Result<()> {
-    anyhow::bail!("reward is not built yet")
+/// The part of a config file `stylerl reward` reads.
+#[derive(Deserialize)]
+struct RewardFile {
+    reward: RewardConfig,
 }
-pub fn analyze(_a: &AnalyzeArgs) -> anyhow::Result<()> {
-    anyhow::bail!("analyze is not built yet")
+
+fn text_arg(s: &str, what: &str) -> Result<String> {
+    match s.strip_prefix('@') {
+        Some(p) => std::fs::read_to_string(p)
+            .with_context(|| format!("--{what} @{p}: cannot read the file")),
+        None => Ok(s.to_string()),
+    }
+}
+
+/// Counts tokens with a tokenizer when given, else whitespace words. Returns the counter too.
+fn token_counter(tok: Option<&Path>) -> Result<(Box<dyn Fn(&str) -> Result<usize>>, String)> {
+    let Some(p) = tok else {
+        return Ok((
+            Box::new(|t: &str| Ok(t.split_whitespace().count())),
+            "whitespace words".into(),
+        ));
+    };
+    let file = if p.is_dir() {
+        p.join("tokenizer.json")
+    } else {
+        p.to_path_buf()
+    };
+    let t = tokenizers::Tokenizer::from_file(&file).map_err(|e| {
+        anyhow::anyhow!(
+            "--tokenizer {}: cannot load ({e}); give a model directory with tokenizer.json",
+            file.display()
+        )
+    })?;
+    let label = format!("tokenizer {}", file.display());
+    Ok((
+        Box::new(move |s: &str| {
+            Ok(t.encode(s, false)
+                .map_err(|e| anyhow::anyhow!("tokenizing: {e}"))?
+                .get_ids()
+                .len())
+        }),
+        label,
+    ))
+}
+
+pub fn reward(a: &RewardArgs) -> Result<()> {
+    let file: RewardFile = crate::config::load(&a.config, &a.set)?;
+    let cfg = file.reward;
+    let model = RewardModel::from_config(&cfg)?;
+    let input = text_arg(&a.input, "input")?;
+    let output = text_arg(&a.output, "output")?;
+    let (count, counter) = token_counter(a.tokenizer.as_deref())?;
+    let ro = Rollout {
+        input: &input,
+        output: &output,
+        input_tokens: count(&input)?,
+        output_tokens: count(&output)?,
+    };
+    let scores = model.score_batch(&[ro], a.step)?;
+    let r = &scores.rewards[0];
+    let refs = model.style.references();
+    let sentences: Vec<serde_json::Value> = r
+        .style
+        .sentences
+        .iter()
+        .map(|s| {
+            serde_json::json!({
+                "sentence": s.text,
+                "reference_index": s.reference,
+                "reference": refs[s.reference],
+                "similarity": s.similarity,
+                "dropout_rate": s.dropout_rate,
+                "dropped": s.dropped,
+            })
+        })
+        .collect();
+    let w = &cfg.weights;
+    let out = serde_json::json!({
+        "encoder": model.style.encoder_name(),
+        "reference_files": cfg.reference,
+        "reference_sentences": refs.len(),
+        "step": a.step,
+        "components": {
+            "r_total": r.r_total,
+            "r_style": r.r_style,
+            "r_length": r.r_length,
+            "r_ne_overlap": r.r_ne_overlap,
+            "r_punctuation": r.r_punctuation,
+        },
+        "weights": { "style": w.style, "length": w.length, "punctuation": w.punctuation, "entities": cfg.entities.weight },
+        "style": {
+            "aggregation": cfg.aggregation,
+            "r_style_undropped": r.style.r_style_undropped,
+            "n_sentences": r.style.n_sentences,
+            "n_dropped": r.style.n_dropped,
+            "dropout_cancelled": r.style.dropout_cancelled,
+            "sentences": sentences,
+        },
+        "length": { "counted_with": counter, "input_tokens": r.length.input, "output_tokens": r.length.output, "limit": r.length.limit, "cache": r.length.cache },
+        "entities": r.entities,
+        "punctuation": r.punctuation,
+        "dynamics": scores.dynamics,
+    });
+    println!("{}", serde_json::to_string_pretty(&out)?);
+    Ok(())
+}
+
+/// A file-system-safe name for an encoder spec ("models/all-minilm-l6-v2" → "all-minilm-l6-v2").
+fn slug(spec: &str) -> String {
+    let last = Path::new(spec.trim_end_matches('/'))
+        .file_name()
+        .map(|s| s.to_string_lossy().to_string())
+        .unwrap_or_else(|| spec.to_string());
+    last.chars()
+        .map(|c| {
+            if c.is_alphanumeric() || c == '-' || c == '_' || c == '.' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+pub fn analyze(a: &AnalyzeArgs) -> Result<()> {
+    let opts = crate::encoder::EncoderOptions {
+        device: crate::util::parse_device(&a.device)?,
+        batch_size: a.batch_size.max(1),
+    };
+    let enc = crate::encoder::load_with(&a.encoder, &opts)
+        .with_context(|| format!("--encoder {}", a.encoder))?;
+    let mut rows = Vec::new();
+    for d in &a.data {
+        let spec = crate::data::DataSpec::parse(d);
+        let docs = spec.load()?;
+        rows.push(
+            characterise(enc.as_ref(), &spec.label(), &docs)
+                .with_context(|| format!("dataset {d}"))?,
+        );
+    }
+    let name = enc.name();
+    let md = markdown(&name, &rows);
+    let out = a
+        .out
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("results/analyze").join(slug(&a.encoder)));
+    crate::util::write_atomic(&out.join("table.md"), md.as_bytes())?;
+    crate::util::write_atomic(&out.join("table.csv"), csv(&name, &rows)?.as_bytes())?;
+    print!("{md}");
+    eprintln!("wrote {}/table.md and table.csv", out.display());
+    Ok(())
 }

@@ -1,3 +1,18 @@
 //! Rewards (shared/SPEC.md): sentence-level style similarity with style reward dropout,
-//! length, named-entity and punctuation penalties.
+//! length, named-entity and punctuation penalties, and the training-dynamics metrics.
+//!
+//! GRPO builds one [`RewardModel`] from the `[reward]` table and calls
+//! [`RewardModel::score_batch`] with one [`Rollout`] per completion each step.
+pub mod analyze;
 pub mod cmd;
+pub mod config;
+pub mod dropout;
+pub mod dynamics;
+pub mod model;
+pub mod penalties;
+pub mod style;
+
+pub use config::{Aggregation, RewardConfig};
+pub use dynamics::Dynamics;
+pub use model::{BatchScores, ComponentMeans, RewardBreakdown, RewardModel, Rollout};
+pub use style::StyleScorer;

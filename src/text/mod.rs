@@ -1,1 +1,12 @@
 //! Text utilities: sentence splitting, entity extraction, punctuation counting.
+//!
+//! Everything here is pure and model-free, so rewards and tests can call it directly.
+pub mod dates;
+pub mod entities;
+pub mod names;
+pub mod punct;
+pub mod sentences;
+
+pub use entities::{entities, entity_pair, normalize_entity, Entity, EntityKind};
+pub use punct::{count_punctuation, is_punctuation};
+pub use sentences::sentences;

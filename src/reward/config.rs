@@ -1,0 +1,223 @@
+//! `RewardConfig`: the `[reward]` table of `configs/reward.toml` and of every GRPO config.
+//!
+//! Every field has a default, and unknown keys are errors (`deny_unknown_fields`), so a
+//! typo in a weight name fails loudly. Reference paths are relative to the working
+//! directory (run from the repository root).
+use anyhow::{bail, Result};
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+
+/// How per-sentence contributions combine into R_style.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Aggregation {
+    /// Σ over sentences of the kept best similarities (shared/SPEC.md default).
+    Sum,
+    /// The same sum divided by the number of sentences (dropped ones count as 0).
+    Mean,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RewardConfig {
+    /// Reference text files; their sentences, in file order, are the reference set.
+    pub reference: Vec<PathBuf>,
+    /// `stylometric` or a sentence-transformers directory (see `encoder::load`).
+    pub encoder: String,
+    /// Device of a transformer encoder: `cpu`, `cuda`, `cuda:N` or `auto`.
+    pub encoder_device: String,
+    /// Sentences per encoder forward pass.
+    pub encoder_batch_size: usize,
+    pub aggregation: Aggregation,
+    /// Most generated-sentence embeddings kept between batches (0 disables the cache).
+    pub cache_size: usize,
+    pub weights: Weights,
+    pub dropout: DropoutConfig,
+    pub length: LengthConfig,
+    pub entities: EntityConfig,
+    pub punctuation: PunctuationConfig,
+}
+
+/// Weights of R_style, R_length and R_punctuation in R_total. R_ne_overlap carries its own
+/// weight, `entities.weight` (w_ne in shared/SPEC.md), and enters R_total as is.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Weights {
+    pub style: f64,
+    pub length: f64,
+    pub punctuation: f64,
+}
+
+/// Style reward dropout (shared/SPEC.md): p_i = clip((D_i / max D)^gamma, eps_min, eps_max).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DropoutConfig {
+    pub enabled: bool,
+    pub gamma: f64,
+    pub eps_min: f64,
+    pub eps_max: f64,
+    /// Base seed; each batch draws from seed ⊕ step, so a run is reproducible.
+    pub seed: u64,
+}
+
+/// How L_max for R_length is set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LengthMode {
+    /// L_max = ratio · input tokens + slack.
+    Relative,
+    /// L_max = max_tokens.
+    Absolute,
+}
+
+/// R_length: DAPO soft overlong penalty. L_max is capped by max_completion_length either
+/// way, and the cache zone is at most L_max wide.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LengthConfig {
+    pub mode: LengthMode,
+    pub max_tokens: usize,
+    pub ratio: f64,
+    pub slack: f64,
+    /// Width L_cache of the soft zone below L_max, in tokens.
+    pub cache: f64,
+    pub max_completion_length: usize,
+}
+
+/// R_ne_overlap = weight · (F1(E_in, E_out) − 1).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EntityConfig {
+    pub weight: f64,
+}
+
+/// R_punctuation: soft cutoff on the output's punctuation count at ratio · input count + slack.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PunctuationConfig {
+    pub ratio: f64,
+    pub slack: f64,
+    /// Width of the soft zone below the limit, in punctuation characters.
+    pub cache: f64,
+}
+
+impl Default for RewardConfig {
+    fn default() -> Self {
+        RewardConfig {
+            reference: Vec::new(),
+            encoder: "stylometric".into(),
+            encoder_device: "cpu".into(),
+            encoder_batch_size: 32,
+            aggregation: Aggregation::Sum,
+            cache_size: 65536,
+            weights: Weights::default(),
+            dropout: DropoutConfig::default(),
+            length: LengthConfig::default(),
+            entities: EntityConfig::default(),
+            punctuation: PunctuationConfig::default(),
+        }
+    }
+}
+
+impl Default for Weights {
+    fn default() -> Self {
+        Weights {
+            style: 1.0,
+            length: 1.0,
+            punctuation: 1.0,
+        }
+    }
+}
+
+impl Default for DropoutConfig {
+    fn default() -> Self {
+        DropoutConfig {
+            enabled: true,
+            gamma: 10.0,
+            eps_min: 0.0,
+            eps_max: 0.9,
+            seed: 0,
+        }
+    }
+}
+
+impl Default for LengthConfig {
+    fn default() -> Self {
+        LengthConfig {
+            mode: LengthMode::Relative,
+            max_tokens: 256,
+            ratio: 2.0,
+            slack: 16.0,
+            cache: 32.0,
+            max_completion_length: 256,
+        }
+    }
+}
+
+impl Default for EntityConfig {
+    fn default() -> Self {
+        EntityConfig { weight: 1.0 }
+    }
+}
+
+impl Default for PunctuationConfig {
+    fn default() -> Self {
+        PunctuationConfig {
+            ratio: 1.5,
+            slack: 3.0,
+            cache: 3.0,
+        }
+    }
+}
+
+impl RewardConfig {
+    /// Checks ranges; each error names the key and the allowed values.
+    pub fn validate(&self) -> Result<()> {
+        let finite_nonneg = |name: &str, v: f64| -> Result<()> {
+            if !(v.is_finite() && v >= 0.0) {
+                bail!("reward.{name} = {v}: must be a finite number ≥ 0");
+            }
+            Ok(())
+        };
+        finite_nonneg("dropout.gamma", self.dropout.gamma)?;
+        let d = &self.dropout;
+        if !(0.0..=1.0).contains(&d.eps_min)
+            || !(0.0..=1.0).contains(&d.eps_max)
+            || d.eps_min > d.eps_max
+        {
+            bail!(
+                "reward.dropout eps_min = {}, eps_max = {}: need 0 ≤ eps_min ≤ eps_max ≤ 1",
+                d.eps_min,
+                d.eps_max
+            );
+        }
+        finite_nonneg("length.ratio", self.length.ratio)?;
+        finite_nonneg("length.slack", self.length.slack)?;
+        finite_nonneg("length.cache", self.length.cache)?;
+        if self.length.max_completion_length == 0 {
+            bail!("reward.length.max_completion_length must be > 0");
+        }
+        finite_nonneg("punctuation.ratio", self.punctuation.ratio)?;
+        finite_nonneg("punctuation.slack", self.punctuation.slack)?;
+        finite_nonneg("punctuation.cache", self.punctuation.cache)?;
+        for (k, v) in [
+            ("weights.style", self.weights.style),
+            ("weights.length", self.weights.length),
+            ("weights.punctuation", self.weights.punctuation),
+            ("entities.weight", self.entities.weight),
+        ] {
+            if !v.is_finite() {
+                bail!("reward.{k} = {v}: must be finite");
+            }
+        }
+        if self.encoder_batch_size == 0 {
+            bail!("reward.encoder_batch_size must be > 0");
+        }
+        if self.encoder.trim().is_empty() {
+            bail!(
+                "reward.encoder is empty: use 'stylometric' or a sentence-transformers directory"
+            );
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,279 @@
+//! `RewardModel`: every reward component of shared/SPEC.md for a whole rollout batch.
+//!
+//! Build it once (encoder loaded, reference embedded, dropout rates fixed), then call
+//! [`RewardModel::score_batch`] per rollout batch. R_style per text is
+//! Σ_s keep_s · max_k cos(s, r_k) (or that sum / #sentences with `aggregation = "mean"`);
+//! a text with no sentences scores R_style = 0. Dropout draws come from
+//! `dropout::batch_rng(seed, step)` in batch order (text by text, sentence by sentence);
+//! when every sentence of a text is dropped, the text gets its undropped R_style.
+use super::config::{Aggregation, RewardConfig};
+use super::dropout::{batch_rng, draw, dropout_rates};
+use super::dynamics::{dynamics, Dynamics};
+use super::penalties::{entity_f1, r_length, r_ne_overlap, r_punctuation};
+use super::style::StyleScorer;
+use crate::encoder::SentenceEncoder;
+use crate::text::{count_punctuation, entity_pair, Entity};
+use anyhow::{Context, Result};
+use serde::Serialize;
+use std::sync::Arc;
+
+/// One rollout to score. Token counts come from the policy tokenizer (R_length is pure in them).
+#[derive(Debug, Clone, Copy)]
+pub struct Rollout<'a> {
+    pub input: &'a str,
+    pub output: &'a str,
+    pub output_tokens: usize,
+    pub input_tokens: usize,
+}
+
+/// One generated sentence's match.
+#[derive(Debug, Clone, Serialize)]
+pub struct SentenceScore {
+    pub text: String,
+    pub reference: usize,
+    pub similarity: f64,
+    pub dropout_rate: f64,
+    pub dropped: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct StyleDetail {
+    pub r_style_undropped: f64,
+    pub n_sentences: usize,
+    /// Sentences whose contribution was removed (0 when the safeguard fired).
+    pub n_dropped: usize,
+    /// The safeguard fired: every sentence was dropped, so dropout was cancelled.
+    pub dropout_cancelled: bool,
+    pub sentences: Vec<SentenceScore>,
+    /// cos(sentence, r_k) for every reference k, one row per sentence (not serialised).
+    #[serde(skip)]
+    pub rows: Vec<Vec<f32>>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct LimitDetail {
+    pub input: usize,
+    pub output: usize,
+    pub limit: f64,
+    pub cache: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct EntityDetail {
+    pub f1: f64,
+    pub input: Vec<Entity>,
+    pub output: Vec<Entity>,
+}
+
+/// Every component of one rollout's reward, unweighted except R_ne_overlap (which carries
+/// w_ne by definition) and R_total (the weighted sum).
+#[derive(Debug, Clone, Serialize)]
+pub struct RewardBreakdown {
+    pub r_total: f64,
+    pub r_style: f64,
+    pub r_length: f64,
+    pub r_ne_overlap: f64,
+    pub r_punctuation: f64,
+    pub style: StyleDetail,
+    /// Token counts and L_max.
+    pub length: LimitDetail,
+    pub entities: EntityDetail,
+    /// Punctuation counts and limit.
+    pub punctuation: LimitDetail,
+}
+
+/// Batch means for logging.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct ComponentMeans {
+    pub r_total: f64,
+    pub r_style: f64,
+    pub r_length: f64,
+    pub r_ne_overlap: f64,
+    pub r_punctuation: f64,
+    /// Dropped sentences / all sentences (after the safeguard).
+    pub dropped_fraction: f64,
+    /// Texts whose dropout was cancelled by the safeguard / all texts.
+    pub cancelled_fraction: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct BatchScores {
+    pub rewards: Vec<RewardBreakdown>,
+    /// inner/outer std over all generated sentences of the batch × reference sentences.
+    pub dynamics: Dynamics,
+}
+
+impl BatchScores {
+    pub fn totals(&self) -> Vec<f64> {
+        self.rewards.iter().map(|r| r.r_total).collect()
+    }
+
+    pub fn means(&self) -> ComponentMeans {
+        let n = self.rewards.len().max(1) as f64;
+        let sum = |f: &dyn Fn(&RewardBreakdown) -> f64| self.rewards.iter().map(f).sum::<f64>() / n;
+        let sentences: usize = self.rewards.iter().map(|r| r.style.n_sentences).sum();
+        let dropped: usize = self.rewards.iter().map(|r| r.style.n_dropped).sum();
+        ComponentMeans {
+            r_total: sum(&|r| r.r_total),
+            r_style: sum(&|r| r.r_style),
+            r_length: sum(&|r| r.r_length),
+            r_ne_overlap: sum(&|r| r.r_ne_overlap),
+            r_punctuation: sum(&|r| r.r_punctuation),
+            dropped_fraction: if sentences > 0 {
+                dropped as f64 / sentences as f64
+            } else {
+                0.0
+            },
+            cancelled_fraction: sum(&|r| r.style.dropout_cancelled as i32 as f64),
+        }
+    }
+}
+
+pub struct RewardModel {
+    pub cfg: RewardConfig,
+    pub style: StyleScorer,
+    /// Static dropout rate of each reference sentence (all 0 when dropout is disabled).
+    pub rates: Vec<f64>,
+}
+
+/// Reads the reference files of `cfg` and splits them into sentences, in file order.
+pub fn load_reference_sentences(cfg: &RewardConfig) -> Result<Vec<String>> {
+    if cfg.reference.is_empty() {
+        anyhow::bail!("reward.reference is empty: list one or more reference text files, e.g. reference = [\"datasets/reference/whimsical_tale.txt\"]");
+    }
+    let mut out = Vec::new();
+    for p in &cfg.reference {
+        let t = std::fs::read_to_string(p).with_context(|| format!("cannot read reward.reference file {}: check the path (relative to the working directory)", p.display()))?;
+        out.extend(crate::text::sentences(&t));
+    }
+    Ok(out)
+}
+
+impl RewardModel {
+    /// Loads the encoder named by `cfg.encoder` and the reference files.
+    pub fn from_config(cfg: &RewardConfig) -> Result<Self> {
+        cfg.validate()?;
+        let refs = load_reference_sentences(cfg)?;
+        let opts = crate::encoder::EncoderOptions {
+            device: crate::util::parse_device(&cfg.encoder_device)
+                .context("reward.encoder_device")?,
+            batch_size: cfg.encoder_batch_size,
+        };
+        let enc = crate::encoder::load_with(&cfg.encoder, &opts)
+            .with_context(|| format!("reward.encoder '{}'", cfg.encoder))?;
+        let enc: Arc<dyn SentenceEncoder> = Arc::from(enc);
+        Self::with_encoder(cfg, enc, refs)
+    }
+
+    /// With an encoder already loaded (shared with evaluation, or a fake in tests).
+    pub fn with_encoder(
+        cfg: &RewardConfig,
+        encoder: Arc<dyn SentenceEncoder>,
+        references: Vec<String>,
+    ) -> Result<Self> {
+        cfg.validate()?;
+        let style = StyleScorer::new(encoder, references, cfg.cache_size)?;
+        let d = &cfg.dropout;
+        let rates = if d.enabled {
+            dropout_rates(style.reference_similarity(), d.gamma, d.eps_min, d.eps_max)
+        } else {
+            vec![0.0; style.references().len()]
+        };
+        Ok(RewardModel {
+            cfg: cfg.clone(),
+            style,
+            rates,
+        })
+    }
+
+    /// Scores a rollout batch; `step` keys the dropout draws (same seed and step, same draws).
+    pub fn score_batch(&self, rollouts: &[Rollout], step: u64) -> Result<BatchScores> {
+        let outputs: Vec<&str> = rollouts.iter().map(|r| r.output).collect();
+        let matches = self.style.match_texts(&outputs)?;
+        let mut rng = batch_rng(self.cfg.dropout.seed, step);
+        let mut all_rows: Vec<Vec<f32>> = Vec::new();
+        let mut rewards = Vec::with_capacity(rollouts.len());
+        for (ro, m) in rollouts.iter().zip(matches) {
+            let mut sentences: Vec<SentenceScore> = m
+                .sentences
+                .iter()
+                .zip(m.best.iter().zip(&m.best_sim))
+                .map(|(text, (&k, &sim))| {
+                    let rate = self.rates[k];
+                    SentenceScore {
+                        text: text.clone(),
+                        reference: k,
+                        similarity: sim as f64,
+                        dropout_rate: rate,
+                        dropped: draw(&mut rng, rate),
+                    }
+                })
+                .collect();
+            let n = sentences.len();
+            let full: f64 = sentences.iter().map(|s| s.similarity).sum();
+            let cancelled = n > 0 && sentences.iter().all(|s| s.dropped);
+            if cancelled {
+                sentences.iter_mut().for_each(|s| s.dropped = false);
+            }
+            let n_dropped = sentences.iter().filter(|s| s.dropped).count();
+            let kept: f64 = sentences
+                .iter()
+                .filter(|s| !s.dropped)
+                .map(|s| s.similarity)
+                .sum();
+            let denom = match self.cfg.aggregation {
+                Aggregation::Sum => 1.0,
+                Aggregation::Mean => n.max(1) as f64,
+            };
+            let (r_style, r_style_undropped) = (kept / denom, full / denom);
+            all_rows.extend(m.rows.iter().cloned());
+
+            let (r_len, len_limit, len_cache) =
+                r_length(&self.cfg.length, ro.input_tokens, ro.output_tokens);
+            let (p_in, p_out) = (count_punctuation(ro.input), count_punctuation(ro.output));
+            let (r_punct, p_limit, p_cache) = r_punctuation(&self.cfg.punctuation, p_in, p_out);
+            let (e_in, e_out) = entity_pair(ro.input, ro.output);
+            let norms = |e: &[Entity]| e.iter().map(|x| x.norm.clone()).collect::<Vec<_>>();
+            let f1 = entity_f1(&norms(&e_in), &norms(&e_out));
+            let r_ne = r_ne_overlap(self.cfg.entities.weight, f1);
+            let w = &self.cfg.weights;
+            let r_total = w.style * r_style + w.length * r_len + r_ne + w.punctuation * r_punct;
+            rewards.push(RewardBreakdown {
+                r_total,
+                r_style,
+                r_length: r_len,
+                r_ne_overlap: r_ne,
+                r_punctuation: r_punct,
+                style: StyleDetail {
+                    r_style_undropped,
+                    n_sentences: n,
+                    n_dropped,
+                    dropout_cancelled: cancelled,
+                    sentences,
+                    rows: m.rows,
+                },
+                length: LimitDetail {
+                    input: ro.input_tokens,
+                    output: ro.output_tokens,
+                    limit: len_limit,
+                    cache: len_cache,
+                },
+                entities: EntityDetail {
+                    f1,
+                    input: e_in,
+                    output: e_out,
+                },
+                punctuation: LimitDetail {
+                    input: p_in,
+                    output: p_out,
+                    limit: p_limit,
+                    cache: p_cache,
+                },
+            });
+        }
+        Ok(BatchScores {
+            rewards,
+            dynamics: dynamics(&all_rows),
+        })
+    }
+}

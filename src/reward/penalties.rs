@@ -1,0 +1,73 @@
+//! The pure auxiliary rewards: DAPO-shaped soft cutoff (R_length, R_punctuation) and the
+//! entity F1 behind R_ne_overlap. Plain functions of numbers, no model.
+use std::collections::HashSet;
+
+use super::config::{LengthConfig, LengthMode, PunctuationConfig};
+
+/// DAPO soft overlong shape: 0 up to `limit − cache`, then linear down to −1 at `limit`,
+/// −1 above. With `cache ≤ 0` it is a step: 0 up to `limit`, −1 above. Never NaN for
+/// finite inputs.
+pub fn soft_cutoff(x: f64, limit: f64, cache: f64) -> f64 {
+    if cache <= 0.0 {
+        return if x <= limit { 0.0 } else { -1.0 };
+    }
+    let start = limit - cache;
+    if x <= start {
+        0.0
+    } else if x <= limit {
+        (start - x) / cache
+    } else {
+        -1.0
+    }
+}
+
+/// L_max for an input of `input_tokens` tokens: `ratio · input + slack` (relative) or
+/// `max_tokens` (absolute), capped by `max_completion_length` in both modes.
+pub fn length_limit(cfg: &LengthConfig, input_tokens: usize) -> f64 {
+    let raw = match cfg.mode {
+        LengthMode::Relative => cfg.ratio * input_tokens as f64 + cfg.slack,
+        LengthMode::Absolute => cfg.max_tokens as f64,
+    };
+    raw.min(cfg.max_completion_length as f64)
+}
+
+/// R_length for `output_tokens` completion tokens; the cache zone is at most L_max wide.
+/// Returns (reward, L_max, effective cache).
+pub fn r_length(cfg: &LengthConfig, input_tokens: usize, output_tokens: usize) -> (f64, f64, f64) {
+    let limit = length_limit(cfg, input_tokens);
+    let cache = cfg.cache.min(limit.max(0.0));
+    (
+        soft_cutoff(output_tokens as f64, limit, cache),
+        limit,
+        cache,
+    )
+}
+
+/// R_punctuation for punctuation counts of input and output: limit = ratio · count_in +
+/// slack, cache zone at most the limit wide. Returns (reward, limit, effective cache).
+pub fn r_punctuation(
+    cfg: &PunctuationConfig,
+    count_in: usize,
+    count_out: usize,
+) -> (f64, f64, f64) {
+    let limit = cfg.ratio * count_in as f64 + cfg.slack;
+    let cache = cfg.cache.min(limit.max(0.0));
+    (soft_cutoff(count_out as f64, limit, cache), limit, cache)
+}
+
+/// Set F1 of two entity collections (compared by normal form, duplicates ignored: a rewrite
+/// may mention a preserved entity more or fewer times). Both empty → 1; one empty → 0.
+pub fn entity_f1<S: AsRef<str>>(input: &[S], output: &[S]) -> f64 {
+    let a: HashSet<&str> = input.iter().map(|s| s.as_ref()).collect();
+    let b: HashSet<&str> = output.iter().map(|s| s.as_ref()).collect();
+    if a.is_empty() && b.is_empty() {
+        return 1.0;
+    }
+    let common = a.intersection(&b).count() as f64;
+    2.0 * common / (a.len() + b.len()) as f64
+}
+
+/// R_ne_overlap = weight · (F1 − 1): 0 for perfect preservation, down to −weight.
+pub fn r_ne_overlap(weight: f64, f1: f64) -> f64 {
+    weight * (f1 - 1.0)
+}

@@ -1,0 +1,98 @@
+//! The weight-free stylometric encoder: shape, normalisation, determinism, and that it
+//! tells the two shipped reference texts apart.
+use stylerl::encoder::stylometric::{raw_features, style_vector, Stylometric, FEATURES};
+use stylerl::encoder::{cosine, SentenceEncoder};
+use stylerl::text::sentences;
+
+fn reference(name: &str) -> Vec<String> {
+    let p = format!("{}/datasets/reference/{name}", env!("CARGO_MANIFEST_DIR"));
+    sentences(&std::fs::read_to_string(&p).unwrap())
+}
+
+fn mean_sim(a: &[Vec<f32>], b: &[Vec<f32>], same: bool) -> f64 {
+    let (mut sum, mut n) = (0f64, 0usize);
+    for (i, x) in a.iter().enumerate() {
+        for (j, y) in b.iter().enumerate() {
+            if same && i == j {
+                continue;
+            }
+            sum += cosine(x, y) as f64;
+            n += 1;
+        }
+    }
+    sum / n as f64
+}
+
+#[test]
+fn vectors_are_unit_length_with_fixed_dim() {
+    let enc = Stylometric::new();
+    let v = enc
+        .encode(&[
+            "Hello there, friend!".into(),
+            "".into(),
+            "🙂".into(),
+            "ok".into(),
+        ])
+        .unwrap();
+    assert_eq!(v.len(), 4);
+    for x in &v {
+        assert_eq!(x.len(), enc.dim());
+        assert_eq!(x.len(), FEATURES.len());
+        let n: f32 = x.iter().map(|a| a * a).sum::<f32>().sqrt();
+        assert!((n - 1.0).abs() < 1e-5 || n == 0.0, "norm {n}");
+        assert!(x.iter().all(|a| a.is_finite()));
+    }
+    assert_eq!(enc.name(), "stylometric");
+}
+
+#[test]
+fn raw_features_measure_what_they_say() {
+    let f = raw_features("Why, oh why, did I say 42?");
+    let idx = |name: &str| FEATURES.iter().position(|(n, _, _)| *n == name).unwrap();
+    // 7 words: Why oh why did I say 42
+    assert!((f[idx("log_words")] - (8f32).ln()).abs() < 1e-6);
+    assert!((f[idx("commas")] - 2.0 / 7.0).abs() < 1e-6);
+    assert_eq!(f[idx("end_question")], 1.0);
+    assert_eq!(f[idx("end_period")], 0.0);
+    assert!((f[idx("first_person")] - 1.0 / 7.0).abs() < 1e-6);
+    // 2 digits among 20 non-space chars
+    assert!((f[idx("digits")] - 2.0 / 20.0).abs() < 1e-6);
+    let g = raw_features("I can't, you won't!");
+    assert!((g[idx("contractions")] - 2.0 / 4.0).abs() < 1e-6);
+    assert!((g[idx("second_person")] - 1.0 / 4.0).abs() < 1e-6);
+}
+
+#[test]
+fn same_sentence_same_vector_and_style_not_content() {
+    assert_eq!(
+        style_vector("The cat sat on the mat."),
+        style_vector("The cat sat on the mat.")
+    );
+    // Same shape, different content words: nearly identical.
+    let a = style_vector("The dog slept on the rug.");
+    let b = style_vector("The cat sat on the mat.");
+    let c = style_vector("OMG!!! u coming?? 🙂🙂");
+    assert!(cosine(&a, &b) > 0.9, "{}", cosine(&a, &b));
+    assert!(cosine(&a, &c) < 0.3, "{}", cosine(&a, &c));
+}
+
+#[test]
+fn separates_the_two_reference_texts() {
+    let enc = Stylometric::new();
+    let tale = enc.encode(&reference("whimsical_tale.txt")).unwrap();
+    let memo = enc.encode(&reference("business_memo.txt")).unwrap();
+    assert!(
+        tale.len() >= 15 && memo.len() >= 15,
+        "{} {}",
+        tale.len(),
+        memo.len()
+    );
+    let within_tale = mean_sim(&tale, &tale, true);
+    let within_memo = mean_sim(&memo, &memo, true);
+    let cross = mean_sim(&tale, &memo, false);
+    eprintln!("within tale {within_tale:.3}, within memo {within_memo:.3}, cross {cross:.3}");
+    assert!(
+        within_tale > cross + 0.05 && within_memo > cross + 0.05,
+        "tale {within_tale} memo {within_memo} cross {cross}"
+    );
+}
