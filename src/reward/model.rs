@@ -187,6 +187,8 @@ impl RewardModel {
     }
 
     /// Scores a rollout batch; `step` keys the dropout draws (same seed and step, same draws).
+    /// Call it once per rollout batch: two calls with the same `step` reuse the same random
+    /// stream, so a caller that splits a batch must give each part its own key.
     pub fn score_batch(&self, rollouts: &[Rollout], step: u64) -> Result<BatchScores> {
         let outputs: Vec<&str> = rollouts.iter().map(|r| r.output).collect();
         let matches = self.style.match_texts(&outputs)?;

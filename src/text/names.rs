@@ -44,7 +44,7 @@ pub const STOP: &[&str] = &[
 #[rustfmt::skip]
 pub const TITLES: &[&str] = &[
     "mr", "mrs", "ms", "mx", "dr", "prof", "professor", "rev", "sir", "dame", "lord", "lady", "madam", "miss",
-    "st", "sr", "jr", "capt", "captain", "gen", "general", "col", "lt", "sgt", "hon", "gov", "sen", "rep",
+    "st", "sr", "jr", "capt", "captain", "gen", "col", "lt", "sgt", "hon", "gov", "sen", "rep",
     "president", "doctor", "mister", "uncle", "aunt",
 ];
 
