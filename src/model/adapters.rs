@@ -79,7 +79,11 @@ pub fn new_trainable(
 
 /// Number of base-model parameters (for PEFT's trainable-parameter line).
 pub fn base_parameter_count(model: &Llama) -> i64 {
-    model.named_tensors().iter().map(|(_, t)| t.numel() as i64).sum()
+    model
+        .named_tensors()
+        .iter()
+        .map(|(_, t)| t.numel() as i64)
+        .sum()
 }
 
 /// Folds the set's deltas into the base weights (W += Σ wᵢ sᵢ Bᵢ Aᵢ) and detaches adapters.
@@ -88,8 +92,9 @@ pub fn merge_into_model(model: &mut Llama, set: &LoraSet) -> Result<usize> {
     tch::no_grad(|| {
         for lin in model.linears_mut() {
             if let Some(d) = set.delta_weight(&lin.path) {
-                let merged = (lin.weight.to_kind(tch::Kind::Float) + d.to_device(lin.weight.device()))
-                    .to_kind(lin.weight.kind());
+                let merged = (lin.weight.to_kind(tch::Kind::Float)
+                    + d.to_device(lin.weight.device()))
+                .to_kind(lin.weight.kind());
                 lin.weight.copy_(&merged);
                 n += 1;
             }
@@ -112,7 +117,8 @@ pub fn save_model_dir(model: &Llama, source_dir: &Path, out: &Path) -> Result<()
     ] {
         let src = source_dir.join(f);
         if src.exists() {
-            let bytes = std::fs::read(&src).with_context(|| format!("cannot read {}", src.display()))?;
+            let bytes =
+                std::fs::read(&src).with_context(|| format!("cannot read {}", src.display()))?;
             crate::util::write_atomic(&out.join(f), &bytes)?;
         }
     }

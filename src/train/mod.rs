@@ -7,6 +7,6 @@ pub mod metrics;
 pub mod optim;
 pub mod rng;
 pub mod schedule;
-pub mod tensorfile;
 pub mod sft;
 pub mod sft_data;
+pub mod tensorfile;

@@ -138,15 +138,33 @@ pub fn load_policy(m: &ModelSection) -> Result<(Llama, Tokenizer, ChatTemplate)>
     Ok((model, tok, tpl))
 }
 
-fn encode_all(cfg: &SftConfig, path: &Path, tok: &Tokenizer, tpl: &ChatTemplate) -> Result<Vec<SftExample>> {
+fn encode_all(
+    cfg: &SftConfig,
+    path: &Path,
+    tok: &Tokenizer,
+    tpl: &ChatTemplate,
+) -> Result<Vec<SftExample>> {
     let convs = load_conversations(&cfg.data, path)?;
-    let ex = convs.iter().map(|(m, a)| encode_example(tpl, tok, m, a)).collect::<Result<Vec<_>>>()?;
-    let (ex, rep) = fit_length(ex, cfg.data.max_length, cfg.data.overlong).with_context(|| path.display().to_string())?;
+    let ex = convs
+        .iter()
+        .map(|(m, a)| encode_example(tpl, tok, m, a))
+        .collect::<Result<Vec<_>>>()?;
+    let (ex, rep) = fit_length(ex, cfg.data.max_length, cfg.data.overlong)
+        .with_context(|| path.display().to_string())?;
     if rep.truncated + rep.dropped > 0 {
-        eprintln!("{}: {} examples truncated, {} dropped (longer than data.max_length = {})", path.display(), rep.truncated, rep.dropped, cfg.data.max_length);
+        eprintln!(
+            "{}: {} examples truncated, {} dropped (longer than data.max_length = {})",
+            path.display(),
+            rep.truncated,
+            rep.dropped,
+            cfg.data.max_length
+        );
     }
     if ex.is_empty() {
-        bail!("{}: no usable examples after length fitting: raise data.max_length", path.display());
+        bail!(
+            "{}: no usable examples after length fitting: raise data.max_length",
+            path.display()
+        );
     }
     Ok(ex)
 }
@@ -192,7 +210,7 @@ fn answer_ce_sum(model: &Llama, ids: &Tensor, mask: &Tensor, labels: &Tensor) ->
 
 pub fn run(a: &SftArgs) -> Result<()> {
     let cfg: SftConfig = crate::config::load(&a.config, &a.set)?;
-    train(&cfg, a.resume)
+    train(&cfg, a.resume).map(|_| ())
 }
 
 /// Runs SFT; returns the final adapter directory.
@@ -215,26 +233,57 @@ pub fn train(cfg: &SftConfig, resume: bool) -> Result<PathBuf> {
     // Adapter init (A) draws from torch's RNG: seed it so runs are reproducible.
     tch::manual_seed(step_seed(tr.seed, u64::MAX));
     let adapter = adapters::new_trainable(&mut model, &cfg.lora, Quant::None)?;
-    println!("{}", trainable_line(adapter.num_parameters(), adapters::base_parameter_count(&model) + adapter.num_parameters()));
+    println!(
+        "{}",
+        trainable_line(
+            adapter.num_parameters(),
+            adapters::base_parameter_count(&model) + adapter.num_parameters()
+        )
+    );
     let params = adapter.parameters();
-    let mut optim = AdamW::new(params.clone(), tr.optimizer);
-    let sched = Schedule { kind: tr.schedule, base_lr: tr.optimizer.lr, warmup_steps: tr.warmup_steps, total_steps: total };
+    let mut optim = AdamW::new(adapter.parameters(), tr.optimizer);
+    let sched = Schedule {
+        kind: tr.schedule,
+        base_lr: tr.optimizer.lr,
+        warmup_steps: tr.warmup_steps,
+        total_steps: total,
+    };
     let ckpt_root = cfg.out_dir.join("checkpoints");
     let base_name = cfg.model.path.display().to_string();
 
-    let mut state = TrainerState { step: 0, scheduler_step: 0, seed: tr.seed, rng: SplitMix64::new(tr.seed), data: DataPosition { epoch: 0, index: 0, order_seed: tr.seed }, extra: serde_json::Value::Null };
+    let mut state = TrainerState {
+        step: 0,
+        scheduler_step: 0,
+        seed: tr.seed,
+        rng: SplitMix64::new(tr.seed),
+        data: DataPosition {
+            epoch: 0,
+            index: 0,
+            order_seed: tr.seed,
+        },
+        extra: serde_json::Value::Null,
+    };
     if resume {
         match checkpoint::load_latest(&ckpt_root, &adapter, &mut optim)? {
             Some((dir, s)) => {
                 eprintln!("resuming from {} (step {})", dir.display(), s.step);
                 state = s;
             }
-            None => eprintln!("--resume: no checkpoint under {}, starting fresh", ckpt_root.display()),
+            None => eprintln!(
+                "--resume: no checkpoint under {}, starting fresh",
+                ckpt_root.display()
+            ),
         }
     } else if checkpoint::latest(&ckpt_root)?.is_some() {
-        bail!("{} already holds checkpoints: pass --resume to continue, or choose another out_dir", ckpt_root.display());
+        bail!(
+            "{} already holds checkpoints: pass --resume to continue, or choose another out_dir",
+            ckpt_root.display()
+        );
     }
-    let mut metrics = MetricsWriter::open(&cfg.out_dir.join("metrics.jsonl"), resume.then_some(state.step))?;
+    let mut metrics = MetricsWriter::open(
+        &cfg.out_dir.join("metrics.jsonl"),
+        resume.then_some(state.step),
+    )?;
     let mut guard = NanGuard::new(tr.nan_patience);
     let mut order = epoch_order(state.data.order_seed, state.data.epoch, train_ex.len());
     let pb = crate::util::progress_bar(total, "sft");
@@ -297,7 +346,14 @@ pub fn train(cfg: &SftConfig, resume: bool) -> Result<PathBuf> {
         pb.inc(1);
         if last || (tr.checkpoint_every > 0 && state.step % tr.checkpoint_every == 0) {
             state.extra = serde_json::json!({"nan_total": guard.total});
-            checkpoint::save(&ckpt_root, &state, &adapter, &optim, Some(&base_name), tr.keep_checkpoints)?;
+            checkpoint::save(
+                &ckpt_root,
+                &state,
+                &adapter,
+                &optim,
+                Some(&base_name),
+                tr.keep_checkpoints,
+            )?;
         }
     }
     pb.finish_and_clear();

@@ -80,14 +80,24 @@ pub fn user_turn(instruction: &str, input: &str) -> String {
 }
 
 /// Loads conversations: each is the messages up to (excluding) the answer, and the answer.
-pub fn load_conversations(cfg: &SftDataConfig, path: &Path) -> Result<Vec<(Vec<ChatMessage>, String)>> {
+pub fn load_conversations(
+    cfg: &SftDataConfig,
+    path: &Path,
+) -> Result<Vec<(Vec<ChatMessage>, String)>> {
     let mut out = Vec::new();
     match cfg.format.as_str() {
         "pairs" => {
             let inputs = crate::data::load_texts(path, Some(&cfg.input_field))?;
             let outputs = crate::data::load_texts(path, Some(&cfg.output_field))?;
             if inputs.len() != outputs.len() {
-                bail!("{}: {} '{}' values but {} '{}' values: every row needs both", path.display(), inputs.len(), cfg.input_field, outputs.len(), cfg.output_field);
+                bail!(
+                    "{}: {} '{}' values but {} '{}' values: every row needs both",
+                    path.display(),
+                    inputs.len(),
+                    cfg.input_field,
+                    outputs.len(),
+                    cfg.output_field
+                );
             }
             for (i, o) in inputs.into_iter().zip(outputs) {
                 let mut msgs = Vec::new();
@@ -99,15 +109,46 @@ pub fn load_conversations(cfg: &SftDataConfig, path: &Path) -> Result<Vec<(Vec<C
             }
         }
         "messages" => {
-            let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-            for (n, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
-                let v: serde_json::Value = serde_json::from_str(line).with_context(|| format!("{} line {}: not JSON", path.display(), n + 1))?;
-                let msgs: Vec<Turn> = serde_json::from_value(v.get(&cfg.messages_field).cloned().with_context(|| format!("{} line {}: no '{}' field (set data.messages_field)", path.display(), n + 1, cfg.messages_field))?)
-                    .with_context(|| format!("{} line {}: '{}' must be a list of {{role, content}}", path.display(), n + 1, cfg.messages_field))?;
-                let msgs: Vec<ChatMessage> = msgs.iter().map(|t| ChatMessage::new(&t.role, &t.content)).collect();
-                let Some((last, rest)) = msgs.split_last() else { bail!("{} line {}: no messages", path.display(), n + 1) };
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read {}", path.display()))?;
+            for (n, line) in text
+                .lines()
+                .enumerate()
+                .filter(|(_, l)| !l.trim().is_empty())
+            {
+                let v: serde_json::Value = serde_json::from_str(line)
+                    .with_context(|| format!("{} line {}: not JSON", path.display(), n + 1))?;
+                let msgs: Vec<Turn> = serde_json::from_value(
+                    v.get(&cfg.messages_field).cloned().with_context(|| {
+                        format!(
+                            "{} line {}: no '{}' field (set data.messages_field)",
+                            path.display(),
+                            n + 1,
+                            cfg.messages_field
+                        )
+                    })?,
+                )
+                .with_context(|| {
+                    format!(
+                        "{} line {}: '{}' must be a list of {{role, content}}",
+                        path.display(),
+                        n + 1,
+                        cfg.messages_field
+                    )
+                })?;
+                let msgs: Vec<ChatMessage> = msgs
+                    .iter()
+                    .map(|t| ChatMessage::new(&t.role, &t.content))
+                    .collect();
+                let Some((last, rest)) = msgs.split_last() else {
+                    bail!("{} line {}: no messages", path.display(), n + 1)
+                };
                 if last.role != "assistant" {
-                    bail!("{} line {}: the last message must be the assistant's answer", path.display(), n + 1);
+                    bail!(
+                        "{} line {}: the last message must be the assistant's answer",
+                        path.display(),
+                        n + 1
+                    );
                 }
                 out.push((rest.to_vec(), last.content.clone()));
             }
@@ -115,13 +156,21 @@ pub fn load_conversations(cfg: &SftDataConfig, path: &Path) -> Result<Vec<(Vec<C
         f => bail!("data.format = '{f}': use \"pairs\" or \"messages\""),
     }
     if out.is_empty() {
-        bail!("{}: the dataset is empty: add examples or point data.train elsewhere", path.display());
+        bail!(
+            "{}: the dataset is empty: add examples or point data.train elsewhere",
+            path.display()
+        );
     }
     Ok(out)
 }
 
 /// Renders and tokenizes one conversation into prompt ids and answer ids.
-pub fn encode_example(tpl: &ChatTemplate, tok: &Tokenizer, msgs: &[ChatMessage], answer: &str) -> Result<SftExample> {
+pub fn encode_example(
+    tpl: &ChatTemplate,
+    tok: &Tokenizer,
+    msgs: &[ChatMessage],
+    answer: &str,
+) -> Result<SftExample> {
     let prompt = tpl.render(msgs, true)?;
     let mut full_msgs = msgs.to_vec();
     full_msgs.push(ChatMessage::new("assistant", answer));
@@ -129,5 +178,8 @@ pub fn encode_example(tpl: &ChatTemplate, tok: &Tokenizer, msgs: &[ChatMessage],
     let Some(answer_text) = full.strip_prefix(prompt.as_str()) else {
         bail!("the chat template renders the prompt differently with and without the answer; cannot locate the answer tokens");
     };
-    Ok(SftExample { prompt: tok.encode(&prompt, false)?, answer: tok.encode(answer_text, false)? })
+    Ok(SftExample {
+        prompt: tok.encode(&prompt, false)?,
+        answer: tok.encode(answer_text, false)?,
+    })
 }
