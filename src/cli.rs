@@ -29,6 +29,8 @@ pub enum Command {
     Embed(crate::encoder::cmd::EmbedArgs),
     /// Stage 1: LoRA warm-up on (input, rewrite) pairs.
     Sft(crate::train::sft::SftArgs),
+    /// Stage 2: Dr.GRPO with style rewards (and style reward dropout); --bitlora for ternary adapters.
+    Grpo(crate::train::grpo::GrpoArgs),
     /// Score one rewrite against a reference: every reward component, per sentence.
     Reward(crate::reward::cmd::RewardArgs),
     /// Encoder characterisation table (within-document and across-corpus similarity).
@@ -69,6 +71,7 @@ fn run(cmd: Command) -> anyhow::Result<()> {
         Command::Logits(a) => crate::model::cmd::logits(&a),
         Command::Embed(a) => crate::encoder::cmd::embed(&a),
         Command::Sft(a) => crate::train::sft::run(&a),
+        Command::Grpo(a) => crate::train::grpo::run(&a),
         Command::Reward(a) => crate::reward::cmd::reward(&a),
         Command::Analyze(a) => crate::reward::cmd::analyze(&a),
         Command::Plot(a) => crate::eval::plot::run(&a),

@@ -1,6 +1,8 @@
 //! Training loops: SFT and Dr.GRPO, loss math, checkpoints, metrics.
 pub mod batch;
 pub mod checkpoint;
+pub mod grpo;
+pub mod grpo_config;
 pub mod guard;
 pub mod loss;
 pub mod metrics;

@@ -1,0 +1,569 @@
+//! `stylerl grpo`: Dr.GRPO without KL (shared/SPEC.md "Dr.GRPO").
+//!
+//! A step: P prompts × G completions sampled in one batched call with prefix sharing →
+//! rewards for the whole rollout in one encoder call → advantages r − mean(group) →
+//! μ optimizer steps, each one full-batch gradient of the clipped surrogate normalised by
+//! the constant B·L_max, accumulated over micro-batches (so their size cannot change it).
+//! π_old is the policy that generated the batch; its log-probs are recomputed once, before
+//! the first update, with the same forward path and temperature used for the new ones.
+use super::batch::pad_completions;
+use super::checkpoint::{self, DataPosition, TrainerState};
+use super::grpo_config::GrpoConfig;
+use super::guard::NanGuard;
+use super::loss::{advantages, grpo_loss, reward_stats, GrpoLossConfig, GrpoStats};
+use super::metrics::MetricsWriter;
+use super::optim::{clip_grad_norm, AdamW};
+use super::rng::{epoch_order, step_seed, SplitMix64};
+use super::schedule::Schedule;
+use super::sft::{eos_ids, load_policy, pad_id};
+use super::sft_data::user_turn;
+use crate::model::chat::ChatMessage;
+use crate::model::generate::{generate_with_stats, left_pad, GenerateConfig};
+use crate::model::lora::{trainable_line, LoraAdapter, Quant};
+use crate::model::sampling::SamplingConfig;
+use crate::model::scoring::token_logprobs;
+use crate::model::{adapters, Llama, Tokenizer};
+use crate::reward::{BatchScores, RewardModel, Rollout};
+use anyhow::{bail, Context, Result};
+use std::path::PathBuf;
+use std::time::Instant;
+use tch::{Kind, Tensor};
+
+#[derive(clap::Args, Debug)]
+pub struct GrpoArgs {
+    /// TOML config (see configs/demo/grpo.toml).
+    #[arg(long)]
+    pub config: PathBuf,
+    /// Train ternary (1.58-bit) Bit-LoRA adapters.
+    #[arg(long)]
+    pub bitlora: bool,
+    /// Continue from the newest checkpoint in the output directory.
+    #[arg(long)]
+    pub resume: bool,
+    /// Override a config value, e.g. --set grpo.steps=5 (repeatable).
+    #[arg(long = "set")]
+    pub set: Vec<String>,
+}
+
+/// One rollout batch, ready for the loss: rows are prompt-major (prompt p's G samples).
+pub struct RolloutBatch {
+    /// [B, Lp + Lc]: left-padded prompt, then right-padded completion.
+    pub ids: Tensor,
+    pub attention: Tensor,
+    /// [B, Lc], 1 on completion tokens.
+    pub mask: Tensor,
+    /// Width of the prompt part (where completions start).
+    pub prompt_width: i64,
+}
+
+/// Lays prompts and completions out for scoring. `completions[r]` belongs to prompt r / G.
+pub fn build_batch(
+    prompts: &[Vec<i64>],
+    completions: &[Vec<i64>],
+    g: usize,
+    pad: i64,
+    lmax: usize,
+    device: tch::Device,
+) -> RolloutBatch {
+    let rows: Vec<&[i64]> = (0..completions.len())
+        .map(|r| prompts[r / g].as_slice())
+        .collect();
+    let (p_ids, p_mask) = left_pad(&rows, pad);
+    let (c_ids, c_mask) = pad_completions(completions, pad, lmax, device);
+    let ids = Tensor::cat(&[p_ids.to_device(device), c_ids], 1);
+    let attention = Tensor::cat(&[p_mask.to_device(device), c_mask.to_kind(Kind::Int64)], 1);
+    RolloutBatch {
+        prompt_width: rows.iter().map(|r| r.len()).max().unwrap_or(0) as i64,
+        ids,
+        attention,
+        mask: c_mask,
+    }
+}
+
+/// Completion log-probs [b, Lc] of rows `start..start+len` at temperature `t`.
+fn score_rows(model: &Llama, b: &RolloutBatch, start: i64, len: i64, t: f64) -> Tensor {
+    let ids = b.ids.narrow(0, start, len);
+    let att = b.attention.narrow(0, start, len);
+    token_logprobs(model, &ids, Some(&att), b.prompt_width, t)
+}
+
+pub fn run(a: &GrpoArgs) -> Result<()> {
+    let mut cfg: GrpoConfig = crate::config::load(&a.config, &a.set)?;
+    cfg.grpo.bitlora |= a.bitlora;
+    train(&cfg, a.resume).map(|_| ())
+}
+
+/// The policy being trained: the model with the trainable adapter attached.
+pub struct Policy {
+    pub model: Llama,
+    pub tok: Tokenizer,
+    pub adapter: LoraAdapter,
+    pub eos: Vec<i64>,
+    pub pad: i64,
+}
+
+/// Everything a GRPO run holds between steps.
+pub struct GrpoTrainer {
+    pub cfg: GrpoConfig,
+    pub pol: Policy,
+    pub rm: RewardModel,
+    pub texts: Vec<String>,
+    prompts: Vec<Vec<i64>>,
+    input_tokens: Vec<usize>,
+    params: Vec<Tensor>,
+    pub optim: AdamW,
+    sched: Schedule,
+    pub state: TrainerState,
+    guard: NanGuard,
+    order: Vec<usize>,
+}
+
+impl GrpoTrainer {
+    /// Loads the policy, reward model and data, and attaches a fresh adapter.
+    pub fn new(cfg: &GrpoConfig) -> Result<Self> {
+        let g = &cfg.grpo;
+        if g.prompts_per_step == 0
+            || g.num_generations == 0
+            || g.micro_batch_size == 0
+            || g.ppo_epochs == 0
+        {
+            bail!("grpo.prompts_per_step, num_generations, micro_batch_size and ppo_epochs must be ≥ 1");
+        }
+        if g.num_generations < 2 {
+            eprintln!("warning: grpo.num_generations = 1 gives every completion advantage 0: nothing is learned");
+        }
+        if g.beta > 0.0 && !cfg.model.adapters.is_empty() {
+            bail!("grpo.beta > 0 uses the adapter-disabled model as reference, which would also drop model.adapters: merge them first (stylerl merge)");
+        }
+        let (mut model, tok, tpl) = load_policy(&cfg.model)?;
+        let rm = RewardModel::from_config(&cfg.reward).context("reward")?;
+        let mut texts = crate::data::load_texts(&cfg.data.train, Some(&cfg.data.field))?;
+        if cfg.data.limit > 0 {
+            texts.truncate(cfg.data.limit);
+        }
+        if texts.is_empty() {
+            bail!("{}: no inputs to rewrite", cfg.data.train.display());
+        }
+        let prompts: Vec<Vec<i64>> = texts
+            .iter()
+            .map(|t| {
+                tok.encode(
+                    &tpl.render(
+                        &[ChatMessage::new(
+                            "user",
+                            &user_turn(&cfg.data.instruction, t),
+                        )],
+                        true,
+                    )?,
+                    false,
+                )
+            })
+            .collect::<Result<_>>()?;
+        let input_tokens: Vec<usize> = texts
+            .iter()
+            .map(|t| tok.encode(t, false).map(|v| v.len()))
+            .collect::<Result<_>>()?;
+
+        // Adapter init (A) draws from torch's RNG: seed it so runs are reproducible.
+        tch::manual_seed(step_seed(g.seed, u64::MAX));
+        let quant = if g.bitlora {
+            Quant::Ternary
+        } else {
+            Quant::None
+        };
+        let adapter = adapters::new_trainable(&mut model, &cfg.lora, quant)?;
+        let (eos, pad) = (eos_ids(&model, &tok), pad_id(&model, &tok));
+        let params = adapter.parameters();
+        let optim = AdamW::new(adapter.parameters(), g.optimizer);
+        let sched = Schedule {
+            kind: g.schedule,
+            base_lr: g.optimizer.lr,
+            warmup_steps: g.warmup_steps,
+            total_steps: g.steps * g.ppo_epochs as u64,
+        };
+        let state = TrainerState {
+            step: 0,
+            scheduler_step: 0,
+            seed: g.seed,
+            rng: SplitMix64::new(g.seed),
+            data: DataPosition {
+                epoch: 0,
+                index: 0,
+                order_seed: g.seed,
+            },
+            extra: serde_json::Value::Null,
+        };
+        let order = epoch_order(g.seed, 0, texts.len());
+        Ok(GrpoTrainer {
+            cfg: cfg.clone(),
+            pol: Policy {
+                model,
+                tok,
+                adapter,
+                eos,
+                pad,
+            },
+            rm,
+            texts,
+            prompts,
+            input_tokens,
+            params,
+            optim,
+            sched,
+            state,
+            guard: NanGuard::new(g.nan_patience),
+            order,
+        })
+    }
+
+    /// PEFT's trainable-parameter line for this run.
+    pub fn trainable_line(&self) -> String {
+        let n = self.pol.adapter.num_parameters();
+        trainable_line(n, adapters::base_parameter_count(&self.pol.model) + n)
+    }
+
+    /// Restores the newest checkpoint under `root`, if any.
+    pub fn resume(&mut self, root: &std::path::Path) -> Result<bool> {
+        match checkpoint::load_latest(root, &self.pol.adapter, &mut self.optim)? {
+            Some((dir, s)) => {
+                eprintln!("resuming from {} (step {})", dir.display(), s.step);
+                self.order = epoch_order(s.data.order_seed, s.data.epoch, self.texts.len());
+                self.state = s;
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
+    /// The next P prompt indices (a pure function of seed, epoch and index, so resume replays them).
+    fn next_prompts(&mut self) -> Vec<usize> {
+        let mut idx = Vec::with_capacity(self.cfg.grpo.prompts_per_step);
+        while idx.len() < self.cfg.grpo.prompts_per_step {
+            let d = &mut self.state.data;
+            if d.index as usize >= self.order.len() {
+                d.epoch += 1;
+                d.index = 0;
+                self.order = epoch_order(d.order_seed, d.epoch, self.texts.len());
+            }
+            idx.push(self.order[self.state.data.index as usize]);
+            self.state.data.index += 1;
+        }
+        idx
+    }
+
+    /// One GRPO step: rollout, rewards, μ updates. Returns the metrics record and the samples.
+    pub fn step(&mut self) -> Result<(serde_json::Value, Vec<serde_json::Value>)> {
+        let g = self.cfg.grpo.clone();
+        let step = self.state.step;
+        let t_step = Instant::now();
+        tch::manual_seed(step_seed(g.seed, step));
+        let idx = self.next_prompts();
+        let step_prompts: Vec<Vec<i64>> = idx.iter().map(|&i| self.prompts[i].clone()).collect();
+
+        // 1. Generation (no dropout, no grad), prefix shared by each prompt's G samples.
+        let t0 = Instant::now();
+        self.pol.adapter.set_training(false);
+        let gen_cfg = GenerateConfig {
+            max_new_tokens: g.max_completion_length,
+            sampling: SamplingConfig {
+                greedy: false,
+                temperature: g.temperature,
+                top_k: g.top_k,
+                top_p: g.top_p,
+            },
+            seed: step_seed(g.seed, step) as u64,
+            eos_ids: self.pol.eos.clone(),
+            pad_id: self.pol.pad,
+            share_prefix: true,
+        };
+        let (gen, gstats) = tch::no_grad(|| {
+            generate_with_stats(&self.pol.model, &step_prompts, g.num_generations, &gen_cfg)
+        })?;
+        let t_gen = t0.elapsed().as_secs_f64();
+        let completions: Vec<Vec<i64>> = gen.iter().map(|s| s.tokens.clone()).collect();
+        let truncated: Vec<bool> = gen.iter().map(|s| !s.stopped_at_eos).collect();
+
+        // 2. Rewards for the whole rollout in one encoder call.
+        let t1 = Instant::now();
+        let outputs: Vec<String> = completions
+            .iter()
+            .map(|c| self.pol.tok.decode(c, true).map(|s| s.trim().to_string()))
+            .collect::<Result<_>>()?;
+        let rollouts: Vec<Rollout> = gen
+            .iter()
+            .zip(&outputs)
+            .map(|(s, o)| {
+                let i = idx[s.prompt_index];
+                Rollout {
+                    input: &self.texts[i],
+                    output: o,
+                    output_tokens: s.tokens.len(),
+                    input_tokens: self.input_tokens[i],
+                }
+            })
+            .collect();
+        let scores = self.rm.score_batch(&rollouts, step)?;
+        let rewards = scores.totals();
+        let t_reward = t1.elapsed().as_secs_f64();
+
+        // 3. Updates.
+        let t2 = Instant::now();
+        let adv = advantages(
+            &Tensor::from_slice(&rewards),
+            g.num_generations as i64,
+            g.std_scale,
+        )?
+        .to_device(self.pol.model.device);
+        let batch = build_batch(
+            &step_prompts,
+            &completions,
+            g.num_generations,
+            self.pol.pad,
+            g.max_completion_length,
+            self.pol.model.device,
+        );
+        let (upd, skipped) = update(
+            &mut self.pol,
+            &batch,
+            &adv,
+            &g,
+            &mut self.optim,
+            &self.params,
+            &self.sched,
+            &mut self.state,
+            &mut self.guard,
+            step,
+        )?;
+        let t_train = t2.elapsed().as_secs_f64();
+        self.state.step = step + 1;
+
+        let rec = step_record(
+            &self.state,
+            &rewards,
+            &scores,
+            &completions,
+            &truncated,
+            &upd,
+            skipped,
+            g.num_generations,
+            gstats.new_tokens as f64 / t_step.elapsed().as_secs_f64(),
+            (t_gen, t_reward, t_train),
+        );
+        let dump = gen
+            .iter()
+            .zip(&outputs)
+            .enumerate()
+            .map(|(r, (s, o))| {
+                let b = &scores.rewards[r];
+                serde_json::json!({"step": self.state.step, "prompt": self.texts[idx[s.prompt_index]], "completion": o, "truncated": truncated[r],
+                    "reward": b.r_total, "r_style": b.r_style, "r_length": b.r_length, "r_ne_overlap": b.r_ne_overlap, "r_punctuation": b.r_punctuation,
+                    "advantage": adv.double_value(&[r as i64]), "sentences": b.style.sentences})
+            })
+            .collect();
+        Ok((rec, dump))
+    }
+}
+
+/// Runs GRPO; returns the final adapter directory.
+pub fn train(cfg: &GrpoConfig, resume: bool) -> Result<PathBuf> {
+    let g = &cfg.grpo;
+    let mut tr = GrpoTrainer::new(cfg)?;
+    println!(
+        "{}{}",
+        tr.trainable_line(),
+        if g.bitlora {
+            " (Bit-LoRA: ternary A, B)"
+        } else {
+            ""
+        }
+    );
+    let ckpt_root = cfg.out_dir.join("checkpoints");
+    let base_name = cfg.model.path.display().to_string();
+    if resume {
+        if !tr.resume(&ckpt_root)? {
+            eprintln!(
+                "--resume: no checkpoint under {}, starting fresh",
+                ckpt_root.display()
+            );
+        }
+    } else if checkpoint::latest(&ckpt_root)?.is_some() {
+        bail!(
+            "{} already holds checkpoints: pass --resume to continue, or choose another out_dir",
+            ckpt_root.display()
+        );
+    }
+    let from = resume.then_some(tr.state.step);
+    let mut metrics = MetricsWriter::open(&cfg.out_dir.join("metrics.jsonl"), from)?;
+    let mut samples = MetricsWriter::open(&cfg.out_dir.join("samples.jsonl"), from)?;
+    let pb = crate::util::progress_bar(g.steps, "grpo");
+    pb.set_position(tr.state.step);
+    while tr.state.step < g.steps {
+        let (rec, dump) = tr.step()?;
+        metrics.write(&rec)?;
+        let s = tr.state.step;
+        if g.sample_every > 0 && ((s - 1) % g.sample_every == 0 || s == g.steps) {
+            for d in &dump {
+                samples.write(d)?;
+            }
+        }
+        pb.set_message(format!(
+            "reward {:.3}",
+            rec["reward"].as_f64().unwrap_or(f64::NAN)
+        ));
+        pb.inc(1);
+        if s == g.steps || (g.checkpoint_every > 0 && s % g.checkpoint_every == 0) {
+            tr.state.extra = serde_json::json!({"nan_total": tr.guard.total});
+            checkpoint::save(
+                &ckpt_root,
+                &tr.state,
+                &tr.pol.adapter,
+                &tr.optim,
+                Some(&base_name),
+                g.keep_checkpoints,
+            )?;
+        }
+    }
+    pb.finish_and_clear();
+    let dir = cfg.out_dir.join("adapter");
+    let sizes = crate::model::peft::save_adapter(&tr.pol.adapter, &dir, Some(&base_name))?;
+    println!(
+        "adapter: {} ({} bytes fp32)",
+        dir.display(),
+        sizes.fp32_file
+    );
+    if let Some(p) = sizes.packed_file {
+        println!(
+            "packed ternary adapter: {} bytes ({:.1}x smaller)",
+            p,
+            sizes.fp32_file as f64 / p.max(1) as f64
+        );
+    }
+    Ok(dir)
+}
+
+/// Loss and clip statistics of the μ updates of one step.
+struct UpdateStats {
+    loss: f64,
+    grad_norm: f64,
+    lr: f64,
+    clip: GrpoStats,
+}
+
+#[allow(clippy::too_many_arguments)]
+fn update(
+    pol: &mut Policy,
+    batch: &RolloutBatch,
+    adv: &Tensor,
+    g: &super::grpo_config::GrpoSection,
+    optim: &mut AdamW,
+    params: &[Tensor],
+    sched: &Schedule,
+    state: &mut TrainerState,
+    guard: &mut NanGuard,
+    step: u64,
+) -> Result<(UpdateStats, u64)> {
+    let b = batch.ids.size()[0];
+    let mb = g.micro_batch_size as i64;
+    let lcfg = GrpoLossConfig {
+        eps_low: g.eps_low,
+        eps_high: g.eps_high,
+        beta: g.beta,
+        num_completions: b,
+        max_completion_length: g.max_completion_length as i64,
+    };
+    let chunks: Vec<(i64, i64)> = (0..b)
+        .step_by(mb as usize)
+        .map(|s| (s, mb.min(b - s)))
+        .collect();
+    let old: Vec<Tensor> = tch::no_grad(|| {
+        chunks
+            .iter()
+            .map(|&(s, n)| score_rows(&pol.model, batch, s, n, g.temperature))
+            .collect()
+    });
+    let reference: Option<Vec<Tensor>> = (g.beta > 0.0).then(|| {
+        pol.model.set_adapters_enabled(false);
+        let r = tch::no_grad(|| {
+            chunks
+                .iter()
+                .map(|&(s, n)| score_rows(&pol.model, batch, s, n, g.temperature))
+                .collect()
+        });
+        pol.model.set_adapters_enabled(true);
+        r
+    });
+    let mut out = UpdateStats {
+        loss: 0.0,
+        grad_norm: 0.0,
+        lr: 0.0,
+        clip: GrpoStats::default(),
+    };
+    let mut skipped = 0;
+    pol.adapter.set_training(true);
+    for _epoch in 0..g.ppo_epochs {
+        let mut loss_sum = 0.0;
+        for (c, &(s, n)) in chunks.iter().enumerate() {
+            let new = score_rows(&pol.model, batch, s, n, g.temperature);
+            let (loss, st) = grpo_loss(
+                &new,
+                &old[c],
+                &adv.narrow(0, s, n),
+                &batch.mask.narrow(0, s, n),
+                reference.as_ref().map(|r| &r[c]),
+                &lcfg,
+            );
+            loss_sum += loss.double_value(&[]);
+            loss.backward();
+            out.clip.add(&st);
+        }
+        let gn = clip_grad_norm(params, g.max_grad_norm);
+        let lr = sched.lr_at(state.scheduler_step);
+        if guard.check(step, &[loss_sum, gn])? {
+            optim.set_lr(lr);
+            optim.step();
+        } else {
+            skipped += 1;
+        }
+        optim.zero_grad();
+        state.scheduler_step += 1;
+        out.loss += loss_sum / g.ppo_epochs as f64;
+        out.grad_norm += gn / g.ppo_epochs as f64;
+        out.lr = lr;
+    }
+    pol.adapter.set_training(false);
+    Ok((out, skipped))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn step_record(
+    state: &TrainerState,
+    rewards: &[f64],
+    scores: &BatchScores,
+    completions: &[Vec<i64>],
+    truncated: &[bool],
+    u: &UpdateStats,
+    skipped: u64,
+    group: usize,
+    tokens_per_s: f64,
+    (t_gen, t_reward, t_train): (f64, f64, f64),
+) -> serde_json::Value {
+    let rs = reward_stats(rewards, group);
+    let m = scores.means();
+    let lens: Vec<f64> = completions.iter().map(|c| c.len() as f64).collect();
+    let n = lens.len().max(1) as f64;
+    serde_json::json!({
+        "step": state.step,
+        "reward": rs.mean, "reward_std": rs.std, "frac_reward_zero_std": rs.frac_reward_zero_std,
+        "rewards/style": m.r_style, "rewards/length": m.r_length, "rewards/ne_overlap": m.r_ne_overlap, "rewards/punctuation": m.r_punctuation,
+        "style_dropout/dropped_fraction": m.dropped_fraction, "style_dropout/cancelled_fraction": m.cancelled_fraction,
+        "completion_length/mean": lens.iter().sum::<f64>() / n,
+        "completion_length/min": lens.iter().cloned().fold(f64::INFINITY, f64::min),
+        "completion_length/max": lens.iter().cloned().fold(0.0, f64::max),
+        "completion_length/clipped_ratio": truncated.iter().filter(|&&t| t).count() as f64 / n,
+        "clip_ratio/low": u.clip.clip_ratio_low(), "clip_ratio/high": u.clip.clip_ratio_high(), "clip_ratio/region": u.clip.clip_ratio_region(),
+        "ratio/mean": u.clip.mean_ratio(), "kl": u.clip.mean_kl(),
+        "loss": u.loss, "grad_norm": u.grad_norm, "lr": u.lr, "skipped_updates": skipped,
+        "dynamics/inner": scores.dynamics.inner, "dynamics/outer": scores.dynamics.outer,
+        "tokens_per_s": tokens_per_s, "time/generation": t_gen, "time/reward": t_reward, "time/training": t_train,
+    })
+}

@@ -1,0 +1,137 @@
+//! Configuration of `stylerl grpo` (TOML, unknown keys are errors).
+use super::loss::StdScale;
+use super::optim::AdamWConfig;
+use super::schedule::ScheduleKind;
+use super::sft::ModelSection;
+use crate::model::lora::LoraConfig;
+use crate::reward::RewardConfig;
+use serde::Deserialize;
+use std::path::PathBuf;
+
+#[derive(Deserialize, Debug, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct GrpoConfig {
+    /// metrics.jsonl, samples.jsonl, checkpoints/, adapter/.
+    pub out_dir: PathBuf,
+    /// The starting policy: base model, SFT-merged model, or base + `adapters` (frozen).
+    pub model: ModelSection,
+    pub data: PromptData,
+    #[serde(default)]
+    pub lora: LoraConfig,
+    pub reward: RewardConfig,
+    pub grpo: GrpoSection,
+}
+
+/// Inputs the policy rewrites.
+#[derive(Deserialize, Debug, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct PromptData {
+    pub train: PathBuf,
+    #[serde(default = "d_field")]
+    pub field: String,
+    /// Use at most this many inputs (0: all).
+    #[serde(default)]
+    pub limit: usize,
+    /// The rewrite instruction (the same the SFT stage used).
+    #[serde(default = "d_instruction")]
+    pub instruction: String,
+}
+fn d_field() -> String {
+    "text".into()
+}
+fn d_instruction() -> String {
+    super::sft_data::DEFAULT_INSTRUCTION.into()
+}
+
+#[derive(Deserialize, Debug, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct GrpoSection {
+    /// Rollout batches (each followed by `ppo_epochs` optimizer steps).
+    pub steps: u64,
+    /// P: prompts a step.
+    #[serde(default = "d_p")]
+    pub prompts_per_step: usize,
+    /// G: completions per prompt.
+    #[serde(default = "d_g")]
+    pub num_generations: usize,
+    /// L_max: the generation limit and the constant of the loss normaliser.
+    #[serde(default = "d_lmax")]
+    pub max_completion_length: usize,
+    #[serde(default = "d_temp")]
+    pub temperature: f64,
+    pub top_p: Option<f64>,
+    pub top_k: Option<i64>,
+    /// μ: optimizer steps over each rollout batch (one full-batch gradient each).
+    #[serde(default = "d_mu")]
+    pub ppo_epochs: usize,
+    /// Sequences per forward/backward pass; does not change the gradient.
+    #[serde(default = "d_micro")]
+    pub micro_batch_size: usize,
+    #[serde(default = "d_eps")]
+    pub eps_low: f64,
+    #[serde(default = "d_eps")]
+    pub eps_high: f64,
+    /// KL weight; 0 = no KL and no reference model (Dr.GRPO as in the method).
+    #[serde(default)]
+    pub beta: f64,
+    #[serde(default)]
+    pub std_scale: StdScale,
+    #[serde(default)]
+    pub optimizer: AdamWConfig,
+    #[serde(default = "d_sched")]
+    pub schedule: ScheduleKind,
+    #[serde(default)]
+    pub warmup_steps: u64,
+    #[serde(default = "d_clip")]
+    pub max_grad_norm: f64,
+    #[serde(default)]
+    pub seed: u64,
+    /// Train ternary (Bit-LoRA) adapters; `--bitlora` sets it too.
+    #[serde(default)]
+    pub bitlora: bool,
+    #[serde(default = "d_every")]
+    pub checkpoint_every: u64,
+    #[serde(default = "d_keep")]
+    pub keep_checkpoints: usize,
+    /// Dump prompts, completions and reward parts every N steps (0: never).
+    #[serde(default = "d_every")]
+    pub sample_every: u64,
+    #[serde(default = "d_nan")]
+    pub nan_patience: u32,
+}
+fn d_p() -> usize {
+    2
+}
+fn d_g() -> usize {
+    4
+}
+fn d_lmax() -> usize {
+    64
+}
+fn d_temp() -> f64 {
+    1.0
+}
+fn d_mu() -> usize {
+    4
+}
+fn d_micro() -> usize {
+    8
+}
+fn d_eps() -> f64 {
+    0.2
+}
+fn d_sched() -> ScheduleKind {
+    ScheduleKind::Constant
+}
+fn d_clip() -> f64 {
+    1.0
+}
+fn d_every() -> u64 {
+    10
+}
+fn d_keep() -> usize {
+    2
+}
+fn d_nan() -> u32 {
+    5
+}
