@@ -1,0 +1,197 @@
+//! GRPO on a tiny random Llama: what one step touches, micro-batch invariance, exact resume,
+//! and Bit-LoRA saving. The reward uses the weight-free stylometric encoder.
+mod common;
+use stylerl::train::grpo::GrpoTrainer;
+use stylerl::train::grpo_config::GrpoConfig;
+use tch::Tensor;
+
+fn config(model: &std::path::Path, out: &std::path::Path, extra: &[&str]) -> GrpoConfig {
+    let r = common::root();
+    let text = format!(
+        r#"
+out_dir = "{out}"
+[model]
+path = "{model}"
+[data]
+train = "{data}"
+limit = 12
+[lora]
+r = 4
+alpha = 8
+[reward]
+reference = ["{refr}"]
+encoder = "stylometric"
+[reward.length]
+max_completion_length = 12
+[grpo]
+steps = 3
+prompts_per_step = 2
+num_generations = 3
+max_completion_length = 12
+ppo_epochs = 2
+micro_batch_size = 6
+seed = 7
+[grpo.optimizer]
+lr = 0.01
+"#,
+        out = out.display(),
+        model = model.display(),
+        data = r.join("datasets/rewrite/train.jsonl").display(),
+        refr = r.join("datasets/reference/whimsical_tale.txt").display(),
+    );
+    let overrides: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+    stylerl::config::parse(&text, &overrides).unwrap()
+}
+
+fn snapshot(ts: &[(String, Tensor)]) -> Vec<(String, Tensor)> {
+    ts.iter()
+        .map(|(n, t)| (n.clone(), t.detach().copy()))
+        .collect()
+}
+
+fn max_diff(a: &[(String, Tensor)], b: &[(String, Tensor)]) -> f64 {
+    a.iter()
+        .zip(b)
+        .map(|((na, x), (nb, y))| {
+            assert_eq!(na, nb);
+            (x - y).abs().max().double_value(&[])
+        })
+        .fold(0.0, f64::max)
+}
+
+#[test]
+fn one_step_changes_only_adapter_weights() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("m");
+    common::tiny_llama(&model, 1);
+    let mut tr = GrpoTrainer::new(&config(&model, &dir.path().join("run"), &[])).unwrap();
+    let base = snapshot(&tr.pol.model.named_tensors());
+    let adapter = snapshot(&tr.pol.adapter.named_parameters());
+    let (rec, samples) = tr.step().unwrap();
+    assert_eq!(samples.len(), 6);
+    assert!(
+        rec["reward_std"].as_f64().unwrap() > 0.0,
+        "rewards should differ: {rec}"
+    );
+    assert_eq!(
+        max_diff(&base, &snapshot(&tr.pol.model.named_tensors())),
+        0.0,
+        "base weights moved"
+    );
+    assert!(
+        max_diff(&adapter, &snapshot(&tr.pol.adapter.named_parameters())) > 1e-6,
+        "adapter did not move"
+    );
+    // B starts at zero and must have learned.
+    let b_norm: f64 = tr
+        .pol
+        .adapter
+        .layers
+        .values()
+        .map(|l| l.b.abs().sum(tch::Kind::Float).double_value(&[]))
+        .sum();
+    assert!(b_norm > 0.0);
+}
+
+#[test]
+fn micro_batch_size_does_not_change_the_update() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("m");
+    common::tiny_llama(&model, 2);
+    let mut whole = GrpoTrainer::new(&config(
+        &model,
+        &dir.path().join("a"),
+        &["grpo.micro_batch_size=6".into()],
+    ))
+    .unwrap();
+    let mut split = GrpoTrainer::new(&config(
+        &model,
+        &dir.path().join("b"),
+        &["grpo.micro_batch_size=4".into()],
+    ))
+    .unwrap();
+    let (ra, _) = whole.step().unwrap();
+    let (rb, _) = split.step().unwrap();
+    assert_eq!(ra["reward"], rb["reward"], "same rollouts expected");
+    let d = max_diff(
+        &snapshot(&whole.pol.adapter.named_parameters()),
+        &snapshot(&split.pol.adapter.named_parameters()),
+    );
+    assert!(d < 1e-5, "micro-batching changed the update by {d}");
+}
+
+#[test]
+fn resumed_run_equals_uninterrupted_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("m");
+    common::tiny_llama(&model, 3);
+    let run = |name: &str| dir.path().join(name);
+    let mut full = GrpoTrainer::new(&config(&model, &run("full"), &[])).unwrap();
+    for _ in 0..3 {
+        full.step().unwrap();
+    }
+    // "Killed" after step 1: only its checkpoint survives.
+    let root = run("cut").join("checkpoints");
+    {
+        let mut first = GrpoTrainer::new(&config(&model, &run("cut"), &[])).unwrap();
+        first.step().unwrap();
+        stylerl::train::checkpoint::save(
+            &root,
+            &first.state,
+            &first.pol.adapter,
+            &first.optim,
+            None,
+            2,
+        )
+        .unwrap();
+        first.step().unwrap(); // work after the checkpoint is lost with the process
+    }
+    let mut resumed = GrpoTrainer::new(&config(&model, &run("cut"), &[])).unwrap();
+    assert!(resumed.resume(&root).unwrap());
+    assert_eq!(resumed.state.step, 1);
+    while resumed.state.step < 3 {
+        resumed.step().unwrap();
+    }
+    let d = max_diff(
+        &snapshot(&full.pol.adapter.named_parameters()),
+        &snapshot(&resumed.pol.adapter.named_parameters()),
+    );
+    assert_eq!(d, 0.0, "resumed run differs by {d}");
+}
+
+#[test]
+fn bitlora_run_saves_dequantized_and_packed_adapters() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("m");
+    common::tiny_llama(&model, 4);
+    let out = dir.path().join("run");
+    let cfg = config(
+        &model,
+        &out,
+        &[
+            "grpo.bitlora=true".into(),
+            "grpo.steps=1".into(),
+            "lora.r=8".into(),
+        ],
+    );
+    let adapter_dir = stylerl::train::grpo::train(&cfg, false).unwrap();
+    let fp32 = std::fs::metadata(adapter_dir.join("adapter_model.safetensors"))
+        .unwrap()
+        .len();
+    let packed = std::fs::metadata(adapter_dir.join("adapter_ternary.safetensors"))
+        .unwrap()
+        .len();
+    assert!(packed * 4 < fp32, "packed {packed} vs fp32 {fp32}");
+    // The dequantized factors are ternary times one scale per tensor.
+    let a = stylerl::model::peft::load_adapter(&adapter_dir, tch::Device::Cpu).unwrap();
+    for l in a.layers.values() {
+        for t in [&l.a, &l.b] {
+            let s = t.abs().max().double_value(&[]);
+            if s > 0.0 {
+                let codes = (t / s).round();
+                assert!((t - codes * s).abs().max().double_value(&[]) < 1e-6);
+            }
+        }
+    }
+    assert!(out.join("metrics.jsonl").exists() && out.join("checkpoints/latest").exists());
+}
