@@ -127,6 +127,12 @@ pub struct SftConfig {
 
 /// Loads a model directory with frozen extra adapters applied.
 pub fn load_policy(m: &ModelSection) -> Result<(Llama, Tokenizer, ChatTemplate)> {
+    if !m.path.join("config.json").exists() {
+        bail!(
+            "model.path '{}' is not a model directory (no config.json): run the stage that writes it (e.g. `stylerl sft` for runs/*/sft/merged) or fix the path",
+            m.path.display()
+        );
+    }
     let device = crate::util::parse_device(&m.device)?;
     let kind = crate::util::parse_dtype(&m.dtype)?;
     let mut model = Llama::load(&m.path, device, kind)?;
