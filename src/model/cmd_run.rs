@@ -175,9 +175,11 @@ pub fn generate(a: &GenerateArgs) -> Result<()> {
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     let (mut prefill_s, mut decode_s, mut new_tokens, mut prompt_tokens) =
         (0.0, 0.0, 0usize, 0usize);
+    let mut sample_s = 0.0;
     for (b, chunk) in ids.chunks(a.batch_size).enumerate() {
         let (samples, st) = generate_with_stats(&model, chunk, a.num_samples, &cfg)?;
         prefill_s += st.prefill_s;
+        sample_s += st.sample_s;
         decode_s += st.decode_s;
         new_tokens += st.new_tokens;
         prompt_tokens += st.prompt_tokens;
@@ -205,7 +207,7 @@ pub fn generate(a: &GenerateArgs) -> Result<()> {
         let gen_s = prefill_s + decode_s;
         eprintln!(
             "{}",
-            serde_json::json!({"timing": {"load_s": load_s, "prefill_s": prefill_s, "decode_s": decode_s,
+            serde_json::json!({"timing": {"load_s": load_s, "prefill_s": prefill_s, "decode_s": decode_s, "sample_s": sample_s,
                 "prompt_tokens": prompt_tokens, "new_tokens": new_tokens,
                 "tokens_per_s": new_tokens as f64 / gen_s.max(1e-9), "threads": tch::get_num_threads()}})
         );

@@ -54,6 +54,8 @@ pub struct GenerateStats {
     pub decode_s: f64,
     pub prompt_tokens: usize,
     pub new_tokens: usize,
+    /// Part of decode_s spent choosing tokens (softmax, top-k/top-p, draws, host copies).
+    pub sample_s: f64,
 }
 
 /// Samples `num_samples` continuations of every prompt; returns them prompt-major
@@ -151,9 +153,11 @@ pub fn generate_with_stats(
     stats.prefill_s = t0.elapsed().as_secs_f64();
     let t1 = Instant::now();
     for step in 0..cfg.max_new_tokens {
+        let ts = Instant::now();
         let (tok, lp) = sample(&logits, &cfg.sampling, &mut rngs);
         let tok_host: Vec<i64> = Vec::try_from(&tok.to_device(tch::Device::Cpu))?;
         let lp_host: Vec<f32> = Vec::try_from(&lp.to_device(tch::Device::Cpu))?;
+        stats.sample_s += ts.elapsed().as_secs_f64();
         let mut done = vec![false; row_of.len()];
         for (i, &s) in row_of.iter().enumerate() {
             let smp = &mut samples[s];

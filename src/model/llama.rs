@@ -7,7 +7,7 @@
 //! other rows of its batch.
 use super::config::LlamaConfig;
 use super::kv_cache::KvCache;
-use super::linear::Linear;
+use super::linear::{input_major, Linear};
 use super::rope::{self, Rope};
 use super::weights::{SafetensorFiles, Weights};
 use anyhow::{Context, Result};
@@ -151,7 +151,7 @@ impl Llama {
             } else {
                 None
             };
-            Ok(Linear::new(path, weight, b))
+            Ok(Linear::new(path, input_major(&weight), b))
         };
         let embed_tokens = w.get("model.embed_tokens.weight", &[c.vocab_size, h])?;
         let mut layers = Vec::with_capacity(c.num_hidden_layers as usize);
@@ -188,7 +188,8 @@ impl Llama {
             eps: c.rms_norm_eps,
         };
         let lm_head = if c.tie_word_embeddings {
-            Linear::new("lm_head", embed_tokens.shallow_clone(), None)
+            // On CPU the head gets its own input-major copy (the embedding lookup wants rows).
+            Linear::new("lm_head", input_major(&embed_tokens), None)
         } else {
             lin("lm_head".to_string(), c.vocab_size, h, false)?
         };
