@@ -7,6 +7,7 @@ pub mod generate;
 pub mod kv_cache;
 pub mod linear;
 pub mod llama;
+pub mod modules;
 pub mod rope;
 pub mod sampling;
 pub mod scoring;
