@@ -49,7 +49,8 @@ impl Llama {
     }
 
     /// Base weights by their Hugging Face names (lm_head left out when tied), e.g. for saving
-    /// a merged model.
+    /// a merged model. Linear weights come back as contiguous [out, in] copies (their CPU
+    /// storage is input-major); the others share storage with the model.
     pub fn named_tensors(&self) -> Vec<(String, Tensor)> {
         let mut v = vec![(
             "model.embed_tokens.weight".to_string(),
@@ -74,7 +75,7 @@ impl Llama {
             if lin.path == "lm_head" && self.config.tie_word_embeddings {
                 continue;
             }
-            v.push((format!("{}.weight", lin.path), lin.weight.shallow_clone()));
+            v.push((format!("{}.weight", lin.path), lin.weight.contiguous()));
             if let Some(b) = &lin.bias {
                 v.push((format!("{}.bias", lin.path), b.shallow_clone()));
             }
