@@ -21,6 +21,9 @@ pub struct GenerateConfig {
     pub pad_id: i64,
     /// Compute each prompt's KV once and share it among its samples.
     pub share_prefix: bool,
+    /// Added to a prompt's index when seeding its random streams, so a prompt sampled in a
+    /// later chunk of a long list gets the same samples as in one big batch.
+    pub rng_prompt_offset: usize,
 }
 
 impl Default for GenerateConfig {
@@ -32,6 +35,7 @@ impl Default for GenerateConfig {
             eos_ids: vec![],
             pad_id: 0,
             share_prefix: true,
+            rng_prompt_offset: 0,
         }
     }
 }
@@ -146,7 +150,13 @@ pub fn generate_with_stats(
         cache = cache.select_rows(&expand, max_len);
     }
     let mut rngs: Vec<SeqRng> = (0..n)
-        .map(|r| SeqRng::new(cfg.seed, (r / g) as u64, (r % g) as u64))
+        .map(|r| {
+            SeqRng::new(
+                cfg.seed,
+                (cfg.rng_prompt_offset + r / g) as u64,
+                (r % g) as u64,
+            )
+        })
         .collect();
     // row_of[i]: which sample the i-th row of the current batch belongs to.
     let mut row_of: Vec<usize> = (0..n).collect();
