@@ -28,6 +28,7 @@ fn sampling_cfg(seed: u64) -> GenerateConfig {
         eos_ids: vec![],
         pad_id: 0,
         share_prefix: true,
+        rng_prompt_offset: 0,
     }
 }
 
@@ -81,17 +82,14 @@ fn prefix_sharing_equals_separate_prompt_passes() {
 fn batching_does_not_change_a_prompts_samples() {
     let m = tiny();
     let all = generate(&m, &prompts(), 2, &sampling_cfg(3)).unwrap();
-    for i in 0..prompts().len() {
-        // A sample's random stream follows its prompt index, so keep the index and replace
-        // every other prompt by a one-token filler.
-        let mut padded: Vec<Vec<i64>> = vec![vec![1]; i + 1];
-        padded[i] = prompts()[i].clone();
-        let with_index = generate(&m, &padded, 2, &sampling_cfg(3)).unwrap();
-        assert_eq!(
-            tokens(&with_index[i * 2..i * 2 + 2]),
-            tokens(&all[i * 2..i * 2 + 2]),
-            "prompt {i}"
-        );
+    for (i, p) in prompts().into_iter().enumerate() {
+        // Alone, the prompt keeps its random streams through the offset.
+        let cfg = GenerateConfig {
+            rng_prompt_offset: i,
+            ..sampling_cfg(3)
+        };
+        let alone = generate(&m, &[p], 2, &cfg).unwrap();
+        assert_eq!(tokens(&alone), tokens(&all[i * 2..i * 2 + 2]), "prompt {i}");
     }
     let greedy = GenerateConfig {
         sampling: SamplingConfig {

@@ -84,6 +84,10 @@ pub struct GenerateArgs {
     pub timing: bool,
 }
 
+/// Prints {"tokens", "mean_nll", "perplexity"} per text: the mean negative log-likelihood of
+/// tokens 2..n given the tokens before them (transformers' `labels=input_ids` loss). A BOS
+/// token is prepended exactly when the tokenizer's own post-processor adds one (as
+/// transformers' `tokenizer(text)` does); `tokens` counts it.
 #[derive(clap::Args, Debug)]
 pub struct PerplexityArgs {
     #[command(flatten)]

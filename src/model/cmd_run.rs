@@ -50,6 +50,17 @@ pub fn read_prompts(path: &Path) -> Result<Vec<PromptInput>> {
     Ok(out)
 }
 
+/// Refuses early when --model is not a model directory (before any tokenizing).
+fn check_model_dir(m: &ModelOpts) -> Result<()> {
+    if !m.model.join("config.json").is_file() {
+        bail!(
+            "--model {}: no config.json there (expected a Hugging Face model directory)",
+            m.model.display()
+        );
+    }
+    Ok(())
+}
+
 /// Loads (or randomly initialises) the model named by the options.
 pub fn load_model(m: &ModelOpts) -> Result<Llama> {
     if let Some(n) = m.threads {
@@ -115,6 +126,7 @@ fn encode(tok: &Option<Tokenizer>, p: &PromptInput, chat: Option<ChatOpts>) -> R
 }
 
 pub fn generate(a: &GenerateArgs) -> Result<()> {
+    check_model_dir(&a.m)?;
     let prompts = match (&a.prompt, &a.input) {
         (Some(p), None) => vec![PromptInput::Text(p.clone())],
         (None, Some(f)) => read_prompts(f)?,
@@ -171,13 +183,21 @@ pub fn generate(a: &GenerateArgs) -> Result<()> {
         eos_ids: if a.ignore_eos { vec![] } else { eos },
         pad_id,
         share_prefix: true,
+        rng_prompt_offset: 0,
     };
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     let (mut prefill_s, mut decode_s, mut new_tokens, mut prompt_tokens) =
         (0.0, 0.0, 0usize, 0usize);
+    let mut sample_s = 0.0;
     for (b, chunk) in ids.chunks(a.batch_size).enumerate() {
+        // Samples depend on (seed, prompt number in the file, sample number), not on --batch-size.
+        let cfg = GenerateConfig {
+            rng_prompt_offset: b * a.batch_size,
+            ..cfg.clone()
+        };
         let (samples, st) = generate_with_stats(&model, chunk, a.num_samples, &cfg)?;
         prefill_s += st.prefill_s;
+        sample_s += st.sample_s;
         decode_s += st.decode_s;
         new_tokens += st.new_tokens;
         prompt_tokens += st.prompt_tokens;
@@ -205,7 +225,7 @@ pub fn generate(a: &GenerateArgs) -> Result<()> {
         let gen_s = prefill_s + decode_s;
         eprintln!(
             "{}",
-            serde_json::json!({"timing": {"load_s": load_s, "prefill_s": prefill_s, "decode_s": decode_s,
+            serde_json::json!({"timing": {"load_s": load_s, "prefill_s": prefill_s, "decode_s": decode_s, "sample_s": sample_s,
                 "prompt_tokens": prompt_tokens, "new_tokens": new_tokens,
                 "tokens_per_s": new_tokens as f64 / gen_s.max(1e-9), "threads": tch::get_num_threads()}})
         );
@@ -216,6 +236,7 @@ pub fn generate(a: &GenerateArgs) -> Result<()> {
 /// Mean NLL of tokens 2..n given the tokens before them (transformers' labels=input_ids loss).
 /// The tokenizer's own post-processor decides whether a BOS token is prepended.
 pub fn perplexity(a: &PerplexityArgs) -> Result<()> {
+    check_model_dir(&a.m)?;
     let prompts = read_prompts(&a.input)?;
     let model = load_model(&a.m)?;
     let tok = tokenizer_if_needed(&a.m.model, &prompts)?;
@@ -267,6 +288,7 @@ pub fn perplexity(a: &PerplexityArgs) -> Result<()> {
 }
 
 pub fn logits(a: &LogitsArgs) -> Result<()> {
+    check_model_dir(&a.m)?;
     let prompts = read_prompts(&a.input)?;
     let model = load_model(&a.m)?;
     let tok = tokenizer_if_needed(&a.m.model, &prompts)?;

@@ -259,6 +259,18 @@ mod tests {
     }
 
     #[test]
+    fn llama_3_2_3b_shapes_count_its_parameters() {
+        let v = serde_json::json!({"model_type":"llama","vocab_size":128256,"hidden_size":3072,
+            "intermediate_size":8192,"num_hidden_layers":28,"num_attention_heads":24,"num_key_value_heads":8,
+            "head_dim":128,"tie_word_embeddings":true,"rope_theta":500000.0,"max_position_embeddings":131072,
+            "rope_scaling":{"rope_type":"llama3","factor":32.0,"low_freq_factor":1.0,"high_freq_factor":4.0,
+            "original_max_position_embeddings":8192},"eos_token_id":[128001,128008,128009]});
+        let c = LlamaConfig::from_json(&v).unwrap();
+        assert_eq!(c.num_parameters(), 3_212_749_824);
+        assert_eq!(c.eos_token_ids.len(), 3);
+    }
+
+    #[test]
     fn refuses_other_architectures() {
         let v = serde_json::json!({"model_type":"gpt2"});
         let e = LlamaConfig::from_json(&v).unwrap_err().to_string();

@@ -21,6 +21,9 @@ pub struct GenerateConfig {
     pub pad_id: i64,
     /// Compute each prompt's KV once and share it among its samples.
     pub share_prefix: bool,
+    /// Added to a prompt's index when seeding its random streams, so a prompt sampled in a
+    /// later chunk of a long list gets the same samples as in one big batch.
+    pub rng_prompt_offset: usize,
 }
 
 impl Default for GenerateConfig {
@@ -32,6 +35,7 @@ impl Default for GenerateConfig {
             eos_ids: vec![],
             pad_id: 0,
             share_prefix: true,
+            rng_prompt_offset: 0,
         }
     }
 }
@@ -54,6 +58,8 @@ pub struct GenerateStats {
     pub decode_s: f64,
     pub prompt_tokens: usize,
     pub new_tokens: usize,
+    /// Part of decode_s spent choosing tokens (softmax, top-k/top-p, draws, host copies).
+    pub sample_s: f64,
 }
 
 /// Samples `num_samples` continuations of every prompt; returns them prompt-major
@@ -144,16 +150,24 @@ pub fn generate_with_stats(
         cache = cache.select_rows(&expand, max_len);
     }
     let mut rngs: Vec<SeqRng> = (0..n)
-        .map(|r| SeqRng::new(cfg.seed, (r / g) as u64, (r % g) as u64))
+        .map(|r| {
+            SeqRng::new(
+                cfg.seed,
+                (cfg.rng_prompt_offset + r / g) as u64,
+                (r % g) as u64,
+            )
+        })
         .collect();
     // row_of[i]: which sample the i-th row of the current batch belongs to.
     let mut row_of: Vec<usize> = (0..n).collect();
     stats.prefill_s = t0.elapsed().as_secs_f64();
     let t1 = Instant::now();
     for step in 0..cfg.max_new_tokens {
+        let ts = Instant::now();
         let (tok, lp) = sample(&logits, &cfg.sampling, &mut rngs);
         let tok_host: Vec<i64> = Vec::try_from(&tok.to_device(tch::Device::Cpu))?;
         let lp_host: Vec<f32> = Vec::try_from(&lp.to_device(tch::Device::Cpu))?;
+        stats.sample_s += ts.elapsed().as_secs_f64();
         let mut done = vec![false; row_of.len()];
         for (i, &s) in row_of.iter().enumerate() {
             let smp = &mut samples[s];

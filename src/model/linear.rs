@@ -17,13 +17,25 @@ pub trait LinearAdapter: Send {
 pub struct Linear {
     /// Hugging Face module path, e.g. `model.layers.3.self_attn.q_proj` or `lm_head`.
     pub path: String,
-    /// [out_features, in_features], requires_grad false.
+    /// [out_features, in_features], requires_grad false. On CPU its storage is [in, out]
+    /// (see [`input_major`]): call `.contiguous()` before writing it to a file.
     pub weight: Tensor,
     pub bias: Option<Tensor>,
     /// Attached adapters, applied in order and summed.
     pub adapters: Vec<Box<dyn LinearAdapter>>,
     /// When false the layer is the plain base projection (e.g. a reference policy).
     pub adapters_enabled: bool,
+}
+
+/// The same [out, in] weight stored input-major ([in, out] in memory, seen through a
+/// transposed view). MKL's GEMM for x·Wᵀ runs about 1.5× faster on this layout at decode
+/// shapes on CPU (measured with scripts/bench_generate.py); CUDA does not care.
+pub fn input_major(weight: &Tensor) -> Tensor {
+    if weight.device() == tch::Device::Cpu && weight.dim() == 2 {
+        weight.tr().contiguous().tr()
+    } else {
+        weight.shallow_clone()
+    }
 }
 
 impl Linear {

@@ -67,26 +67,30 @@ pub fn logprobs_at_temperature(logits: &Tensor, temperature: f64) -> Tensor {
     l.log_softmax(-1, Kind::Float)
 }
 
-/// Sets logits outside the top-k and outside the top-p nucleus to −inf (transformers' order:
-/// temperature, then top-k, then top-p; at least one token always survives).
-pub fn filter_logits(scaled: &Tensor, top_k: Option<i64>, top_p: Option<f64>) -> Tensor {
-    let mut out = scaled.shallow_clone();
-    let vocab = *scaled.size().last().unwrap();
-    if let Some(k) = top_k.filter(|&k| k > 0 && k < vocab) {
-        let (vals, _) = out.topk(k, -1, true, true);
-        let kth = vals.narrow(-1, k - 1, 1);
-        out = out.masked_fill(&out.lt_tensor(&kth), f64::NEG_INFINITY);
-    }
-    if let Some(p) = top_p.filter(|&p| p < 1.0) {
-        let (sorted, idx) = out.sort(-1, true);
-        let probs = sorted.softmax(-1, Kind::Float);
+/// The tokens that may be drawn and their renormalised probabilities, from log-probs [N, V]
+/// at temperature T: top-k first, then the top-p nucleus of what is left (transformers'
+/// order; at least one token always survives). Returns (probs [N, C], token ids [N, C]),
+/// or `None` for the ids when every token stays (C = V, vocabulary order).
+/// Only the k best are ever sorted, so top-k sampling costs no full-vocabulary sort.
+pub fn candidates(
+    logp: &Tensor,
+    top_k: Option<i64>,
+    top_p: Option<f64>,
+) -> (Tensor, Option<Tensor>) {
+    let vocab = *logp.size().last().unwrap();
+    let top_p = top_p.filter(|&p| p < 1.0);
+    let (vals, idx) = match top_k.filter(|&k| k > 0 && k < vocab) {
+        Some(k) => logp.topk(k, -1, true, true),
+        None if top_p.is_some() => logp.sort(-1, true),
+        None => return (logp.softmax(-1, Kind::Float), None),
+    };
+    let mut probs = vals.softmax(-1, Kind::Float);
+    if let Some(p) = top_p {
         // Drop a token when the mass strictly before it already reaches p.
         let before = probs.cumsum(-1, Kind::Float) - &probs;
-        let drop_sorted = before.ge(p);
-        let drop = drop_sorted.zeros_like().scatter(-1, &idx, &drop_sorted);
-        out = out.masked_fill(&drop, f64::NEG_INFINITY);
+        probs = probs.masked_fill(&before.ge(p), 0.0);
     }
-    out
+    (probs, Some(idx))
 }
 
 /// Token index per row whose CDF first exceeds u·total ([N, V] probs, u in [0,1)).
@@ -113,10 +117,13 @@ pub fn sample(logits: &Tensor, cfg: &SamplingConfig, rngs: &mut [SeqRng]) -> (Te
     let tokens = if cfg.greedy || cfg.temperature <= 0.0 {
         logits.argmax(-1, false)
     } else {
-        let filtered = filter_logits(&logp, cfg.top_k, cfg.top_p);
-        let probs = filtered.softmax(-1, Kind::Float);
+        let (probs, ids) = candidates(&logp, cfg.top_k, cfg.top_p);
         let u: Vec<f64> = rngs.iter_mut().map(|r| r.next_f64()).collect();
-        inverse_cdf(&probs, &u)
+        let pick = inverse_cdf(&probs, &u);
+        match ids {
+            Some(ids) => ids.gather(-1, &pick.unsqueeze(-1), false).squeeze_dim(-1),
+            None => pick,
+        }
     };
     let lp = logp
         .gather(-1, &tokens.unsqueeze(-1), false)
@@ -145,19 +152,38 @@ mod tests {
         assert!((mean - 0.5).abs() < 0.02, "{mean}");
     }
 
+    /// Token ids with non-zero probability among the candidates, sorted.
+    fn kept(logits: &[f32], k: Option<i64>, p: Option<f64>) -> Vec<i64> {
+        let l = Tensor::from_slice(logits)
+            .unsqueeze(0)
+            .log_softmax(-1, Kind::Float);
+        let (probs, ids) = candidates(&l, k, p);
+        let ids = ids.unwrap_or_else(|| {
+            Tensor::arange(logits.len() as i64, (Kind::Int64, tch::Device::Cpu)).unsqueeze(0)
+        });
+        let probs: Vec<f32> = Vec::try_from(probs.squeeze()).unwrap();
+        let ids: Vec<i64> = Vec::try_from(ids.squeeze()).unwrap();
+        let mut v: Vec<i64> = ids
+            .into_iter()
+            .zip(probs)
+            .filter(|(_, q)| *q > 0.0)
+            .map(|(i, _)| i)
+            .collect();
+        v.sort();
+        v
+    }
+
     #[test]
     fn top_k_and_top_p_keep_the_right_tokens() {
-        let l = Tensor::from_slice(&[1.0f32, 3.0, 2.0, 0.0]).unsqueeze(0);
-        let k2 = filter_logits(&l, Some(2), None);
-        let kept: Vec<bool> = Vec::try_from(k2.isfinite().squeeze()).unwrap();
-        assert_eq!(kept, vec![false, true, true, false]);
+        let l = [1.0f32, 3.0, 2.0, 0.0];
+        assert_eq!(kept(&l, None, None), vec![0, 1, 2, 3]);
+        assert_eq!(kept(&l, Some(2), None), vec![1, 2]);
         // probs ≈ [0.087, 0.644, 0.237, 0.032]: p=0.7 keeps the top two, p=0.5 only the top one.
-        let p: Vec<bool> =
-            Vec::try_from(filter_logits(&l, None, Some(0.7)).isfinite().squeeze()).unwrap();
-        assert_eq!(p, vec![false, true, true, false]);
-        let p: Vec<bool> =
-            Vec::try_from(filter_logits(&l, None, Some(0.5)).isfinite().squeeze()).unwrap();
-        assert_eq!(p, vec![false, true, false, false]);
+        assert_eq!(kept(&l, None, Some(0.7)), vec![1, 2]);
+        assert_eq!(kept(&l, None, Some(0.5)), vec![1]);
+        // top-p works on the top-k renormalised mass: within {1,2}, token 1 has 0.73 ≥ 0.7.
+        assert_eq!(kept(&l, Some(2), Some(0.7)), vec![1]);
+        assert_eq!(kept(&l, Some(3), Some(0.7)), vec![1, 2]);
     }
 
     #[test]

@@ -275,6 +275,7 @@ impl GrpoTrainer {
             eos_ids: self.pol.eos.clone(),
             pad_id: self.pol.pad,
             share_prefix: true,
+            rng_prompt_offset: 0,
         };
         let (gen, gstats) = tch::no_grad(|| {
             generate_with_stats(&self.pol.model, &step_prompts, g.num_generations, &gen_cfg)

@@ -14,6 +14,11 @@ from safetensors.torch import load_file
 
 from conftest import GGUF, MODELS, SMOL, write_jsonl
 
+# One thread on both sides: steadier and faster on a shared machine (several busy threads
+# on two cores slow libtorch down many times), and the same GEMM order on both sides.
+torch.set_num_threads(1)
+T1 = ("--threads", "1")
+
 PROMPTS = [
     "The capital of France is",
     "Hello, how are you doing today? I wanted to ask you about",
@@ -70,7 +75,7 @@ def test_logits_match_transformers(stylerl, model_dir, hf, tmp_path, batched):
     m, tok = hf
     inp = write_jsonl(tmp_path / "p.jsonl", PROMPTS)
     out = tmp_path / "logits.safetensors"
-    stylerl("logits", "--model", model_dir, "--input", inp, "--out", out, *(["--batched"] if batched else []))
+    stylerl("logits", "--model", model_dir, "--input", inp, "--out", out, *T1, *(["--batched"] if batched else []))
     got = load_file(str(out))
     worst = 0.0
     for i, p in enumerate(PROMPTS):
@@ -95,7 +100,7 @@ def hf_greedy(m, tok, prompt, n):
 def test_greedy_generation_matches_transformers_alone_and_batched(stylerl, model_dir, hf, tmp_path):
     m, tok = hf
     inp = write_jsonl(tmp_path / "c.jsonl", CHAT_PROMPTS)
-    common = ["generate", "--model", model_dir, "--input", inp, "--chat", "--greedy", "--max-new-tokens", "48", "--json"]
+    common = ["generate", "--model", model_dir, "--input", inp, "--chat", "--greedy", "--max-new-tokens", "48", "--json", *T1]
     alone = read_jsonl(stylerl(*common, "--batch-size", "1").stdout)
     batched = read_jsonl(stylerl(*common, "--batch-size", "4").stdout)
     lengths = set()
@@ -112,7 +117,7 @@ def test_greedy_generation_matches_transformers_alone_and_batched(stylerl, model
 def test_perplexity_matches_transformers_loss(stylerl, model_dir, hf, tmp_path):
     m, tok = hf
     inp = write_jsonl(tmp_path / "t.jsonl", TEXTS)
-    rows = read_jsonl(stylerl("perplexity", "--model", model_dir, "--input", inp).stdout)
+    rows = read_jsonl(stylerl("perplexity", "--model", model_dir, "--input", inp, *T1).stdout)
     assert len(rows) == len(TEXTS)
     for text, row in zip(TEXTS, rows):
         ids = tok(text, return_tensors="pt")["input_ids"]
@@ -165,7 +170,7 @@ def test_tiny_sharded_bf16_llama3_untied_matches(stylerl, tmp_path):
     inp = write_jsonl(tmp_path / "ids.jsonl", prompts)
     for batched in (False, True):
         out = tmp_path / f"l{batched}.safetensors"
-        stylerl("logits", "--model", tmp_path / "tiny", "--input", inp, "--out", out, "--dtype", "f32",
+        stylerl("logits", "--model", tmp_path / "tiny", "--input", inp, "--out", out, "--dtype", "f32", *T1,
                 *(["--batched"] if batched else []))
         got = load_file(str(out))
         for i, p in enumerate(prompts):
