@@ -3,11 +3,7 @@
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(
-    name = "stylerl",
-    version,
-    about = "Rewrite text in a person's style without collapsing it: SFT warm-up, Dr.GRPO with style reward dropout, Bit-LoRA."
-)]
+#[command(name = "stylerl", version, about = "Rewrite text in a person's style without collapsing it: SFT warm-up, Dr.GRPO with style reward dropout, Bit-LoRA.")]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
