@@ -3,11 +3,7 @@
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(
-    name = "stylerl",
-    version,
-    about = "Rewrite text in a person's style without collapsing it: SFT warm-up, Dr.GRPO with style reward dropout, Bit-LoRA."
-)]
+#[command(name = "stylerl", version, about = "Rewrite text in a person's style without collapsing it: SFT warm-up, Dr.GRPO with style reward dropout, Bit-LoRA.")]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -51,6 +47,12 @@ pub fn main() -> i32 {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
+    // libtorch's intra-op threads: on a busy machine fewer threads avoid OpenMP spin contention.
+    if let Some(n) = std::env::var("STYLERL_THREADS").ok().and_then(|v| v.parse::<i32>().ok()) {
+        if n > 0 {
+            tch::set_num_threads(n);
+        }
+    }
     match run(cli.command) {
         Ok(()) => 0,
         Err(e) => {

@@ -17,7 +17,7 @@ pub trait LinearAdapter: Send {
 pub struct Linear {
     /// Hugging Face module path, e.g. `model.layers.3.self_attn.q_proj` or `lm_head`.
     pub path: String,
-    /// [out_features, in_features], requires_grad false. On CPU its storage is [in, out]
+    /// [out_features, in_features], requires_grad false. In f32 on CPU its storage is [in, out]
     /// (see [`input_major`]): call `.contiguous()` before writing it to a file.
     pub weight: Tensor,
     pub bias: Option<Tensor>,
@@ -28,10 +28,11 @@ pub struct Linear {
 }
 
 /// The same [out, in] weight stored input-major ([in, out] in memory, seen through a
-/// transposed view). MKL's GEMM for x·Wᵀ runs about 1.5× faster on this layout at decode
-/// shapes on CPU (measured with scripts/bench_generate.py); CUDA does not care.
+/// transposed view) for f32 on CPU: MKL's sgemm for x·Wᵀ runs about 1.5× faster on this
+/// layout at decode shapes. bf16 (oneDNN) and CUDA keep the usual layout.
 pub fn input_major(weight: &Tensor) -> Tensor {
-    if weight.device() == tch::Device::Cpu && weight.dim() == 2 {
+    if weight.device() == tch::Device::Cpu && weight.kind() == tch::Kind::Float && weight.dim() == 2
+    {
         weight.tr().contiguous().tr()
     } else {
         weight.shallow_clone()

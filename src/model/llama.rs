@@ -129,11 +129,7 @@ impl Llama {
         seed: u64,
     ) -> Result<Self> {
         tch::manual_seed(seed as i64);
-        let w = Weights::Random {
-            std: config.initializer_range,
-            device,
-            kind,
-        };
+        let w = Weights::random(config.initializer_range, device, kind);
         tch::no_grad(|| Self::build(config, &w, device, kind))
     }
 

@@ -6,6 +6,7 @@
 use anyhow::{bail, Context, Result};
 use memmap2::Mmap;
 use safetensors::{Dtype, SafeTensors};
+use std::cell::OnceCell;
 use std::collections::HashMap;
 use std::path::Path;
 use tch::{Device, Kind, Tensor};
@@ -86,6 +87,38 @@ impl SafetensorFiles {
     }
 }
 
+/// Normals above this many values are tiled from one shared random block.
+const TILE: i64 = 1 << 22;
+
+/// N(0, std²) values of `shape`. Large tensors (a 3B model has billions of values, and
+/// drawing them one by one on CPU takes minutes) repeat one shared random block of TILE + 1
+/// values from a random offset: right statistics for speed and memory work, in seconds.
+/// Small tensors (tests) are drawn in full.
+fn random_normal(
+    shape: &[i64],
+    std: f64,
+    kind: Kind,
+    device: Device,
+    block: &OnceCell<Tensor>,
+) -> Tensor {
+    let n: i64 = shape.iter().product();
+    if n <= TILE {
+        return Tensor::randn(shape, (Kind::Float, device)).to_kind(kind) * std;
+    }
+    let block = block
+        .get_or_init(|| (Tensor::randn([TILE + 1], (Kind::Float, device)) * std).to_kind(kind));
+    let offset = Tensor::randint(TILE, [1], (Kind::Int64, Device::Cpu)).int64_value(&[0]);
+    let out = Tensor::empty([n], (kind, device));
+    let mut done = 0;
+    while done < n {
+        let start = if done == 0 { offset } else { 0 };
+        let len = (TILE + 1 - start).min(n - done);
+        out.narrow(0, done, len).copy_(&block.narrow(0, start, len));
+        done += len;
+    }
+    out.reshape(shape)
+}
+
 #[derive(Clone, Copy)]
 enum Init {
     Normal,
@@ -102,6 +135,8 @@ pub enum Weights<'a> {
         kind: Kind,
     },
     Random {
+        /// Shared block large tensors are tiled from (see `random_normal`).
+        block: OnceCell<Tensor>,
         std: f64,
         device: Device,
         kind: Kind,
@@ -109,6 +144,16 @@ pub enum Weights<'a> {
 }
 
 impl<'a> Weights<'a> {
+    /// Random weights: N(0, std²) matrices, ones for norms, zeros for biases.
+    pub fn random(std: f64, device: Device, kind: Kind) -> Self {
+        Weights::Random {
+            block: OnceCell::new(),
+            std,
+            device,
+            kind,
+        }
+    }
+
     pub fn from_files(files: &'a SafetensorFiles, device: Device, kind: Kind) -> Result<Self> {
         Ok(Weights::Files {
             files,
@@ -150,10 +195,15 @@ impl<'a> Weights<'a> {
 
     fn load(&self, name: &str, shape: &[i64], init: Init) -> Result<Tensor> {
         match self {
-            Weights::Random { std, device, kind } => Ok(match init {
+            Weights::Random {
+                std,
+                device,
+                kind,
+                block,
+            } => Ok(match init {
                 Init::Ones => Tensor::ones(shape, (*kind, *device)),
                 Init::Zeros => Tensor::zeros(shape, (*kind, *device)),
-                Init::Normal => Tensor::randn(shape, (*kind, *device)) * *std,
+                Init::Normal => random_normal(shape, *std, *kind, *device, block),
             }),
             Weights::Files { device, kind, .. } => {
                 let view = self.find(name).with_context(|| {
