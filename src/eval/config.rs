@@ -50,9 +50,9 @@ fn d_field() -> String {
     "text".into()
 }
 
-/// `[generation]`: one completion per input, seeded.
+/// `[generation]`: one completion per input, seeded. Every key has a default.
 #[derive(Deserialize, Serialize, Debug, Clone)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct GenerationSection {
     pub max_new_tokens: usize,
     pub temperature: f64,
