@@ -26,15 +26,9 @@ fn tiny_model(dir: &Path) {
     m.save_safetensors(&dir.join("model.safetensors")).unwrap();
 }
 
-#[test]
-fn evaluate_writes_every_file_with_every_system_and_metric() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    if !root.join(SMOL).join("tokenizer.json").exists() {
-        eprintln!("skipped: {SMOL} missing (run scripts/setup.sh)");
-        return;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
+/// Writes the tiny model, 3 held-out inputs, a reference and the config (plus `extra` TOML
+/// tables at the end) into `d`; returns the inputs.
+fn setup(d: &Path, extra: &str) -> [&'static str; 3] {
     tiny_model(&d.join("tiny"));
     let inputs = [
         "Hi Sam, the meeting moved to 3pm on Friday. Can you tell Priya?",
@@ -77,13 +71,36 @@ name = "trained"
 kind = "model"
 [systems.model]
 path = "{tiny}"
+{extra}
 "#,
         out = out.display(),
         held = d.join("heldout.jsonl").display(),
         refp = d.join("ref.txt").display(),
         tiny = d.join("tiny").display(),
+        extra = extra,
     );
     std::fs::write(d.join("eval.toml"), cfg).unwrap();
+    inputs
+}
+
+fn smol_missing() -> bool {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    if !root.join(SMOL).join("tokenizer.json").exists() {
+        eprintln!("skipped: {SMOL} missing (run scripts/setup.sh)");
+        return true;
+    }
+    false
+}
+
+#[test]
+fn evaluate_writes_every_file_with_every_system_and_metric() {
+    if smol_missing() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let inputs = setup(d, "");
+    let out = d.join("results");
     let run = Command::new(env!("CARGO_BIN_EXE_stylerl"))
         .args([
             "evaluate",
@@ -184,4 +201,120 @@ path = "{tiny}"
         first,
         std::fs::read_to_string(out.join("outputs.jsonl")).unwrap()
     );
+}
+
+/// A loopback "judge" that answers `n` chat requests by picking the longer rewrite (A on ties).
+fn longer_judge(n: usize) -> (String, std::thread::JoinHandle<usize>) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let h = std::thread::spawn(move || {
+        let mut served = 0;
+        for stream in listener.incoming().take(n) {
+            let mut s = stream.unwrap();
+            let mut r = BufReader::new(s.try_clone().unwrap());
+            let mut len = 0usize;
+            loop {
+                let mut line = String::new();
+                r.read_line(&mut line).unwrap();
+                if line == "\r\n" || line.is_empty() {
+                    break;
+                }
+                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                    len = v.trim().parse().unwrap();
+                }
+            }
+            let mut body = vec![0u8; len];
+            r.read_exact(&mut body).unwrap();
+            let req: serde_json::Value = serde_json::from_slice(&body).unwrap();
+            let prompt = req["messages"][1]["content"].as_str().unwrap();
+            let after_a = prompt.split("\n\nRewrite A:\n").nth(1).unwrap();
+            let (a, rest) = after_a.split_once("\n\nRewrite B:\n").unwrap();
+            let b = rest.rsplit_once("\n\nWhich rewrite").unwrap().0;
+            let pick = if a.chars().count() >= b.chars().count() {
+                "A"
+            } else {
+                "B"
+            };
+            let out = serde_json::json!({"choices": [{"message": {"content": pick}}]}).to_string();
+            write!(s, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{out}", out.len()).unwrap();
+            served += 1;
+        }
+        served
+    });
+    (format!("http://{addr}/v1"), h)
+}
+
+#[test]
+fn judge_column_compares_each_system_with_the_baseline() {
+    if smol_missing() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // One non-baseline system × 3 inputs = 3 requests.
+    let (url, server) = longer_judge(3);
+    setup(
+        d,
+        &format!("[judge]\nurl = \"{url}\"\nmodel = \"m\"\nbaseline = \"prompted\"\napi_key_env = \"STYLERL_TEST_NO_KEY\"\ntimeout_s = 20\n"),
+    );
+    let run = Command::new(env!("CARGO_BIN_EXE_stylerl"))
+        .args([
+            "evaluate",
+            "--config",
+            d.join("eval.toml").to_str().unwrap(),
+        ])
+        .env("STYLERL_PROGRESS", "0")
+        .output()
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert_eq!(server.join().unwrap(), 3);
+    let out = d.join("results");
+    let lines: Vec<serde_json::Value> = std::fs::read_to_string(out.join("outputs.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let text = |sys: &str, i: usize| -> String {
+        lines
+            .iter()
+            .find(|l| l["system"] == sys && l["index"] == i)
+            .unwrap()["output"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    // The judge prefers the longer rewrite; on a tie it answers A, whichever that was, so
+    // ties are excluded from the expectation unless there are none.
+    let (mut wins, mut ties) = (0, 0);
+    for i in 0..3 {
+        let (t, p) = (
+            text("trained", i).chars().count(),
+            text("prompted", i).chars().count(),
+        );
+        if t > p {
+            wins += 1;
+        } else if t == p {
+            ties += 1;
+        }
+    }
+    let metrics: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("metrics.json")).unwrap()).unwrap();
+    let sys = metrics["systems"].as_array().unwrap();
+    assert_eq!(sys[0]["judge"]["status"], "baseline");
+    assert_eq!(sys[1]["judge"]["status"], "percent");
+    let got = sys[1]["judge"]["value"].as_f64().unwrap();
+    let lo = 100.0 * wins as f64 / 3.0;
+    let hi = 100.0 * (wins + ties) as f64 / 3.0;
+    assert!(
+        got >= lo - 1e-9 && got <= hi + 1e-9,
+        "judge {got}, expected in [{lo}, {hi}]"
+    );
+    let md = std::fs::read_to_string(out.join("table.md")).unwrap();
+    assert!(md.contains("judge preference vs prompted %"), "{md}");
+    assert!(md.lines().nth(2).unwrap().contains("baseline"));
 }
