@@ -1,5 +1,10 @@
 //! Evaluation of rewriting systems: style similarity, not-rewritten share, style vector
 //! consistency (shared/SPEC.md, "Evaluation").
+pub mod aggregate;
+pub mod config;
+pub mod evaluate;
 pub mod judge;
 pub mod metrics;
 pub mod plot;
+pub mod prompts;
+pub mod table;

@@ -1,0 +1,97 @@
+#!/usr/bin/env bash
+# The whole pipeline on the embedded default (SmolLM2-135M-Instruct on CPU, whimsical tale):
+#   set-up → SFT → GRPO → GRPO + style reward dropout → Bit-LoRA GRPO → evaluate → plots.
+# Prints the final table and where the plots are, with the time each stage took.
+#
+# Re-runnable:
+#   - a stage whose final output exists is skipped (SFT: runs/demo/sft/merged, GRPO runs:
+#     <out_dir>/adapter); FORCE=1 deletes every run directory and starts over;
+#   - a stage interrupted after a checkpoint continues with --resume; one interrupted before
+#     its first checkpoint has nothing worth keeping and is started again from scratch;
+#   - evaluation reruns when results/demo/table.md is missing or older than a model it scores.
+set -euo pipefail
+source "$(dirname "$0")/env.sh"
+cd "$ROOT"
+
+FORCE="${FORCE:-0}"
+T_ALL=$(date +%s)
+say() { echo "[demo] $*"; }
+elapsed() { echo $(( $(date +%s) - $1 )); }
+
+# out_dir = "..." of a config file.
+out_dir_of() { sed -n 's/^out_dir *= *"\(.*\)".*/\1/p' "$1" | head -n1; }
+
+# run_stage NAME CONFIG DONE_MARKER COMMAND...: skip, resume or (re)start one training stage.
+run_stage() {
+  local name=$1 config=$2 marker=$3; shift 3
+  local dir; dir=$(out_dir_of "$config")
+  [ -n "$dir" ] || { echo "[demo] $config has no out_dir" >&2; exit 1; }
+  if [ "$FORCE" = 1 ] && [ -d "$dir" ]; then
+    say "$name: FORCE=1, removing $dir"
+    rm -rf "$dir"
+  fi
+  if [ -e "$dir/$marker" ]; then
+    say "$name: done already ($dir/$marker), skipping (FORCE=1 to redo)"
+    return
+  fi
+  local extra=()
+  if [ -d "$dir/checkpoints" ] && [ -n "$(ls -A "$dir/checkpoints" 2>/dev/null)" ]; then
+    say "$name: resuming the interrupted run in $dir"
+    extra=(--resume)
+  elif [ -d "$dir" ]; then
+    say "$name: removing $dir (interrupted before its first checkpoint)"
+    rm -rf "$dir"
+  fi
+  local t0; t0=$(date +%s)
+  say "$name: $* ${extra[*]:-}"
+  "$@" "${extra[@]}"
+  say "$name: $(elapsed "$t0")s"
+}
+
+t0=$(date +%s)
+say "set-up (scripts/setup.sh)"
+bash scripts/setup.sh
+say "set-up: $(elapsed "$t0")s"
+
+run_stage sft configs/demo/sft.toml merged/model.safetensors \
+  "$STYLERL_BIN" sft --config configs/demo/sft.toml
+run_stage grpo configs/demo/grpo.toml adapter/adapter_config.json \
+  "$STYLERL_BIN" grpo --config configs/demo/grpo.toml
+run_stage grpo-dropout configs/demo/grpo-dropout.toml adapter/adapter_config.json \
+  "$STYLERL_BIN" grpo --config configs/demo/grpo-dropout.toml
+run_stage grpo-bitlora configs/demo/grpo-bitlora.toml adapter/adapter_config.json \
+  "$STYLERL_BIN" grpo --config configs/demo/grpo-bitlora.toml --bitlora
+
+RESULTS=results/demo
+stale=0
+[ "$FORCE" = 1 ] && stale=1
+[ -s "$RESULTS/table.md" ] || stale=1
+for f in runs/demo/sft/merged/model.safetensors runs/demo/grpo*/adapter/adapter_model.safetensors; do
+  if [ -e "$f" ] && [ "$f" -nt "$RESULTS/table.md" ]; then stale=1; fi
+done
+if [ "$stale" = 1 ]; then
+  t0=$(date +%s)
+  say "evaluate: $STYLERL_BIN evaluate --config configs/demo/evaluate.toml"
+  "$STYLERL_BIN" evaluate --config configs/demo/evaluate.toml > /dev/null
+  say "evaluate: $(elapsed "$t0")s"
+else
+  say "evaluate: $RESULTS is newer than every model, skipping (FORCE=1 to redo)"
+fi
+
+t0=$(date +%s)
+plots=()
+for cfg in configs/demo/grpo.toml configs/demo/grpo-dropout.toml configs/demo/grpo-bitlora.toml; do
+  dir=$(out_dir_of "$cfg")
+  "$STYLERL_BIN" plot "$dir"
+  plots+=("$dir/plots/metrics.svg")
+done
+say "plots: $(elapsed "$t0")s"
+
+echo
+echo "== results/demo/table.md =="
+cat "$RESULTS/table.md"
+echo
+echo "Per-output details: $RESULTS/outputs.jsonl (metrics.json, table.csv beside it)"
+echo "Training plots:"
+for p in "${plots[@]}"; do echo "  $p"; done
+say "total: $(elapsed "$T_ALL")s"

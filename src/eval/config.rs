@@ -1,0 +1,272 @@
+//! The `stylerl evaluate` config: held-out data, the `[reward]` table (reference + encoder),
+//! generation settings, an optional judge, and the systems to compare.
+//!
+//! Every table denies unknown keys. Paths are relative to the working directory (run from
+//! the repository root). Systems whose model or adapter directories are missing fail before
+//! anything is loaded, with one line naming each missing path and the command that makes it
+//! (the system's `created_by`).
+use super::judge::JudgeConfig;
+use crate::reward::RewardConfig;
+use crate::train::sft::ModelSection;
+use anyhow::{bail, Result};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+#[derive(Deserialize, Debug, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct EvalConfig {
+    /// Results go to `results/<name>/` (or `out_dir` when given).
+    pub name: String,
+    /// Overrides `results/<name>`.
+    pub out_dir: Option<PathBuf>,
+    pub data: EvalData,
+    pub reward: RewardConfig,
+    #[serde(default)]
+    pub generation: GenerationSection,
+    /// Outputs whose normalised edit similarity to the input is ≥ this count as not rewritten.
+    #[serde(default = "d_threshold")]
+    pub not_rewritten_threshold: f64,
+    #[serde(default)]
+    pub judge: JudgeConfig,
+    pub systems: Vec<SystemConfig>,
+}
+fn d_threshold() -> f64 {
+    0.95
+}
+
+/// `[data]`: the held-out inputs.
+#[derive(Deserialize, Debug, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct EvalData {
+    /// JSONL, JSON, CSV, Parquet or plain text (see `data::load_texts`).
+    pub heldout: PathBuf,
+    /// Field / column holding the text.
+    #[serde(default = "d_field")]
+    pub field: String,
+    /// Use only the first `limit` inputs (file order).
+    pub limit: Option<usize>,
+}
+fn d_field() -> String {
+    "text".into()
+}
+
+/// `[generation]`: one completion per input, seeded. Every key has a default.
+#[derive(Deserialize, Serialize, Debug, Clone)]
+#[serde(default, deny_unknown_fields)]
+pub struct GenerationSection {
+    pub max_new_tokens: usize,
+    pub temperature: f64,
+    pub top_p: Option<f64>,
+    pub seed: u64,
+    /// Prompts per generation batch. The sampled outputs are reproducible for the same
+    /// (seed, batch_size); a different batch size draws different random streams.
+    pub batch_size: usize,
+    /// Argmax decoding (temperature and top_p are then unused).
+    pub greedy: bool,
+}
+impl Default for GenerationSection {
+    fn default() -> Self {
+        GenerationSection {
+            max_new_tokens: 128,
+            temperature: 0.7,
+            top_p: Some(0.9),
+            seed: 0,
+            batch_size: 8,
+            greedy: false,
+        }
+    }
+}
+
+#[derive(Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum SystemKind {
+    /// The base model shown K reference sentences as style examples ("direct prompting").
+    Prompted,
+    /// A trained system prompted exactly as in training: user_turn(instruction, input).
+    Model,
+}
+
+/// How the K style examples of a prompted system are picked from the reference sentences.
+#[derive(Deserialize, Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum ExampleSelection {
+    /// K distinct sentences drawn with a seeded RNG (`example_seed`), shown in reference order.
+    #[default]
+    Random,
+    /// The first K sentences of the reference.
+    First,
+}
+
+/// One `[[systems]]` entry.
+#[derive(Deserialize, Debug, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct SystemConfig {
+    pub name: String,
+    pub kind: SystemKind,
+    pub model: ModelSection,
+    /// Prompted: how many reference sentences to show.
+    #[serde(default = "d_examples")]
+    pub examples: usize,
+    #[serde(default)]
+    pub example_selection: ExampleSelection,
+    #[serde(default)]
+    pub example_seed: u64,
+    /// Prompted: a template with `{examples}` and `{input}`; model: the instruction put
+    /// before the input (default: the training instruction, `sft_data::DEFAULT_INSTRUCTION`).
+    pub instruction: Option<String>,
+    /// The command that creates this system's files, quoted when they are missing.
+    pub created_by: Option<String>,
+}
+impl SystemConfig {
+    pub fn kind_name(&self) -> &'static str {
+        match self.kind {
+            SystemKind::Prompted => "prompted",
+            SystemKind::Model => "model",
+        }
+    }
+}
+
+fn d_examples() -> usize {
+    8
+}
+
+/// The default prompted-system template. `{examples}` becomes one "- sentence" line per example.
+pub const DEFAULT_PROMPTED_TEMPLATE: &str = "Here are example sentences written in a particular style:\n{examples}\n\nRewrite the following text in that style. Keep its meaning and every name, number and date. Reply with the rewritten text only.\n\n{input}";
+
+impl EvalConfig {
+    /// Checks values; every error names the key.
+    pub fn validate(&self) -> Result<()> {
+        if self.name.trim().is_empty() || self.name.contains(['/', '\\']) {
+            bail!(
+                "name = '{}': give a plain folder name (results go to results/<name>/)",
+                self.name
+            );
+        }
+        if !(0.0..=1.0).contains(&self.not_rewritten_threshold) {
+            bail!(
+                "not_rewritten_threshold = {}: must be in [0, 1]",
+                self.not_rewritten_threshold
+            );
+        }
+        let g = &self.generation;
+        if g.batch_size == 0 || g.max_new_tokens == 0 {
+            bail!("generation.batch_size and generation.max_new_tokens must be ≥ 1");
+        }
+        if !g.greedy && !(g.temperature.is_finite() && g.temperature > 0.0) {
+            bail!(
+                "generation.temperature = {}: must be > 0 (or set greedy = true)",
+                g.temperature
+            );
+        }
+        if let Some(p) = g.top_p {
+            if !(p > 0.0 && p <= 1.0) {
+                bail!("generation.top_p = {p}: must be in (0, 1]");
+            }
+        }
+        if self.data.limit == Some(0) {
+            bail!("data.limit = 0: leave it out to use every input");
+        }
+        if self.systems.is_empty() {
+            bail!("no [[systems]]: list at least one system to evaluate");
+        }
+        let mut seen = std::collections::HashSet::new();
+        for s in &self.systems {
+            if !seen.insert(s.name.as_str()) {
+                bail!("two systems are named '{}': names must be unique", s.name);
+            }
+            if s.kind == SystemKind::Prompted {
+                if s.examples == 0 {
+                    bail!("system '{}': examples must be ≥ 1", s.name);
+                }
+                if let Some(t) = &s.instruction {
+                    if !t.contains("{input}") || !t.contains("{examples}") {
+                        bail!(
+                            "system '{}': instruction must contain {{examples}} and {{input}}",
+                            s.name
+                        );
+                    }
+                }
+            }
+        }
+        if self.judge.url.is_some() && !seen.contains(self.judge.baseline.as_str()) {
+            bail!(
+                "judge.baseline = '{}': must name one of the systems",
+                self.judge.baseline
+            );
+        }
+        Ok(())
+    }
+
+    pub fn out_dir(&self) -> PathBuf {
+        self.out_dir
+            .clone()
+            .unwrap_or_else(|| Path::new("results").join(&self.name))
+    }
+
+    /// Keeps only the named systems (all when `only` is empty); unknown names are errors.
+    pub fn select_systems(&mut self, only: &[String]) -> Result<()> {
+        if only.is_empty() {
+            return Ok(());
+        }
+        for n in only {
+            if !self.systems.iter().any(|s| &s.name == n) {
+                let all: Vec<&str> = self.systems.iter().map(|s| s.name.as_str()).collect();
+                bail!(
+                    "--systems: no system named '{n}' (the config has: {})",
+                    all.join(", ")
+                );
+            }
+        }
+        self.systems.retain(|s| only.contains(&s.name));
+        Ok(())
+    }
+}
+
+/// The directory part of an adapter spec `PATH[:WEIGHT]`.
+fn adapter_path(spec: &str) -> &str {
+    match spec.rsplit_once(':') {
+        Some((p, w)) if w.parse::<f64>().is_ok() => p,
+        _ => spec,
+    }
+}
+
+/// Paths a system needs that do not exist: the model's config.json and each adapter's
+/// adapter_config.json.
+pub fn missing_paths(s: &SystemConfig) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    if !s.model.path.join("config.json").is_file() {
+        out.push(s.model.path.clone());
+    }
+    for a in &s.model.adapters {
+        let p = PathBuf::from(adapter_path(a));
+        if !p.join("adapter_config.json").is_file() {
+            out.push(p);
+        }
+    }
+    out
+}
+
+/// Fails with one line listing every missing system file and how to create it.
+pub fn check_systems_exist(systems: &[SystemConfig]) -> Result<()> {
+    let mut problems = Vec::new();
+    for s in systems {
+        let miss = missing_paths(s);
+        if miss.is_empty() {
+            continue;
+        }
+        let paths: Vec<String> = miss.iter().map(|p| p.display().to_string()).collect();
+        let how = match &s.created_by {
+            Some(c) => format!("create it with `{c}`"),
+            None => "train it first or fix the path".to_string(),
+        };
+        problems.push(format!(
+            "system '{}' needs {} which does not exist: {how}",
+            s.name,
+            paths.join(" and ")
+        ));
+    }
+    if !problems.is_empty() {
+        bail!("{}", problems.join("; "));
+    }
+    Ok(())
+}

@@ -1,0 +1,320 @@
+//! `stylerl evaluate`: every configured system rewrites the held-out inputs (one seeded
+//! completion each, batched), the outputs are matched sentence by sentence against the
+//! reference with the `[reward]` encoder, and the metrics of shared/SPEC.md "Evaluation"
+//! go to results/<name>/{table.md, table.csv, metrics.json, outputs.jsonl}.
+//!
+//! Systems are loaded one at a time (and dropped before the next), so the peak memory is
+//! one model plus the encoder. Inputs are generated in length-sorted batches to waste
+//! little padding; the rows are put back in file order afterwards.
+use super::aggregate::{
+    aggregate, pair_entity_f1, word_count, JudgeCell, ScoredSample, SystemMetrics,
+};
+use super::config::{check_systems_exist, EvalConfig, SystemConfig, SystemKind};
+use super::judge::{Judge, JudgeItem};
+use super::metrics::{edit_similarity, is_not_rewritten};
+use super::prompts::{pick_examples, user_turns};
+use super::table;
+use crate::model::chat::ChatMessage;
+use crate::model::{generate, GenerateConfig, SamplingConfig};
+use crate::reward::style::TextStyle;
+use crate::reward::RewardModel;
+use crate::train::sft::{eos_ids, load_policy, pad_id};
+use anyhow::{Context, Result};
+use serde_json::{json, Value};
+use std::path::PathBuf;
+use std::time::Instant;
+
+#[derive(clap::Args, Debug)]
+pub struct EvaluateArgs {
+    /// TOML config (see configs/demo/evaluate.toml).
+    #[arg(long)]
+    pub config: PathBuf,
+    /// Override a config value, e.g. --set data.limit=8 (repeatable).
+    #[arg(long = "set")]
+    pub set: Vec<String>,
+    /// Evaluate only these systems (comma-separated names from the config).
+    #[arg(long, value_delimiter = ',')]
+    pub systems: Vec<String>,
+}
+
+pub fn run(a: &EvaluateArgs) -> Result<()> {
+    let mut cfg: EvalConfig = crate::config::load(&a.config, &a.set)?;
+    cfg.select_systems(&a.systems)?;
+    let report = evaluate(&cfg)?;
+    print!("{}", report.markdown);
+    eprintln!("results: {}", report.out_dir.display());
+    Ok(())
+}
+
+/// What an evaluation produced.
+pub struct Report {
+    pub out_dir: PathBuf,
+    pub systems: Vec<SystemMetrics>,
+    pub markdown: String,
+}
+
+/// One system's generated outputs, in input order.
+struct Generated {
+    texts: Vec<String>,
+    stopped_at_eos: Vec<bool>,
+    examples: Vec<usize>,
+    seconds: f64,
+}
+
+/// Runs the whole evaluation and writes the result files.
+pub fn evaluate(cfg: &EvalConfig) -> Result<Report> {
+    cfg.validate()?;
+    check_systems_exist(&cfg.systems)?;
+    let mut inputs = crate::data::load_texts(&cfg.data.heldout, Some(&cfg.data.field))
+        .context("data.heldout")?;
+    if let Some(l) = cfg.data.limit {
+        inputs.truncate(l);
+    }
+    let rm = RewardModel::from_config(&cfg.reward)?;
+    let refs: Vec<String> = rm.style.references().to_vec();
+    let input_refs: Vec<&str> = inputs.iter().map(|s| s.as_str()).collect();
+    let input_match = rm.style.match_texts(&input_refs)?;
+    let out_dir = cfg.out_dir();
+    std::fs::create_dir_all(&out_dir)
+        .with_context(|| format!("cannot create {}", out_dir.display()))?;
+
+    let mut rows: Vec<SystemMetrics> = Vec::new();
+    let mut lines: Vec<String> = Vec::new();
+    let mut sys_json: Vec<Value> = Vec::new();
+    let mut all_outputs: Vec<Vec<String>> = Vec::new();
+    for sys in &cfg.systems {
+        let g = generate_system(cfg, sys, &refs, &inputs)?;
+        let out_refs: Vec<&str> = g.texts.iter().map(|s| s.as_str()).collect();
+        let out_match = rm.style.match_texts(&out_refs)?;
+        let samples: Vec<ScoredSample> = (0..inputs.len())
+            .map(|i| ScoredSample {
+                input: inputs[i].clone(),
+                output: g.texts[i].clone(),
+                input_best: input_match[i].best.clone(),
+                input_sim: input_match[i].best_sim.clone(),
+                output_best: out_match[i].best.clone(),
+                output_sim: out_match[i].best_sim.clone(),
+                stopped_at_eos: g.stopped_at_eos[i],
+            })
+            .collect();
+        let m = aggregate(&sys.name, &samples, refs.len(), cfg.not_rewritten_threshold);
+        for (i, s) in samples.iter().enumerate() {
+            lines.push(
+                output_line(sys, i, s, &input_match[i], &out_match[i], &refs, cfg).to_string(),
+            );
+        }
+        sys_json.push(json!({
+            "name": sys.name, "kind": sys.kind_name(), "model": sys.model.path,
+            "adapters": sys.model.adapters, "examples": g.examples, "seconds": g.seconds,
+        }));
+        eprintln!(
+            "{}: {} outputs in {:.1}s",
+            sys.name,
+            inputs.len(),
+            g.seconds
+        );
+        rows.push(m);
+        all_outputs.push(g.texts);
+    }
+    judge_all(cfg, &refs, &inputs, &all_outputs, &mut rows);
+
+    let markdown = table::markdown(&rows, judge_header(cfg));
+    let metrics = json!({
+        "name": cfg.name,
+        "heldout": cfg.data.heldout, "n_inputs": inputs.len(),
+        "reference": cfg.reward.reference, "n_reference_sentences": refs.len(),
+        "encoder": rm.style.encoder_name(),
+        "not_rewritten_threshold": cfg.not_rewritten_threshold,
+        "generation": serde_json::to_value(&cfg.generation)?,
+        "systems": rows.iter().zip(sys_json).map(|(m, mut s)| {
+            let v = serde_json::to_value(m).unwrap_or(Value::Null);
+            if let (Some(o), Some(extra)) = (s.as_object_mut(), v.as_object()) {
+                for (k, x) in extra { o.insert(k.clone(), x.clone()); }
+            }
+            s
+        }).collect::<Vec<_>>(),
+    });
+    let w = |f: &str, bytes: &[u8]| crate::util::write_atomic(&out_dir.join(f), bytes);
+    w("table.md", markdown.as_bytes())?;
+    w("table.csv", table::csv(&rows)?.as_bytes())?;
+    w(
+        "metrics.json",
+        serde_json::to_string_pretty(&metrics)?.as_bytes(),
+    )?;
+    let mut jsonl = lines.join("\n");
+    jsonl.push('\n');
+    w("outputs.jsonl", jsonl.as_bytes())?;
+    Ok(Report {
+        out_dir,
+        systems: rows,
+        markdown,
+    })
+}
+
+fn judge_header(cfg: &EvalConfig) -> &str {
+    if cfg.judge.url.is_some() {
+        &cfg.judge.baseline
+    } else {
+        ""
+    }
+}
+
+/// Fills each row's judge cell: preference vs the baseline system's outputs, or why not.
+fn judge_all(
+    cfg: &EvalConfig,
+    refs: &[String],
+    inputs: &[String],
+    outputs: &[Vec<String>],
+    rows: &mut [SystemMetrics],
+) {
+    let Some(judge) = Judge::new(&cfg.judge) else {
+        return;
+    };
+    let Some(b) = cfg
+        .systems
+        .iter()
+        .position(|s| s.name == cfg.judge.baseline)
+    else {
+        // The baseline was filtered out by --systems: nothing to compare with.
+        for r in rows.iter_mut() {
+            r.judge = JudgeCell::Error(format!("baseline '{}' not evaluated", cfg.judge.baseline));
+        }
+        return;
+    };
+    let hint: Vec<String> = refs.iter().take(5).map(|r| format!("\"{r}\"")).collect();
+    let hint = format!("written like these sentences: {}", hint.join(" "));
+    for (s, row) in rows.iter_mut().enumerate() {
+        if s == b {
+            row.judge = JudgeCell::Baseline;
+            continue;
+        }
+        let items: Vec<JudgeItem> = (0..inputs.len())
+            .map(|i| JudgeItem {
+                input: &inputs[i],
+                system: &outputs[s][i],
+                baseline: &outputs[b][i],
+            })
+            .collect();
+        row.judge = match judge.preference(&items, &hint) {
+            Ok(p) => JudgeCell::Percent(p),
+            Err(e) => {
+                let msg = format!("{e:#}");
+                eprintln!("warning: judge failed for system '{}': {msg}", row.name);
+                JudgeCell::Error(msg)
+            }
+        };
+    }
+}
+
+/// Loads a system, renders its prompts through the chat template and generates one
+/// completion per input.
+fn generate_system(
+    cfg: &EvalConfig,
+    sys: &SystemConfig,
+    refs: &[String],
+    inputs: &[String],
+) -> Result<Generated> {
+    let t0 = Instant::now();
+    let (model, tok, tpl) =
+        load_policy(&sys.model).with_context(|| format!("system '{}'", sys.name))?;
+    let examples = match sys.kind {
+        SystemKind::Prompted => pick_examples(
+            refs.len(),
+            sys.examples,
+            sys.example_selection,
+            sys.example_seed,
+        ),
+        SystemKind::Model => Vec::new(),
+    };
+    let ex_text: Vec<&str> = examples.iter().map(|&k| refs[k].as_str()).collect();
+    let prompts: Vec<Vec<i64>> = user_turns(sys, &ex_text, inputs)
+        .iter()
+        .map(|u| {
+            let text = tpl.render(&[ChatMessage::new("user", u)], true)?;
+            tok.encode(&text, false)
+        })
+        .collect::<Result<_>>()
+        .with_context(|| format!("system '{}': cannot build prompts", sys.name))?;
+    let g = &cfg.generation;
+    let gc = GenerateConfig {
+        max_new_tokens: g.max_new_tokens,
+        sampling: SamplingConfig {
+            greedy: g.greedy,
+            temperature: if g.greedy { 1.0 } else { g.temperature },
+            top_k: None,
+            top_p: if g.greedy { None } else { g.top_p },
+        },
+        seed: g.seed,
+        eos_ids: eos_ids(&model, &tok),
+        pad_id: pad_id(&model, &tok),
+        share_prefix: false,
+        rng_prompt_offset: 0,
+    };
+    // Length-sorted order (stable), so a batch holds prompts of similar length.
+    let mut order: Vec<usize> = (0..prompts.len()).collect();
+    order.sort_by_key(|&i| prompts[i].len());
+    let mut texts = vec![String::new(); inputs.len()];
+    let mut stopped = vec![false; inputs.len()];
+    let pb = crate::util::progress_bar(inputs.len() as u64, &sys.name);
+    for (c, chunk) in order.chunks(g.batch_size).enumerate() {
+        let batch: Vec<Vec<i64>> = chunk.iter().map(|&i| prompts[i].clone()).collect();
+        // Random streams keyed by the place in the sorted order, so batch_size does not change outputs.
+        let gc = GenerateConfig { rng_prompt_offset: c * g.batch_size, ..gc.clone() };
+        let samples = generate(&model, &batch, 1, &gc)
+            .with_context(|| format!("system '{}': generation failed", sys.name))?;
+        for s in samples {
+            let i = chunk[s.prompt_index];
+            texts[i] = tok.decode(&s.tokens, true)?.trim().to_string();
+            stopped[i] = s.stopped_at_eos;
+        }
+        pb.inc(chunk.len() as u64);
+    }
+    pb.finish_and_clear();
+    Ok(Generated {
+        texts,
+        stopped_at_eos: stopped,
+        examples,
+        seconds: t0.elapsed().as_secs_f64(),
+    })
+}
+
+/// Per-sentence matches of one text: sentence, closest reference index and text, similarity.
+fn sentence_matches(m: &TextStyle, refs: &[String]) -> Value {
+    Value::Array(
+        m.sentences
+            .iter()
+            .zip(m.best.iter().zip(&m.best_sim))
+            .map(|(s, (&k, &sim))| {
+                json!({"sentence": s, "reference": k, "reference_text": refs[k], "similarity": sim})
+            })
+            .collect(),
+    )
+}
+
+fn text_mean(sims: &[f32]) -> Option<f64> {
+    (!sims.is_empty()).then(|| sims.iter().map(|&x| x as f64).sum::<f64>() / sims.len() as f64)
+}
+
+/// One outputs.jsonl record.
+fn output_line(
+    sys: &SystemConfig,
+    index: usize,
+    s: &ScoredSample,
+    input_match: &TextStyle,
+    output_match: &TextStyle,
+    refs: &[String],
+    cfg: &EvalConfig,
+) -> Value {
+    json!({
+        "system": sys.name, "index": index, "input": s.input, "output": s.output,
+        "stopped_at_eos": s.stopped_at_eos,
+        "not_rewritten": is_not_rewritten(&s.input, &s.output, cfg.not_rewritten_threshold),
+        "edit_similarity": edit_similarity(&s.input, &s.output),
+        "entity_f1": pair_entity_f1(&s.input, &s.output),
+        "words": word_count(&s.output),
+        "style_similarity": text_mean(&s.output_sim),
+        "input_style_similarity": text_mean(&s.input_sim),
+        "output_sentences": sentence_matches(output_match, refs),
+        "input_sentences": sentence_matches(input_match, refs),
+    })
+}

@@ -1,0 +1,320 @@
+//! `stylerl evaluate` end to end on a tiny random Llama (SmolLM2's tokenizer and chat
+//! template, 2 layers of width 32), the stylometric encoder, 3 inputs and 2 systems: every
+//! file is written, the table has every system and metric column, and the summary numbers
+//! agree with the per-output records.
+use std::path::Path;
+use std::process::Command;
+use stylerl::eval::table;
+
+const SMOL: &str = "models/smollm2-135m-instruct";
+
+fn tiny_model(dir: &Path) {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    std::fs::create_dir_all(dir).unwrap();
+    for f in ["tokenizer.json", "tokenizer_config.json"] {
+        std::fs::copy(root.join(SMOL).join(f), dir.join(f)).unwrap();
+    }
+    let cfg = serde_json::json!({
+        "architectures": ["LlamaForCausalLM"], "model_type": "llama", "vocab_size": 49152,
+        "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2,
+        "num_attention_heads": 4, "num_key_value_heads": 2, "max_position_embeddings": 2048,
+        "rms_norm_eps": 1e-5, "rope_theta": 10000.0, "tie_word_embeddings": true,
+        "bos_token_id": 1, "eos_token_id": 2, "pad_token_id": 2, "initializer_range": 0.02
+    });
+    std::fs::write(dir.join("config.json"), cfg.to_string()).unwrap();
+    let m = stylerl::model::Llama::random_init(dir, tch::Device::Cpu, tch::Kind::Float, 7).unwrap();
+    m.save_safetensors(&dir.join("model.safetensors")).unwrap();
+}
+
+/// Writes the tiny model, 3 held-out inputs, a reference and the config (plus `extra` TOML
+/// tables at the end) into `d`; returns the inputs.
+fn setup(d: &Path, extra: &str) -> [&'static str; 3] {
+    tiny_model(&d.join("tiny"));
+    let inputs = [
+        "Hi Sam, the meeting moved to 3pm on Friday. Can you tell Priya?",
+        "Lost keys near the Oak Street bakery. Blue fob, two keys.",
+        "thanks for dinner last night!! the lasagne was amazing",
+    ];
+    let heldout: String = inputs
+        .iter()
+        .map(|t| serde_json::json!({"body": t}).to_string() + "\n")
+        .collect();
+    std::fs::write(d.join("heldout.jsonl"), heldout).unwrap();
+    std::fs::write(
+        d.join("ref.txt"),
+        "Once upon a time, a snail dreamed of letters. Was it silly? Of course it was!\n\nThe crows laughed; the wind hummed.",
+    )
+    .unwrap();
+    let out = d.join("results");
+    let cfg = format!(
+        r#"
+name = "e2e"
+out_dir = "{out}"
+[data]
+heldout = "{held}"
+field = "body"
+[reward]
+reference = ["{refp}"]
+encoder = "stylometric"
+[generation]
+max_new_tokens = 6
+seed = 3
+batch_size = 2
+[[systems]]
+name = "prompted"
+kind = "prompted"
+examples = 2
+[systems.model]
+path = "{tiny}"
+[[systems]]
+name = "trained"
+kind = "model"
+[systems.model]
+path = "{tiny}"
+{extra}
+"#,
+        out = out.display(),
+        held = d.join("heldout.jsonl").display(),
+        refp = d.join("ref.txt").display(),
+        tiny = d.join("tiny").display(),
+        extra = extra,
+    );
+    std::fs::write(d.join("eval.toml"), cfg).unwrap();
+    inputs
+}
+
+fn smol_missing() -> bool {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    if !root.join(SMOL).join("tokenizer.json").exists() {
+        eprintln!("skipped: {SMOL} missing (run scripts/setup.sh)");
+        return true;
+    }
+    false
+}
+
+#[test]
+fn evaluate_writes_every_file_with_every_system_and_metric() {
+    if smol_missing() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let inputs = setup(d, "");
+    let out = d.join("results");
+    let run = Command::new(env!("CARGO_BIN_EXE_stylerl"))
+        .args([
+            "evaluate",
+            "--config",
+            d.join("eval.toml").to_str().unwrap(),
+        ])
+        .env("STYLERL_PROGRESS", "0")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+
+    let md = std::fs::read_to_string(out.join("table.md")).unwrap();
+    assert_eq!(stdout.trim(), md.trim(), "stdout is the Markdown table");
+    for h in table::headers("") {
+        assert!(md.contains(&h), "no column {h}:\n{md}");
+    }
+    let rows: Vec<&str> = md.lines().skip(2).collect();
+    assert_eq!(rows.len(), 2);
+    assert!(rows[0].starts_with("| prompted") && rows[1].starts_with("| trained"));
+    assert!(rows.iter().all(|r| r.contains("no endpoint")));
+    let csv = std::fs::read_to_string(out.join("table.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 3);
+
+    let metrics: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("metrics.json")).unwrap()).unwrap();
+    assert_eq!(metrics["n_inputs"], 3);
+    let systems = metrics["systems"].as_array().unwrap();
+    assert_eq!(systems.len(), 2);
+    assert_eq!(systems[0]["examples"].as_array().unwrap().len(), 2);
+
+    let lines: Vec<serde_json::Value> = std::fs::read_to_string(out.join("outputs.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 6);
+    for (s, sys) in systems.iter().enumerate() {
+        let mine: Vec<&serde_json::Value> = lines
+            .iter()
+            .filter(|l| l["system"] == sys["name"])
+            .collect();
+        assert_eq!(mine.len(), 3);
+        for (i, l) in mine.iter().enumerate() {
+            assert_eq!(l["input"], inputs[i]);
+            for m in l["input_sentences"].as_array().unwrap() {
+                let k = m["reference"].as_u64().unwrap() as usize;
+                assert!(k < metrics["n_reference_sentences"].as_u64().unwrap() as usize);
+                assert!(m["reference_text"].as_str().unwrap().len() > 1);
+            }
+        }
+        // The summary agrees with the per-output records.
+        let n_same = mine.iter().filter(|l| l["not_rewritten"] == true).count();
+        let pct = sys["not_rewritten_percent"].as_f64().unwrap();
+        assert!(
+            (pct - 100.0 * n_same as f64 / 3.0).abs() < 1e-9,
+            "system {s}"
+        );
+        let words: f64 = mine
+            .iter()
+            .map(|l| l["words"].as_f64().unwrap())
+            .sum::<f64>()
+            / 3.0;
+        assert!((sys["words_mean"].as_f64().unwrap() - words).abs() < 1e-9);
+        let f1: f64 = mine
+            .iter()
+            .map(|l| l["entity_f1"].as_f64().unwrap())
+            .sum::<f64>()
+            / 3.0;
+        assert!((sys["entity_f1_mean"].as_f64().unwrap() - f1).abs() < 1e-9);
+        // Inputs' own similarity: mean of the per-input means (every input has sentences).
+        let ins: f64 = mine
+            .iter()
+            .map(|l| l["input_style_similarity"].as_f64().unwrap())
+            .sum::<f64>()
+            / 3.0;
+        assert!((sys["input_style_similarity"].as_f64().unwrap() - ins).abs() < 1e-6);
+    }
+
+    // Same seed, same outputs: a rerun reproduces outputs.jsonl exactly.
+    let first = std::fs::read_to_string(out.join("outputs.jsonl")).unwrap();
+    let again = Command::new(env!("CARGO_BIN_EXE_stylerl"))
+        .args([
+            "evaluate",
+            "--config",
+            d.join("eval.toml").to_str().unwrap(),
+        ])
+        .args(["--systems", "prompted,trained"])
+        .env("STYLERL_PROGRESS", "0")
+        .output()
+        .unwrap();
+    assert!(again.status.success());
+    assert_eq!(
+        first,
+        std::fs::read_to_string(out.join("outputs.jsonl")).unwrap()
+    );
+}
+
+/// A loopback "judge" that answers `n` chat requests by picking the longer rewrite (A on ties).
+fn longer_judge(n: usize) -> (String, std::thread::JoinHandle<usize>) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let h = std::thread::spawn(move || {
+        let mut served = 0;
+        for stream in listener.incoming().take(n) {
+            let mut s = stream.unwrap();
+            let mut r = BufReader::new(s.try_clone().unwrap());
+            let mut len = 0usize;
+            loop {
+                let mut line = String::new();
+                r.read_line(&mut line).unwrap();
+                if line == "\r\n" || line.is_empty() {
+                    break;
+                }
+                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                    len = v.trim().parse().unwrap();
+                }
+            }
+            let mut body = vec![0u8; len];
+            r.read_exact(&mut body).unwrap();
+            let req: serde_json::Value = serde_json::from_slice(&body).unwrap();
+            let prompt = req["messages"][1]["content"].as_str().unwrap();
+            let after_a = prompt.split("\n\nRewrite A:\n").nth(1).unwrap();
+            let (a, rest) = after_a.split_once("\n\nRewrite B:\n").unwrap();
+            let b = rest.rsplit_once("\n\nWhich rewrite").unwrap().0;
+            let pick = if a.chars().count() >= b.chars().count() {
+                "A"
+            } else {
+                "B"
+            };
+            let out = serde_json::json!({"choices": [{"message": {"content": pick}}]}).to_string();
+            write!(s, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{out}", out.len()).unwrap();
+            served += 1;
+        }
+        served
+    });
+    (format!("http://{addr}/v1"), h)
+}
+
+#[test]
+fn judge_column_compares_each_system_with_the_baseline() {
+    if smol_missing() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // One non-baseline system × 3 inputs = 3 requests.
+    let (url, server) = longer_judge(3);
+    setup(
+        d,
+        &format!("[judge]\nurl = \"{url}\"\nmodel = \"m\"\nbaseline = \"prompted\"\napi_key_env = \"STYLERL_TEST_NO_KEY\"\ntimeout_s = 20\n"),
+    );
+    let run = Command::new(env!("CARGO_BIN_EXE_stylerl"))
+        .args([
+            "evaluate",
+            "--config",
+            d.join("eval.toml").to_str().unwrap(),
+        ])
+        .env("STYLERL_PROGRESS", "0")
+        .output()
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert_eq!(server.join().unwrap(), 3);
+    let out = d.join("results");
+    let lines: Vec<serde_json::Value> = std::fs::read_to_string(out.join("outputs.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let text = |sys: &str, i: usize| -> String {
+        lines
+            .iter()
+            .find(|l| l["system"] == sys && l["index"] == i)
+            .unwrap()["output"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    // The judge prefers the longer rewrite; on a tie it answers A, whichever that was, so
+    // ties are excluded from the expectation unless there are none.
+    let (mut wins, mut ties) = (0, 0);
+    for i in 0..3 {
+        let (t, p) = (
+            text("trained", i).chars().count(),
+            text("prompted", i).chars().count(),
+        );
+        if t > p {
+            wins += 1;
+        } else if t == p {
+            ties += 1;
+        }
+    }
+    let metrics: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("metrics.json")).unwrap()).unwrap();
+    let sys = metrics["systems"].as_array().unwrap();
+    assert_eq!(sys[0]["judge"]["status"], "baseline");
+    assert_eq!(sys[1]["judge"]["status"], "percent");
+    let got = sys[1]["judge"]["value"].as_f64().unwrap();
+    let lo = 100.0 * wins as f64 / 3.0;
+    let hi = 100.0 * (wins + ties) as f64 / 3.0;
+    assert!(
+        got >= lo - 1e-9 && got <= hi + 1e-9,
+        "judge {got}, expected in [{lo}, {hi}]"
+    );
+    let md = std::fs::read_to_string(out.join("table.md")).unwrap();
+    assert!(md.contains("judge preference vs prompted %"), "{md}");
+    assert!(md.lines().nth(2).unwrap().contains("baseline"));
+}
