@@ -58,8 +58,8 @@ pub struct GenerationSection {
     pub temperature: f64,
     pub top_p: Option<f64>,
     pub seed: u64,
-    /// Prompts per generation batch. The sampled outputs are reproducible for the same
-    /// (seed, batch_size); a different batch size draws different random streams.
+    /// Prompts per generation batch. Each input's random stream is keyed by its place in the
+    /// length-sorted order, so outputs depend on the seed, not on the batch size.
     pub batch_size: usize,
     /// Argmax decoding (temperature and top_p are then unused).
     pub greedy: bool,
