@@ -27,6 +27,8 @@ pub enum Command {
     Logits(crate::model::cmd::LogitsArgs),
     /// Sentence embeddings with a sentence-transformers directory or `stylometric`.
     Embed(crate::encoder::cmd::EmbedArgs),
+    /// Fold LoRA adapters into a model and write a merged Hugging Face directory.
+    Merge(crate::model::merge_cmd::MergeArgs),
     /// Stage 1: LoRA warm-up on (input, rewrite) pairs.
     Sft(crate::train::sft::SftArgs),
     /// Score one rewrite against a reference: every reward component, per sentence.
@@ -68,6 +70,7 @@ fn run(cmd: Command) -> anyhow::Result<()> {
         Command::Perplexity(a) => crate::model::cmd::perplexity(&a),
         Command::Logits(a) => crate::model::cmd::logits(&a),
         Command::Embed(a) => crate::encoder::cmd::embed(&a),
+        Command::Merge(a) => crate::model::merge_cmd::run(&a),
         Command::Sft(a) => crate::train::sft::run(&a),
         Command::Reward(a) => crate::reward::cmd::reward(&a),
         Command::Analyze(a) => crate::reward::cmd::analyze(&a),

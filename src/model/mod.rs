@@ -11,6 +11,7 @@ pub mod kv_cache;
 pub mod linear;
 pub mod llama;
 pub mod lora;
+pub mod merge_cmd;
 pub mod peft;
 pub mod rope;
 pub mod sampling;
