@@ -256,9 +256,10 @@ pub fn train(cfg: &SftConfig, resume: bool) -> Result<PathBuf> {
     let (mut model, tok, tpl) = load_policy(&cfg.model)?;
     let pad = pad_id(&model, &tok);
     let train_ex = encode_all(cfg, &cfg.data.train, &tok, &tpl)?;
+    // `--set data.eval=` (an empty path) turns the eval loss off.
     let eval_ex = match &cfg.data.eval {
-        Some(p) => encode_all(cfg, p, &tok, &tpl)?,
-        None => Vec::new(),
+        Some(p) if !p.as_os_str().is_empty() => encode_all(cfg, p, &tok, &tpl)?,
+        _ => Vec::new(),
     };
     let per_step = tr.batch_size * tr.grad_accum;
     let steps_per_epoch = (train_ex.len() / per_step).max(1) as u64;
