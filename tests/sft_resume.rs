@@ -78,12 +78,13 @@ fn killed_and_resumed_run_equals_uninterrupted() {
     assert!(moved > 0.0);
 
     let (ma, mb) = (metrics(&d.path().join("full")), metrics(&out));
-    assert_eq!(ma.len(), 16);
-    assert_eq!(mb.len(), 16, "resumed metrics: {mb:?}");
+    // step 0 (the eval loss before training) and steps 1..=16
+    assert_eq!(ma.len(), 17);
+    assert_eq!(mb.len(), 17, "resumed metrics: {mb:?}");
     for (x, y) in ma.iter().zip(&mb) {
         for f in FIELDS {
             assert_eq!(x.get(f), y.get(f), "{f} differs: {x} vs {y}");
         }
     }
-    assert!(ma.iter().filter(|m| m.get("eval_loss").is_some()).count() == 4);
+    assert!(ma.iter().filter(|m| m.get("eval_loss").is_some()).count() == 5);
 }

@@ -329,6 +329,15 @@ pub fn train(cfg: &SftConfig, resume: bool) -> Result<PathBuf> {
     let pb = crate::util::progress_bar(total, "sft");
     pb.set_position(state.step);
     let start = state.step;
+    // The held-out loss before any update, the baseline the run must beat.
+    let mut first_eval = None;
+    if start == 0 && !eval_ex.is_empty() {
+        let el = eval_loss(&model, &eval_ex, tr.batch_size, pad);
+        metrics.write(&serde_json::json!({"step": 0, "eval_loss": el}))?;
+        pb.println(format!("step 0: eval loss {el:.4}"));
+        first_eval = Some(el);
+    }
+    let mut last_eval = None;
 
     for step in start..total {
         let t0 = Instant::now();
@@ -374,15 +383,17 @@ pub fn train(cfg: &SftConfig, resume: bool) -> Result<PathBuf> {
         state.step = step + 1;
         adapter.set_training(false);
 
+        let step_s = t0.elapsed().as_secs_f64();
         let mut rec = serde_json::json!({
             "step": state.step, "loss": loss_sum, "lr": lr, "grad_norm": gnorm,
-            "tokens_per_s": tokens as f64 / t0.elapsed().as_secs_f64(), "skipped": !apply,
+            "tokens": tokens, "step_s": step_s, "tokens_per_s": tokens as f64 / step_s, "skipped": !apply,
             "nan_total": guard.total,
         });
         let last = state.step == total;
         if !eval_ex.is_empty() && (last || (tr.eval_every > 0 && state.step % tr.eval_every == 0)) {
             let el = eval_loss(&model, &eval_ex, tr.batch_size, pad);
             rec["eval_loss"] = el.into();
+            last_eval = Some(el);
             pb.println(format!("step {}: eval loss {el:.4}", state.step));
         }
         metrics.write(&rec)?;
@@ -401,6 +412,9 @@ pub fn train(cfg: &SftConfig, resume: bool) -> Result<PathBuf> {
         }
     }
     pb.finish_and_clear();
+    if let (Some(a), Some(b)) = (first_eval, last_eval) {
+        println!("eval loss: {a:.4} at step 0, {b:.4} at step {total}");
+    }
     if guard.total > 0 {
         println!(
             "skipped {} update(s) with a non-finite loss or gradient",
