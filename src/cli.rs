@@ -3,7 +3,11 @@
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "stylerl", version, about = "Rewrite text in a person's style without collapsing it: SFT warm-up, Dr.GRPO with style reward dropout, Bit-LoRA.")]
+#[command(
+    name = "stylerl",
+    version,
+    about = "Rewrite text in a person's style without collapsing it: SFT warm-up, Dr.GRPO with style reward dropout, Bit-LoRA."
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -23,6 +27,8 @@ pub enum Command {
     Logits(crate::model::cmd::LogitsArgs),
     /// Sentence embeddings with a sentence-transformers directory or `stylometric`.
     Embed(crate::encoder::cmd::EmbedArgs),
+    /// Fold LoRA adapters into a model and write a merged Hugging Face directory.
+    Merge(crate::model::merge_cmd::MergeArgs),
     /// Stage 1: LoRA warm-up on (input, rewrite) pairs.
     Sft(crate::train::sft::SftArgs),
     /// Stage 2: Dr.GRPO with style rewards (and style reward dropout); --bitlora for ternary adapters.
@@ -50,7 +56,10 @@ pub fn main() -> i32 {
         .init();
     let cli = Cli::parse();
     // libtorch's intra-op threads: on a busy machine fewer threads avoid OpenMP spin contention.
-    if let Some(n) = std::env::var("STYLERL_THREADS").ok().and_then(|v| v.parse::<i32>().ok()) {
+    if let Some(n) = std::env::var("STYLERL_THREADS")
+        .ok()
+        .and_then(|v| v.parse::<i32>().ok())
+    {
         if n > 0 {
             tch::set_num_threads(n);
         }
@@ -74,6 +83,7 @@ fn run(cmd: Command) -> anyhow::Result<()> {
         Command::Perplexity(a) => crate::model::cmd::perplexity(&a),
         Command::Logits(a) => crate::model::cmd::logits(&a),
         Command::Embed(a) => crate::encoder::cmd::embed(&a),
+        Command::Merge(a) => crate::model::merge_cmd::run(&a),
         Command::Sft(a) => crate::train::sft::run(&a),
         Command::Grpo(a) => crate::train::grpo::run(&a),
         Command::Reward(a) => crate::reward::cmd::reward(&a),

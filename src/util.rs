@@ -6,16 +6,25 @@ use std::path::Path;
 /// Writes `bytes` to `path` atomically: a temp file in the same directory, fsync, rename.
 /// A crash mid-write leaves the old file (or none), never a torn one.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).with_context(|| format!("cannot create directory {}", dir.display()))?;
-    let name = path.file_name().context("path has no file name")?.to_string_lossy();
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("cannot create directory {}", dir.display()))?;
+    let name = path
+        .file_name()
+        .context("path has no file name")?
+        .to_string_lossy();
     let tmp = dir.join(format!(".{name}.tmp{}", std::process::id()));
     {
-        let mut f = std::fs::File::create(&tmp).with_context(|| format!("cannot write {}", tmp.display()))?;
+        let mut f = std::fs::File::create(&tmp)
+            .with_context(|| format!("cannot write {}", tmp.display()))?;
         f.write_all(bytes)?;
         f.sync_all()?;
     }
-    std::fs::rename(&tmp, path).with_context(|| format!("cannot move {} to {}", tmp.display(), path.display()))?;
+    std::fs::rename(&tmp, path)
+        .with_context(|| format!("cannot move {} to {}", tmp.display(), path.display()))?;
     Ok(())
 }
 
@@ -43,7 +52,9 @@ pub fn parse_device(s: &str) -> Result<tch::Device> {
         "auto" => tch::Device::cuda_if_available(),
         "cuda" => tch::Device::Cuda(0),
         s if s.starts_with("cuda:") => tch::Device::Cuda(
-            s[5..].parse().with_context(|| format!("bad device '{s}': expected cuda:N"))?,
+            s[5..]
+                .parse()
+                .with_context(|| format!("bad device '{s}': expected cuda:N"))?,
         ),
         _ => anyhow::bail!("unknown device '{s}': use cpu, cuda, cuda:N or auto"),
     })

@@ -97,20 +97,31 @@ fn one_step_changes_only_adapter_weights() {
 fn micro_batch_size_does_not_change_the_update() {
     // eps = 1 makes AdamW's first steps proportional to the gradient, so float rounding
     // between micro-batch shapes is not amplified by the 1/sqrt(v) normalisation.
-    let sgd_like = ["grpo.optimizer.eps=1.0".to_string(), "grpo.optimizer.lr=1.0".to_string()];
+    let sgd_like = [
+        "grpo.optimizer.eps=1.0".to_string(),
+        "grpo.optimizer.lr=1.0".to_string(),
+    ];
     let dir = tempfile::tempdir().unwrap();
     let model = dir.path().join("m");
     common::tiny_llama(&model, 2);
     let mut whole = GrpoTrainer::new(&config(
         &model,
         &dir.path().join("a"),
-        &[&sgd_like[..], &["grpo.micro_batch_size=6".to_string()]].concat().iter().map(|s| s.as_str()).collect::<Vec<_>>(),
+        &[&sgd_like[..], &["grpo.micro_batch_size=6".to_string()]]
+            .concat()
+            .iter()
+            .map(|s| s.as_str())
+            .collect::<Vec<_>>(),
     ))
     .unwrap();
     let mut split = GrpoTrainer::new(&config(
         &model,
         &dir.path().join("b"),
-        &[&sgd_like[..], &["grpo.micro_batch_size=4".to_string()]].concat().iter().map(|s| s.as_str()).collect::<Vec<_>>(),
+        &[&sgd_like[..], &["grpo.micro_batch_size=4".to_string()]]
+            .concat()
+            .iter()
+            .map(|s| s.as_str())
+            .collect::<Vec<_>>(),
     ))
     .unwrap();
     let (ra, _) = whole.step().unwrap();
@@ -120,10 +131,18 @@ fn micro_batch_size_does_not_change_the_update() {
         &snapshot(&whole.pol.adapter.named_parameters()),
         &snapshot(&split.pol.adapter.named_parameters()),
     );
-    let moved = max_diff(&snapshot(&whole.pol.adapter.named_parameters()), &GrpoTrainer::new(&config(&model, &dir.path().join("c"), &[])).map(|t| snapshot(&t.pol.adapter.named_parameters())).unwrap());
+    let moved = max_diff(
+        &snapshot(&whole.pol.adapter.named_parameters()),
+        &GrpoTrainer::new(&config(&model, &dir.path().join("c"), &[]))
+            .map(|t| snapshot(&t.pol.adapter.named_parameters()))
+            .unwrap(),
+    );
     eprintln!("update size {moved:.3e}, micro-batch difference {d:.3e}");
     assert!(moved > 1e-4, "the step did not move the adapter ({moved})");
-    assert!(d < 1e-6 * moved.max(1.0) + 1e-7, "micro-batching changed the update by {d}");
+    assert!(
+        d < 1e-6 * moved.max(1.0) + 1e-7,
+        "micro-batching changed the update by {d}"
+    );
 }
 
 #[test]

@@ -16,7 +16,8 @@ pub fn load<T: DeserializeOwned>(path: &Path, overrides: &[String]) -> Result<T>
 
 /// Parses TOML text, applies overrides, deserializes.
 pub fn parse<T: DeserializeOwned>(text: &str, overrides: &[String]) -> Result<T> {
-    let mut root: toml::Value = toml::from_str(text).map_err(|e| anyhow::anyhow!("{}", one_line(&e.to_string())))?;
+    let mut root: toml::Value =
+        toml::from_str(text).map_err(|e| anyhow::anyhow!("{}", one_line(&e.to_string())))?;
     for o in overrides {
         apply_override(&mut root, o)?;
     }
@@ -43,7 +44,9 @@ pub fn apply_override(root: &mut toml::Value, spec: &str) -> Result<()> {
         let table = node
             .as_table_mut()
             .with_context(|| format!("--set {key}: '{p}' is inside a non-table value"))?;
-        node = table.entry(p.to_string()).or_insert_with(|| toml::Value::Table(Default::default()));
+        node = table
+            .entry(p.to_string())
+            .or_insert_with(|| toml::Value::Table(Default::default()));
     }
     let table = node
         .as_table_mut()
@@ -76,7 +79,15 @@ mod tests {
 
     #[test]
     fn overrides_apply_and_type_check() {
-        let c: Outer = parse("steps = 3\n[inner]\ngamma = 10.0\nname = \"a\"\n", &["inner.gamma=5.5".into(), "steps=7".into(), "inner.name=hello world".into()]).unwrap();
+        let c: Outer = parse(
+            "steps = 3\n[inner]\ngamma = 10.0\nname = \"a\"\n",
+            &[
+                "inner.gamma=5.5".into(),
+                "steps=7".into(),
+                "inner.name=hello world".into(),
+            ],
+        )
+        .unwrap();
         assert_eq!(c.steps, 7);
         assert_eq!(c.inner.gamma, 5.5);
         assert_eq!(c.inner.name, "hello world");
@@ -84,10 +95,22 @@ mod tests {
 
     #[test]
     fn unknown_keys_are_errors() {
-        let e = parse::<Outer>("steps = 3\nstepz = 4\n[inner]\ngamma = 1.0\nname = \"a\"\n", &[]).unwrap_err();
+        let e = parse::<Outer>(
+            "steps = 3\nstepz = 4\n[inner]\ngamma = 1.0\nname = \"a\"\n",
+            &[],
+        )
+        .unwrap_err();
         assert!(e.to_string().contains("stepz"), "{e}");
-        let e = parse::<Outer>("steps = 3\n[inner]\ngamma = 1.0\nname = \"a\"\n", &["inner.gama=2".into()]).unwrap_err();
+        let e = parse::<Outer>(
+            "steps = 3\n[inner]\ngamma = 1.0\nname = \"a\"\n",
+            &["inner.gama=2".into()],
+        )
+        .unwrap_err();
         assert!(e.to_string().contains("gama"), "{e}");
-        assert!(parse::<Outer>("steps = 3\n[inner]\ngamma = 1.0\nname = \"a\"\n", &["nokey".into()]).is_err());
+        assert!(parse::<Outer>(
+            "steps = 3\n[inner]\ngamma = 1.0\nname = \"a\"\n",
+            &["nokey".into()]
+        )
+        .is_err());
     }
 }

@@ -259,7 +259,10 @@ fn generate_system(
     for (c, chunk) in order.chunks(g.batch_size).enumerate() {
         let batch: Vec<Vec<i64>> = chunk.iter().map(|&i| prompts[i].clone()).collect();
         // Random streams keyed by the place in the sorted order, so batch_size does not change outputs.
-        let gc = GenerateConfig { rng_prompt_offset: c * g.batch_size, ..gc.clone() };
+        let gc = GenerateConfig {
+            rng_prompt_offset: c * g.batch_size,
+            ..gc.clone()
+        };
         let samples = generate(&model, &batch, 1, &gc)
             .with_context(|| format!("system '{}': generation failed", sys.name))?;
         for s in samples {

@@ -32,6 +32,10 @@ pub struct ModelOpts {
     /// CPU threads for libtorch (default: libtorch's choice).
     #[arg(long)]
     pub threads: Option<i32>,
+    /// A PEFT LoRA adapter directory applied on top of the model, optionally with a weight
+    /// (`runs/sft/adapter:0.5`). Repeatable: the adapters' deltas add up, each times its weight.
+    #[arg(long = "adapter", value_name = "PATH[:WEIGHT]")]
+    pub adapters: Vec<String>,
 }
 
 #[derive(clap::Args, Debug)]
@@ -49,6 +53,12 @@ pub struct GenerateArgs {
     /// A file of prompts: JSON lines (strings, or arrays of token ids), or plain text lines.
     #[arg(long)]
     pub input: Option<PathBuf>,
+    /// With --input: JSON lines are objects and the prompt is this field (e.g. `question`).
+    #[arg(long, requires = "input")]
+    pub input_field: Option<String>,
+    /// Generate with the adapters off (base) and on, and print both for each prompt.
+    #[arg(long)]
+    pub compare: bool,
     #[arg(long, default_value_t = 64)]
     pub max_new_tokens: usize,
     #[arg(long, default_value_t = 1.0)]

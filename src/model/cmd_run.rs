@@ -20,6 +20,11 @@ pub enum PromptInput {
 
 /// Reads JSON lines (strings or id arrays); a line that is not JSON is taken as plain text.
 pub fn read_prompts(path: &Path) -> Result<Vec<PromptInput>> {
+    read_prompts_field(path, None)
+}
+
+/// As [`read_prompts`]; with `field`, JSON object lines give that field's string.
+pub fn read_prompts_field(path: &Path, field: Option<&str>) -> Result<Vec<PromptInput>> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
     let mut out = Vec::new();
@@ -29,6 +34,17 @@ pub fn read_prompts(path: &Path) -> Result<Vec<PromptInput>> {
         }
         out.push(match serde_json::from_str::<serde_json::Value>(line) {
             Ok(serde_json::Value::String(s)) => PromptInput::Text(s),
+            Ok(serde_json::Value::Object(o)) if field.is_some() => {
+                let f = field.unwrap_or_default();
+                match o.get(f) {
+                    Some(serde_json::Value::String(s)) => PromptInput::Text(s.clone()),
+                    _ => bail!(
+                        "{} line {}: no string field '{f}' (set --input-field)",
+                        path.display(),
+                        n + 1
+                    ),
+                }
+            }
             Ok(serde_json::Value::Array(a)) => PromptInput::Ids(
                 a.iter()
                     .map(|x| x.as_i64())
@@ -61,18 +77,23 @@ fn check_model_dir(m: &ModelOpts) -> Result<()> {
     Ok(())
 }
 
-/// Loads (or randomly initialises) the model named by the options.
+/// Loads (or randomly initialises) the model named by the options, with its `--adapter`s
+/// attached (frozen, composed with their weights).
 pub fn load_model(m: &ModelOpts) -> Result<Llama> {
     if let Some(n) = m.threads {
         tch::set_num_threads(n);
     }
     let device = crate::util::parse_device(&m.device)?;
     let kind = crate::util::parse_dtype(&m.dtype)?;
-    if m.random_init {
-        Llama::random_init(&m.model, device, kind, 0)
+    let mut model = if m.random_init {
+        Llama::random_init(&m.model, device, kind, 0)?
     } else {
-        Llama::load(&m.model, device, kind)
+        Llama::load(&m.model, device, kind)?
+    };
+    if !m.adapters.is_empty() {
+        super::adapters::load_and_attach(&mut model, &m.adapters, device)?;
     }
+    Ok(model)
 }
 
 fn tokenizer_if_needed(dir: &Path, prompts: &[PromptInput]) -> Result<Option<Tokenizer>> {
@@ -125,15 +146,81 @@ fn encode(tok: &Option<Tokenizer>, p: &PromptInput, chat: Option<ChatOpts>) -> R
     Ok(encode_full(tok, p, chat)?.1)
 }
 
+/// One generated sample with its decoded text.
+struct Generated {
+    prompt_index: usize,
+    sample: super::generate::Sample,
+    text: String,
+}
+
+/// Timing totals over the batches of one generation pass.
+#[derive(Default)]
+struct PassStats {
+    prefill_s: f64,
+    decode_s: f64,
+    new_tokens: usize,
+    prompt_tokens: usize,
+}
+
+/// Generates every prompt in batches; `emit` sees each batch's samples as they finish.
+fn generate_all(
+    model: &Llama,
+    ids: &[Vec<i64>],
+    a: &GenerateArgs,
+    cfg: &GenerateConfig,
+    tok: &Option<Tokenizer>,
+    mut emit: impl FnMut(Vec<Generated>) -> Result<()>,
+) -> Result<PassStats> {
+    let mut st = PassStats::default();
+    for (b, chunk) in ids.chunks(a.batch_size).enumerate() {
+        // Samples depend on (seed, prompt number in the file, sample number), not on --batch-size.
+        let cfg = GenerateConfig {
+            rng_prompt_offset: b * a.batch_size,
+            ..cfg.clone()
+        };
+        let (samples, s) = generate_with_stats(model, chunk, a.num_samples, &cfg)?;
+        st.prefill_s += s.prefill_s;
+        st.decode_s += s.decode_s;
+        st.new_tokens += s.new_tokens;
+        st.prompt_tokens += s.prompt_tokens;
+        let mut out = Vec::with_capacity(samples.len());
+        for sample in samples {
+            let text = match tok {
+                Some(t) => t.decode(&sample.tokens, true)?,
+                None => String::new(),
+            };
+            out.push(Generated {
+                prompt_index: b * a.batch_size + sample.prompt_index,
+                sample,
+                text,
+            });
+        }
+        emit(out)?;
+    }
+    Ok(st)
+}
+
+fn prompt_json(p: &PromptInput) -> serde_json::Value {
+    match p {
+        PromptInput::Text(t) => serde_json::json!(t),
+        PromptInput::Ids(i) => serde_json::json!(i),
+    }
+}
+
 pub fn generate(a: &GenerateArgs) -> Result<()> {
     check_model_dir(&a.m)?;
     let prompts = match (&a.prompt, &a.input) {
         (Some(p), None) => vec![PromptInput::Text(p.clone())],
-        (None, Some(f)) => read_prompts(f)?,
+        (None, Some(f)) => read_prompts_field(f, a.input_field.as_deref())?,
         _ => bail!("give --prompt TEXT or --input FILE"),
     };
     if a.batch_size == 0 {
         bail!("--batch-size must be at least 1");
+    }
+    if a.compare && a.m.adapters.is_empty() {
+        bail!(
+            "--compare shows the base model beside its adapters: give at least one --adapter PATH"
+        );
     }
     let tok = tokenizer_if_needed(&a.m.model, &prompts)?;
     let tmpl = match a.chat {
@@ -158,7 +245,7 @@ pub fn generate(a: &GenerateArgs) -> Result<()> {
         .map(|p| encode(&tok, p, chat))
         .collect::<Result<_>>()?;
     let t_load = Instant::now();
-    let model = load_model(&a.m)?;
+    let mut model = load_model(&a.m)?;
     let load_s = t_load.elapsed().as_secs_f64();
     let mut eos = model.config.eos_token_ids.clone();
     if let Some(e) = tok.as_ref().and_then(|t| t.special_id("eos_token")) {
@@ -186,49 +273,94 @@ pub fn generate(a: &GenerateArgs) -> Result<()> {
         rng_prompt_offset: 0,
     };
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-    let (mut prefill_s, mut decode_s, mut new_tokens, mut prompt_tokens) =
-        (0.0, 0.0, 0usize, 0usize);
-    let mut sample_s = 0.0;
-    for (b, chunk) in ids.chunks(a.batch_size).enumerate() {
-        // Samples depend on (seed, prompt number in the file, sample number), not on --batch-size.
-        let cfg = GenerateConfig {
-            rng_prompt_offset: b * a.batch_size,
-            ..cfg.clone()
-        };
-        let (samples, st) = generate_with_stats(&model, chunk, a.num_samples, &cfg)?;
-        prefill_s += st.prefill_s;
-        sample_s += st.sample_s;
-        decode_s += st.decode_s;
-        new_tokens += st.new_tokens;
-        prompt_tokens += st.prompt_tokens;
-        for s in samples {
-            let pi = b * a.batch_size + s.prompt_index;
-            let text = match &tok {
-                Some(t) => t.decode(&s.tokens, true)?,
-                None => String::new(),
-            };
-            if a.json {
-                let prompt = match &prompts[pi] {
-                    PromptInput::Text(t) => serde_json::json!(t),
-                    PromptInput::Ids(i) => serde_json::json!(i),
-                };
-                let line = serde_json::json!({"prompt_index": pi, "sample_index": s.sample_index, "prompt": prompt,
-                    "text": text, "tokens": s.tokens, "logprobs": s.logprobs, "stopped_at_eos": s.stopped_at_eos});
-                writeln!(out, "{line}")?;
-            } else {
-                writeln!(out, "{text}")?;
-            }
+    let st = if a.compare {
+        // Same seed for both passes, so sampled outputs differ only through the adapters.
+        model.set_adapters_enabled(false);
+        let mut base = Vec::new();
+        let s1 = generate_all(&model, &ids, a, &cfg, &tok, |g| {
+            base.extend(g);
+            Ok(())
+        })?;
+        model.set_adapters_enabled(true);
+        let mut tuned = Vec::new();
+        let s2 = generate_all(&model, &ids, a, &cfg, &tok, |g| {
+            tuned.extend(g);
+            Ok(())
+        })?;
+        print_compare(&mut out, a, &prompts, &base, &tuned)?;
+        PassStats {
+            prefill_s: s1.prefill_s + s2.prefill_s,
+            decode_s: s1.decode_s + s2.decode_s,
+            new_tokens: s1.new_tokens + s2.new_tokens,
+            prompt_tokens: s1.prompt_tokens + s2.prompt_tokens,
         }
-        out.flush()?;
-    }
+    } else {
+        generate_all(&model, &ids, a, &cfg, &tok, |gs| {
+            for g in gs {
+                let s = &g.sample;
+                if a.json {
+                    let line = serde_json::json!({"prompt_index": g.prompt_index, "sample_index": s.sample_index,
+                        "prompt": prompt_json(&prompts[g.prompt_index]), "text": g.text, "tokens": s.tokens,
+                        "logprobs": s.logprobs, "stopped_at_eos": s.stopped_at_eos});
+                    writeln!(out, "{line}")?;
+                } else {
+                    writeln!(out, "{}", g.text)?;
+                }
+            }
+            out.flush()?;
+            Ok(())
+        })?
+    };
+    out.flush()?;
     if a.timing {
-        let gen_s = prefill_s + decode_s;
+        let gen_s = st.prefill_s + st.decode_s;
         eprintln!(
             "{}",
-            serde_json::json!({"timing": {"load_s": load_s, "prefill_s": prefill_s, "decode_s": decode_s, "sample_s": sample_s,
-                "prompt_tokens": prompt_tokens, "new_tokens": new_tokens,
-                "tokens_per_s": new_tokens as f64 / gen_s.max(1e-9), "threads": tch::get_num_threads()}})
+            serde_json::json!({"timing": {"load_s": load_s, "prefill_s": st.prefill_s, "decode_s": st.decode_s,
+                "prompt_tokens": st.prompt_tokens, "new_tokens": st.new_tokens,
+                "tokens_per_s": st.new_tokens as f64 / gen_s.max(1e-9), "threads": tch::get_num_threads()}})
         );
+    }
+    Ok(())
+}
+
+/// `--compare` output: per prompt a `### prompt N` block with `--- base` and `--- adapter`
+/// sections, or with --json one object per prompt and sample holding both texts.
+fn print_compare(
+    out: &mut impl Write,
+    a: &GenerateArgs,
+    prompts: &[PromptInput],
+    base: &[Generated],
+    tuned: &[Generated],
+) -> Result<()> {
+    let label = a.m.adapters.join(" + ");
+    for (b, t) in base.iter().zip(tuned) {
+        let p = &prompts[b.prompt_index];
+        if a.json {
+            let line = serde_json::json!({"prompt_index": b.prompt_index, "sample_index": b.sample.sample_index,
+                "prompt": prompt_json(p), "adapters": a.m.adapters, "base": b.text, "adapter": t.text,
+                "base_tokens": b.sample.tokens, "adapter_tokens": t.sample.tokens});
+            writeln!(out, "{line}")?;
+            continue;
+        }
+        if b.sample.sample_index == 0 {
+            let shown = match p {
+                PromptInput::Text(s) => s.clone(),
+                PromptInput::Ids(i) => format!("{i:?}"),
+            };
+            writeln!(
+                out,
+                "### prompt {}\n{}",
+                b.prompt_index + 1,
+                shown.trim_end()
+            )?;
+        }
+        let n = match a.num_samples {
+            1 => String::new(),
+            _ => format!(" (sample {})", b.sample.sample_index + 1),
+        };
+        writeln!(out, "--- base{n}\n{}", b.text.trim_end())?;
+        writeln!(out, "--- adapter {label}{n}\n{}\n", t.text.trim_end())?;
     }
     Ok(())
 }

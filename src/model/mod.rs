@@ -22,6 +22,7 @@ pub mod kv_cache;
 pub mod linear;
 pub mod llama;
 pub mod lora;
+pub mod merge_cmd;
 pub mod modules;
 pub mod peft;
 pub mod rope;

@@ -6,6 +6,7 @@
 use super::batch::{collate_sft, fit_length, SftExample};
 use super::checkpoint::{self, DataPosition, TrainerState};
 use super::guard::NanGuard;
+use super::loss::IGNORE_INDEX;
 use super::metrics::MetricsWriter;
 use super::optim::{clip_grad_norm, AdamW, AdamWConfig};
 use super::rng::{epoch_order, step_seed, SplitMix64};
@@ -85,8 +86,8 @@ pub struct SftTrainConfig {
     #[serde(default = "d_keep")]
     pub keep_checkpoints: usize,
     /// Stop after this many non-finite losses/gradients in a row (each is skipped).
-    #[serde(default = "d_nan")]
-    pub nan_patience: u32,
+    #[serde(default = "d_nan", alias = "nan_patience")]
+    pub nan_max_in_a_row: u32,
     /// Also write the merged model to OUT/merged.
     #[serde(default)]
     pub merge: bool,
@@ -208,10 +209,43 @@ pub fn eval_loss(model: &Llama, examples: &[SftExample], batch: usize, pad: i64)
 }
 
 /// Summed cross-entropy of the labelled positions (shifted: position t predicts t+1).
+///
+/// Only the positions whose next token carries a label go through lm_head and the
+/// softmax: the prompt, the padding and the last position would be computed and thrown
+/// away otherwise, and with a 49k vocabulary that is a large share of a step.
 fn answer_ce_sum(model: &Llama, ids: &Tensor, mask: &Tensor, labels: &Tensor) -> (Tensor, i64) {
-    let logits = model.forward(ids, Some(mask), None);
-    let t = logits.size()[1];
-    super::loss::token_ce_sum(&logits.narrow(1, 0, t - 1), &labels.narrow(1, 1, t - 1))
+    let h = model.forward_hidden(ids, Some(mask), None);
+    let (b, t, hid) = h.size3().expect("hidden states are [B, T, H]");
+    let next = predicted_labels(labels);
+    let flat = next.reshape([-1]);
+    let rows = flat.ne(IGNORE_INDEX).nonzero().squeeze_dim(1);
+    let hs = h.reshape([b * t, hid]).index_select(0, &rows);
+    let logits = model.lm_head.forward(&hs);
+    super::loss::token_ce_sum(&logits, &flat.index_select(0, &rows))
+}
+
+/// labels [B,T] → the label each position predicts: labels shifted left by one, with
+/// the ignore index at the last position (nothing follows it).
+pub fn predicted_labels(labels: &Tensor) -> Tensor {
+    let (b, t) = labels.size2().expect("labels are [B, T]");
+    let tail = Tensor::full([b, 1], IGNORE_INDEX, (tch::Kind::Int64, labels.device()));
+    Tensor::cat(&[labels.narrow(1, 1, t - 1), tail], 1)
+}
+
+/// Test knob: `STYLERL_FAULT_NAN_AT_STEPS=3,4` poisons the loss of those steps (1-based,
+/// as in metrics.jsonl) with NaN, to exercise the NaN guard end to end.
+fn fault_nan_steps() -> Result<Vec<u64>> {
+    let Ok(v) = std::env::var("STYLERL_FAULT_NAN_AT_STEPS") else {
+        return Ok(Vec::new());
+    };
+    v.split(',')
+        .filter(|s| !s.trim().is_empty())
+        .map(|s| {
+            s.trim()
+                .parse::<u64>()
+                .with_context(|| format!("STYLERL_FAULT_NAN_AT_STEPS: '{s}' is not a step number"))
+        })
+        .collect()
 }
 
 pub fn run(a: &SftArgs) -> Result<()> {
@@ -228,9 +262,10 @@ pub fn train(cfg: &SftConfig, resume: bool) -> Result<PathBuf> {
     let (mut model, tok, tpl) = load_policy(&cfg.model)?;
     let pad = pad_id(&model, &tok);
     let train_ex = encode_all(cfg, &cfg.data.train, &tok, &tpl)?;
+    // `--set data.eval=` (an empty path) turns the eval loss off.
     let eval_ex = match &cfg.data.eval {
-        Some(p) => encode_all(cfg, p, &tok, &tpl)?,
-        None => Vec::new(),
+        Some(p) if !p.as_os_str().is_empty() => encode_all(cfg, p, &tok, &tpl)?,
+        _ => Vec::new(),
     };
     let per_step = tr.batch_size * tr.grad_accum;
     let steps_per_epoch = (train_ex.len() / per_step).max(1) as u64;
@@ -290,11 +325,25 @@ pub fn train(cfg: &SftConfig, resume: bool) -> Result<PathBuf> {
         &cfg.out_dir.join("metrics.jsonl"),
         resume.then_some(state.step),
     )?;
-    let mut guard = NanGuard::new(tr.nan_patience);
+    let mut guard = NanGuard::new(tr.nan_max_in_a_row);
+    if let Some(g) = state.extra.get("nan_guard") {
+        // the streak continues across a resume, as it would have without the interruption
+        guard = serde_json::from_value(g.clone()).context("checkpoint: bad nan_guard state")?;
+    }
+    let poison = fault_nan_steps()?;
     let mut order = epoch_order(state.data.order_seed, state.data.epoch, train_ex.len());
     let pb = crate::util::progress_bar(total, "sft");
     pb.set_position(state.step);
     let start = state.step;
+    // The held-out loss before any update, the baseline the run must beat.
+    let mut first_eval = None;
+    if start == 0 && !eval_ex.is_empty() {
+        let el = eval_loss(&model, &eval_ex, tr.batch_size, pad);
+        metrics.write(&serde_json::json!({"step": 0, "eval_loss": el}))?;
+        pb.println(format!("step 0: eval loss {el:.4}"));
+        first_eval = Some(el);
+    }
+    let mut last_eval = None;
 
     for step in start..total {
         let t0 = Instant::now();
@@ -320,14 +369,17 @@ pub fn train(cfg: &SftConfig, resume: bool) -> Result<PathBuf> {
         let mut tokens = 0i64;
         for b in &micro {
             let (s, _) = answer_ce_sum(&model, &b.input_ids, &b.attention_mask, &b.labels);
-            let l = s / n_loss as f64;
+            let mut l = s / n_loss as f64;
+            if poison.contains(&(step + 1)) {
+                l = l * f64::NAN;
+            }
             loss_sum += l.double_value(&[]);
             l.backward();
             tokens += b.tokens;
         }
         let gnorm = clip_grad_norm(&params, tr.max_grad_norm);
         let lr = sched.lr_at(state.scheduler_step);
-        let apply = guard.check(step, &[loss_sum, gnorm])?;
+        let apply = guard.check(step + 1, &[loss_sum, gnorm])?;
         if apply {
             optim.set_lr(lr);
             optim.step();
@@ -337,21 +389,24 @@ pub fn train(cfg: &SftConfig, resume: bool) -> Result<PathBuf> {
         state.step = step + 1;
         adapter.set_training(false);
 
+        let step_s = t0.elapsed().as_secs_f64();
         let mut rec = serde_json::json!({
             "step": state.step, "loss": loss_sum, "lr": lr, "grad_norm": gnorm,
-            "tokens_per_s": tokens as f64 / t0.elapsed().as_secs_f64(), "skipped": !apply,
+            "tokens": tokens, "step_s": step_s, "tokens_per_s": tokens as f64 / step_s, "skipped": !apply,
+            "nan_total": guard.total,
         });
         let last = state.step == total;
         if !eval_ex.is_empty() && (last || (tr.eval_every > 0 && state.step % tr.eval_every == 0)) {
             let el = eval_loss(&model, &eval_ex, tr.batch_size, pad);
             rec["eval_loss"] = el.into();
+            last_eval = Some(el);
             pb.println(format!("step {}: eval loss {el:.4}", state.step));
         }
         metrics.write(&rec)?;
         pb.set_message(format!("loss {loss_sum:.3}"));
         pb.inc(1);
         if last || (tr.checkpoint_every > 0 && state.step % tr.checkpoint_every == 0) {
-            state.extra = serde_json::json!({"nan_total": guard.total});
+            state.extra = serde_json::json!({"nan_guard": guard});
             checkpoint::save(
                 &ckpt_root,
                 &state,
@@ -363,6 +418,15 @@ pub fn train(cfg: &SftConfig, resume: bool) -> Result<PathBuf> {
         }
     }
     pb.finish_and_clear();
+    if let (Some(a), Some(b)) = (first_eval, last_eval) {
+        println!("eval loss: {a:.4} at step 0, {b:.4} at step {total}");
+    }
+    if guard.total > 0 {
+        println!(
+            "skipped {} update(s) with a non-finite loss or gradient",
+            guard.total
+        );
+    }
     finish(cfg, &mut model, &adapter)
 }
 

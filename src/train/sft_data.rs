@@ -84,11 +84,23 @@ pub fn load_conversations(
     cfg: &SftDataConfig,
     path: &Path,
 ) -> Result<Vec<(Vec<ChatMessage>, String)>> {
+    let bytes = std::fs::read(path)
+        .with_context(|| format!("dataset {} cannot be read: check the path", path.display()))?;
+    if bytes.iter().all(|b| b.is_ascii_whitespace()) {
+        bail!(
+            "{}: the dataset is empty: add examples or point data.train/data.eval elsewhere",
+            path.display()
+        );
+    }
     let mut out = Vec::new();
     match cfg.format.as_str() {
         "pairs" => {
-            let inputs = crate::data::load_texts(path, Some(&cfg.input_field))?;
-            let outputs = crate::data::load_texts(path, Some(&cfg.output_field))?;
+            let field = |f: &str, key: &str| {
+                crate::data::load_texts(path, Some(f))
+                    .with_context(|| format!("data.{key} = '{f}' (set it to the file's field)"))
+            };
+            let inputs = field(&cfg.input_field, "input_field")?;
+            let outputs = field(&cfg.output_field, "output_field")?;
             if inputs.len() != outputs.len() {
                 bail!(
                     "{}: {} '{}' values but {} '{}' values: every row needs both",

@@ -1,0 +1,70 @@
+//! `stylerl merge`: folds LoRA adapters into the base weights and writes a plain Hugging
+//! Face directory that any Llama loader (transformers, vLLM, llama.cpp's converter) reads
+//! without PEFT.
+use super::{adapters, peft, Llama};
+use anyhow::{bail, Context, Result};
+use std::path::PathBuf;
+
+#[derive(clap::Args, Debug)]
+pub struct MergeArgs {
+    /// Base model directory (the one the adapters were trained on).
+    #[arg(long)]
+    pub model: PathBuf,
+    /// PEFT adapter directory, optionally with a weight: W += weight · scaling · B A.
+    /// Repeatable (the deltas add up).
+    #[arg(long = "adapter", value_name = "PATH[:WEIGHT]", required = true)]
+    pub adapters: Vec<String>,
+    /// Output directory (weights as one model.safetensors, plus config and tokenizer files).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Dtype of the written weights: f32, bf16 or f16 (the merge itself is computed in f32).
+    #[arg(long, default_value = "f32")]
+    pub dtype: String,
+    /// cpu, cuda, cuda:N or auto.
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+}
+
+pub fn run(a: &MergeArgs) -> Result<()> {
+    let device = crate::util::parse_device(&a.device)?;
+    let kind = crate::util::parse_dtype(&a.dtype)?;
+    if same_dir(&a.model, &a.out) {
+        bail!(
+            "--out {} is the model directory itself: choose a new directory",
+            a.out.display()
+        );
+    }
+    // Load in f32 so the merged sum is rounded once, when converting to --dtype.
+    let mut model = Llama::load(&a.model, device, tch::Kind::Float)?;
+    let set = peft::load_set(&a.adapters, device)?;
+    let modules = adapters::linear_modules(&model);
+    for ((adapter, _), spec) in set.adapters.iter().zip(&a.adapters) {
+        peft::check_against(adapter, &modules, spec)?;
+    }
+    let n = adapters::merge_into_model(&mut model, &set)?;
+    adapters::save_model_dir(&model, &a.model, &a.out)
+        .with_context(|| format!("cannot write merged model to {}", a.out.display()))?;
+    if kind != tch::Kind::Float {
+        let t: Vec<(String, tch::Tensor)> = model
+            .named_tensors()
+            .into_iter()
+            .map(|(n, t)| (n, t.to_kind(kind).to_device(tch::Device::Cpu).contiguous()))
+            .collect();
+        let path = a.out.join("model.safetensors");
+        tch::Tensor::write_safetensors(&t, &path)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    println!(
+        "merged {} adapter(s) into {n} linear modules: {}",
+        a.adapters.len(),
+        a.out.display()
+    );
+    Ok(())
+}
+
+fn same_dir(a: &std::path::Path, b: &std::path::Path) -> bool {
+    match (a.canonicalize(), b.canonicalize()) {
+        (Ok(x), Ok(y)) => x == y,
+        _ => false,
+    }
+}
