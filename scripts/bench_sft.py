@@ -160,8 +160,12 @@ def main():
     ap.add_argument("--batch", type=int, default=4)
     ap.add_argument("--max-length", type=int, default=256)
     ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=1,
+                    help="intra-op threads for both sides (OMP_NUM_THREADS); 1 is the fair choice on a busy machine")
     ap.add_argument("--side", choices=["peft"], help=argparse.SUPPRESS)
     args = ap.parse_args()
+    os.environ["OMP_NUM_THREADS"] = str(args.threads)
+    torch.set_num_threads(args.threads)
     if args.side == "peft":  # child process: one PEFT measurement as JSON
         print(json.dumps(run_peft(args)))
         return

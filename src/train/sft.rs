@@ -449,3 +449,59 @@ fn finish(cfg: &SftConfig, model: &mut Llama, adapter: &LoraAdapter) -> Result<P
     }
     Ok(dir)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::LlamaConfig;
+
+    /// The gathered loss equals the loss over full logits (the plain way), padding and
+    /// prompt included, on a tiny random model.
+    #[test]
+    fn gathered_answer_loss_equals_full_logits_loss() {
+        let cfg = LlamaConfig::from_json(&serde_json::json!({
+            "model_type": "llama", "hidden_size": 16, "intermediate_size": 24,
+            "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2,
+            "vocab_size": 40, "tie_word_embeddings": true, "rms_norm_eps": 1e-5,
+            "max_position_embeddings": 64
+        }))
+        .unwrap();
+        let model = Llama::random_from_config(cfg, tch::Device::Cpu, tch::Kind::Float, 1).unwrap();
+        let ex = |p: &[i64], a: &[i64]| SftExample {
+            prompt: p.to_vec(),
+            answer: a.to_vec(),
+        };
+        let batch = collate_sft(
+            &[
+                ex(&[1, 5, 7, 9], &[3, 4, 2]),
+                ex(&[6], &[8, 2]),
+                ex(&[11, 12, 13, 14, 15], &[16]),
+            ],
+            0,
+            tch::Device::Cpu,
+        );
+        let (got, n) = answer_ce_sum(
+            &model,
+            &batch.input_ids,
+            &batch.attention_mask,
+            &batch.labels,
+        );
+        let logits = model.forward(&batch.input_ids, Some(&batch.attention_mask), None);
+        let t = logits.size()[1];
+        let (want, m) = super::super::loss::token_ce_sum(
+            &logits.narrow(1, 0, t - 1),
+            &batch.labels.narrow(1, 1, t - 1),
+        );
+        assert_eq!((n, m), (6, batch.loss_tokens));
+        let (g, w) = (got.double_value(&[]), want.double_value(&[]));
+        assert!((g - w).abs() < 1e-5 * w.abs().max(1.0), "{g} vs {w}");
+        assert!(w > 1.0);
+    }
+
+    #[test]
+    fn predicted_labels_shift_left() {
+        let l = Tensor::from_slice(&[-100i64, 3, 4, -100, 6, -100]).reshape([2, 3]);
+        let p = Vec::<i64>::try_from(predicted_labels(&l).reshape([-1])).unwrap();
+        assert_eq!(p, vec![3, 4, -100, 6, -100, -100]);
+    }
+}

@@ -192,7 +192,7 @@ def test_perplexity_with_adapter_matches_peft(stylerl, base, work):
 
 def test_generate_compare_shows_base_and_adapter(stylerl, work):
     d, prompts = work
-    ad = str(d / "peft_qvd")
+    ad = str(d / "sft" / "adapter")  # the adapter that moves the logits most
     common = ["generate", "--model", SMOL, "--input", prompts, "--greedy", "--max-new-tokens", "12", "--json"]
     base_rows = [json.loads(l) for l in stylerl(*common).stdout.splitlines()]
     tuned = [json.loads(l) for l in stylerl(*common, "--adapter", ad).stdout.splitlines()]
