@@ -157,7 +157,7 @@ def run_trl(a):
         tr.train()
     marks = [clock.start] + clock.ends[a.mu - 1::a.mu]
     per_step = [b - e for e, b in zip(marks, marks[1:])][a.warmup:]
-    lens = clock.lens[a.warmup * a.mu::a.mu] or clock.lens
+    lens = clock.lens[a.warmup:] or clock.lens  # one entry a generation
     return {"step": sum(per_step) / len(per_step), "per_step": per_step,
             "len": sum(lens) / max(len(lens), 1)}
 

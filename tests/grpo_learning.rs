@@ -15,7 +15,8 @@ use stylerl::train::grpo::GrpoTrainer;
 use stylerl::train::grpo_config::GrpoConfig;
 use stylerl::train::sft_data::{user_turn, DEFAULT_INSTRUCTION};
 
-/// Evaluation prompts: the first inputs of the training file (the run trains on the same file).
+/// Evaluation prompts: the first inputs of the training file, the same 4 the run trains on
+/// (data.limit = 4): the test asks whether the policy learns its reward, not whether it generalises.
 const EVAL_PROMPTS: usize = 4;
 /// Samples per evaluation prompt.
 const EVAL_SAMPLES: usize = 4;
@@ -48,7 +49,7 @@ weight = 0.0
 [reward.length]
 max_completion_length = {LMAX}
 [grpo]
-steps = 6
+steps = 4
 prompts_per_step = 2
 num_generations = 4
 max_completion_length = {LMAX}
@@ -154,8 +155,16 @@ fn run(lr: f64, seed: u64) -> (f64, f64) {
     (before, after)
 }
 
-/// Measured (see the module doc): MARGIN is set from these numbers.
-const MARGIN: f64 = 0.0;
+/// The rise mean R_style must exceed. Measured on this config (1 thread, 2026-11-22):
+/// - untrained model, evaluation with 6 different seed pairs (`eval_spread`): 0.639, 0.648,
+///   0.663, 0.563, 0.557, 0.546 → mean 0.603, sd 0.053; so the difference of two independent
+///   evaluations has sd ≈ 0.053·√2 ≈ 0.075 (the after-training evaluation shares the seeds, but
+///   once the policy moves its samples are effectively independent);
+/// - 4 steps at lr 5e-3 (`learning_spread` + this test): seed 0 0.639 → 3.019 (+2.38),
+///   seed 1 0.639 → 1.614 (+0.98), seed 2 0.639 → 1.551 (+0.91); 6 steps, seed 0: → 3.254;
+/// - lr 0: 0.639 → 0.639 (+0.000): the test fails, as it must when nothing is learned.
+/// 0.5 is ≈ 6.7 noise sd above zero and ≈ 0.4 below the smallest rise seen.
+const MARGIN: f64 = 0.5;
 /// Learning rate of the run (high, so a handful of steps moves the policy).
 const LR: f64 = 5e-3;
 
@@ -187,7 +196,7 @@ fn eval_spread() {
 #[test]
 #[ignore]
 fn learning_spread() {
-    for seed in [0u64, 1, 2] {
+    for seed in [1u64, 2] {
         run(LR, seed);
     }
     run(0.0, 0);
