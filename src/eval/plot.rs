@@ -16,7 +16,7 @@ pub struct PlotArgs {
 
 /// Panels: a title and the metric keys drawn in it (missing keys are skipped, empty panels dropped).
 const PANELS: &[(&str, &[&str])] = &[
-    ("reward (mean ± std)", &["reward", "reward_std"]),
+    ("reward and its std", &["reward", "reward_std"]),
     (
         "reward components",
         &[
@@ -152,7 +152,11 @@ where
     if x1 <= x0 {
         x1 = x0 + 1.0;
     }
-    let pad = ((y1 - y0) * 0.08).max(1e-6);
+    // A flat series (e.g. a constant lr) gets a range proportional to its value, so tick
+    // labels stay distinct.
+    let pad = ((y1 - y0) * 0.08)
+        .max(y1.abs().max(y0.abs()) * 0.1)
+        .max(1e-12);
     let mut chart = ChartBuilder::on(area)
         .caption(title, ("sans-serif", 18))
         .margin(8)
@@ -162,6 +166,7 @@ where
     chart
         .configure_mesh()
         .x_desc("step")
+        .y_label_formatter(&|v| tick_label(*v))
         .light_line_style(WHITE.mix(0.0))
         .draw()?;
     for (i, k) in keys.iter().enumerate() {
@@ -184,6 +189,24 @@ where
     Ok(())
 }
 
+/// Three significant digits; scientific notation for small magnitudes (e.g. learning rates).
+fn tick_label(v: f64) -> String {
+    let a = v.abs();
+    if v == 0.0 {
+        "0".into()
+    } else if a >= 100.0 {
+        format!("{v:.0}")
+    } else if a >= 10.0 {
+        format!("{v:.1}")
+    } else if a >= 1.0 {
+        format!("{v:.2}")
+    } else if a >= 0.01 {
+        format!("{v:.3}")
+    } else {
+        format!("{v:.2e}")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -203,6 +226,21 @@ mod tests {
         assert_eq!(plot_series(&series, &out).unwrap(), 3);
         let svg = std::fs::read_to_string(&out).unwrap();
         assert!(svg.contains("rewards/style") && svg.contains("<svg"));
+
+        assert_eq!(
+            (
+                tick_label(3e-4),
+                tick_label(40.0),
+                tick_label(-0.25),
+                tick_label(1234.0)
+            ),
+            (
+                "3.00e-4".into(),
+                "40.0".into(),
+                "-0.250".into(),
+                "1234".into()
+            )
+        );
 
         std::fs::write(&m, "{\"step\": 1, \"other\": 2}\n").unwrap();
         assert!(plot_series(&read_metrics(&m).unwrap(), &out).is_err());
