@@ -15,10 +15,11 @@ use super::metrics::{edit_similarity, is_not_rewritten};
 use super::prompts::{pick_examples, user_turns};
 use super::table;
 use crate::model::chat::ChatMessage;
+use crate::model::generate::{eos_ids, pad_id};
 use crate::model::{generate, GenerateConfig, SamplingConfig};
 use crate::reward::style::TextStyle;
 use crate::reward::RewardModel;
-use crate::train::sft::{eos_ids, load_policy, pad_id};
+use crate::train::sft::load_policy;
 use anyhow::{Context, Result};
 use serde_json::{json, Value};
 use std::path::PathBuf;
@@ -245,8 +246,8 @@ fn generate_system(
             top_p: if g.greedy { None } else { g.top_p },
         },
         seed: g.seed,
-        eos_ids: eos_ids(&model, &tok),
-        pad_id: pad_id(&model, &tok),
+        eos_ids: eos_ids(&model.config, Some(&tok)),
+        pad_id: pad_id(&model.config, Some(&tok)),
         share_prefix: false,
         rng_prompt_offset: 0,
     };

@@ -247,17 +247,8 @@ pub fn generate(a: &GenerateArgs) -> Result<()> {
     let t_load = Instant::now();
     let mut model = load_model(&a.m)?;
     let load_s = t_load.elapsed().as_secs_f64();
-    let mut eos = model.config.eos_token_ids.clone();
-    if let Some(e) = tok.as_ref().and_then(|t| t.special_id("eos_token")) {
-        if !eos.contains(&e) {
-            eos.push(e);
-        }
-    }
-    let pad_id = model
-        .config
-        .pad_token_id
-        .or(eos.first().copied())
-        .unwrap_or(0);
+    let eos = super::generate::eos_ids(&model.config, tok.as_ref());
+    let pad_id = super::generate::pad_id(&model.config, tok.as_ref());
     let cfg = GenerateConfig {
         max_new_tokens: a.max_new_tokens,
         sampling: SamplingConfig {

@@ -201,3 +201,25 @@ pub fn generate_with_stats(
     stats.decode_s = t1.elapsed().as_secs_f64();
     Ok((samples, stats))
 }
+
+/// Ids that end a sequence: config.json's (and generation_config.json's) EOS ids plus the
+/// tokenizer's `eos_token` (chat models often end turns with it).
+pub fn eos_ids(config: &super::LlamaConfig, tok: Option<&super::Tokenizer>) -> Vec<i64> {
+    let mut eos = config.eos_token_ids.clone();
+    if let Some(e) = tok.and_then(|t| t.special_id("eos_token")) {
+        if !eos.contains(&e) {
+            eos.push(e);
+        }
+    }
+    eos
+}
+
+/// Padding id: config.json's pad_token_id, else the tokenizer's pad token, else the first
+/// EOS id, else 0. Padded positions are never attended, so the choice never changes outputs.
+pub fn pad_id(config: &super::LlamaConfig, tok: Option<&super::Tokenizer>) -> i64 {
+    config
+        .pad_token_id
+        .or_else(|| tok.and_then(|t| t.special_id("pad_token")))
+        .or_else(|| eos_ids(config, tok).first().copied())
+        .unwrap_or(0)
+}

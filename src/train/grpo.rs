@@ -15,9 +15,10 @@ use super::metrics::MetricsWriter;
 use super::optim::{clip_grad_norm, AdamW};
 use super::rng::{epoch_order, step_seed, SplitMix64};
 use super::schedule::Schedule;
-use super::sft::{eos_ids, load_policy, pad_id};
+use super::sft::load_policy;
 use super::sft_data::user_turn;
 use crate::model::chat::ChatMessage;
+use crate::model::generate::{eos_ids, pad_id};
 use crate::model::generate::{generate_with_stats, left_pad, GenerateConfig};
 use crate::model::lora::{trainable_line, LoraAdapter, Quant};
 use crate::model::sampling::SamplingConfig;
@@ -172,7 +173,10 @@ impl GrpoTrainer {
             Quant::None
         };
         let adapter = adapters::new_trainable(&mut model, &cfg.lora, quant)?;
-        let (eos, pad) = (eos_ids(&model, &tok), pad_id(&model, &tok));
+        let (eos, pad) = (
+            eos_ids(&model.config, Some(&tok)),
+            pad_id(&model.config, Some(&tok)),
+        );
         let params = adapter.parameters();
         let optim = AdamW::new(adapter.parameters(), g.optimizer);
         let sched = Schedule {

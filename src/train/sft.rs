@@ -176,24 +176,6 @@ fn encode_all(
     Ok(ex)
 }
 
-/// End-of-sequence ids: config.json's plus the tokenizer's eos_token.
-pub fn eos_ids(model: &Llama, tok: &Tokenizer) -> Vec<i64> {
-    let mut eos = model.config.eos_token_ids.clone();
-    if let Some(e) = tok.special_id("eos_token") {
-        if !eos.contains(&e) {
-            eos.push(e);
-        }
-    }
-    eos
-}
-
-/// Padding id: the tokenizer's pad token, else the first EOS id, else 0.
-pub fn pad_id(model: &Llama, tok: &Tokenizer) -> i64 {
-    tok.special_id("pad_token")
-        .or_else(|| eos_ids(model, tok).first().copied())
-        .unwrap_or(0)
-}
-
 /// Mean answer-token loss of `examples` (no grad, dropout off).
 pub fn eval_loss(model: &Llama, examples: &[SftExample], batch: usize, pad: i64) -> f64 {
     tch::no_grad(|| {
@@ -260,7 +242,7 @@ pub fn train(cfg: &SftConfig, resume: bool) -> Result<PathBuf> {
         bail!("train.batch_size and train.grad_accum must be ≥ 1");
     }
     let (mut model, tok, tpl) = load_policy(&cfg.model)?;
-    let pad = pad_id(&model, &tok);
+    let pad = crate::model::generate::pad_id(&model.config, Some(&tok));
     let train_ex = encode_all(cfg, &cfg.data.train, &tok, &tpl)?;
     // `--set data.eval=` (an empty path) turns the eval loss off.
     let eval_ex = match &cfg.data.eval {
