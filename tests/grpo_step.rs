@@ -220,3 +220,37 @@ fn bitlora_run_saves_dequantized_and_packed_adapters() {
     }
     assert!(out.join("metrics.jsonl").exists() && out.join("checkpoints/latest").exists());
 }
+
+#[test]
+fn generation_logprobs_as_old_policy_give_the_recomputed_update() {
+    // π_old taken from generate() must be the same numbers as a re-scoring pass, row for row:
+    // a misaligned or wrongly scaled π_old changes the ratios and so the update.
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("m");
+    common::tiny_llama(&model, 2);
+    let run = |name: &str, mode: &str| {
+        let opt = format!("grpo.old_logprobs={mode}");
+        let mut t = GrpoTrainer::new(&config(
+            &model,
+            &dir.path().join(name),
+            &["grpo.optimizer.eps=1.0", "grpo.optimizer.lr=1.0", &opt],
+        ))
+        .unwrap();
+        let (rec, _) = t.step().unwrap();
+        (rec, snapshot(&t.pol.adapter.named_parameters()))
+    };
+    let (ra, a) = run("gen", "generation");
+    let (rb, b) = run("re", "recompute");
+    assert_eq!(ra["reward"], rb["reward"], "same rollouts expected");
+    let fresh = GrpoTrainer::new(&config(&model, &dir.path().join("c"), &[]))
+        .map(|t| snapshot(&t.pol.adapter.named_parameters()))
+        .unwrap();
+    let moved = max_diff(&a, &fresh);
+    let d = max_diff(&a, &b);
+    eprintln!("update size {moved:.3e}, generation vs recomputed π_old {d:.3e}");
+    assert!(moved > 1e-4, "the step did not move the adapter ({moved})");
+    assert!(
+        d < 1e-4 * moved,
+        "π_old from generation changed the update by {d}"
+    );
+}

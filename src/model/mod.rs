@@ -38,5 +38,5 @@ pub use kv_cache::KvCache;
 pub use linear::{Linear, LinearAdapter};
 pub use llama::Llama;
 pub use sampling::SamplingConfig;
-pub use scoring::token_logprobs;
+pub use scoring::{shared_prompt_logprobs, token_logprobs};
 pub use tokenizer::Tokenizer;

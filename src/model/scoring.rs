@@ -34,3 +34,52 @@ pub fn token_logprobs(
     logp.gather(-1, &targets.unsqueeze(-1), false)
         .squeeze_dim(-1)
 }
+
+/// Log-probs [n, Lc] of completions whose rows share prompts: row i continues prompt
+/// `row_prompt[i]` (an index into `prompt_ids` [P, Lp], left-padded with `prompt_mask`).
+/// `completion_ids` / `completion_mask` [n, Lc] are right-padded.
+///
+/// Each prompt runs through the model once and its keys/values are copied to its rows,
+/// so a group of G samples costs P·Lp + n·Lc tokens instead of n·(Lp + Lc). Gradients from
+/// every row flow back through the one prompt pass. Equals [`token_logprobs`] on the
+/// concatenated rows up to float rounding.
+pub fn shared_prompt_logprobs(
+    model: &Llama,
+    prompt_ids: &Tensor,
+    prompt_mask: &Tensor,
+    row_prompt: &Tensor,
+    completion_ids: &Tensor,
+    completion_mask: &Tensor,
+    temperature: f64,
+) -> Tensor {
+    let (p, lp) = prompt_ids.size2().expect("prompt_ids must be [P, Lp]");
+    let (n, lc) = completion_ids
+        .size2()
+        .expect("completion_ids must be [n, Lc]");
+    assert!(lp >= 1 && lc >= 1, "empty prompt or completion block");
+    let dev = model.device;
+    let rows = row_prompt.to_device(dev);
+    let mut cache = model.new_cache(p, lp);
+    let h_prompt = model.forward_hidden(prompt_ids, Some(prompt_mask), Some(&mut cache));
+    // The last prompt position (always real: prompts are left-padded) predicts token 0.
+    let first = h_prompt
+        .select(1, lp - 1)
+        .index_select(0, &rows)
+        .unsqueeze(1);
+    let hidden = if lc > 1 {
+        // The last completion token predicts nothing that is scored, so it is not fed.
+        let mut rows_cache = cache.select_rows(&rows, lp + lc - 1);
+        let h = model.forward_hidden(
+            &completion_ids.narrow(1, 0, lc - 1),
+            Some(&completion_mask.narrow(1, 0, lc - 1)),
+            Some(&mut rows_cache),
+        );
+        Tensor::cat(&[first, h], 1)
+    } else {
+        first
+    };
+    debug_assert_eq!(hidden.size()[0], n);
+    let logp = logprobs_at_temperature(&model.lm_head.forward(&hidden), temperature);
+    logp.gather(-1, &completion_ids.to_device(dev).unsqueeze(-1), false)
+        .squeeze_dim(-1)
+}

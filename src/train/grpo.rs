@@ -4,11 +4,13 @@
 //! rewards for the whole rollout in one encoder call → advantages r − mean(group) →
 //! μ optimizer steps, each one full-batch gradient of the clipped surrogate normalised by
 //! the constant B·L_max, accumulated over micro-batches (so their size cannot change it).
-//! π_old is the policy that generated the batch; its log-probs are recomputed once, before
-//! the first update, with the same forward path and temperature used for the new ones.
+//! π_old is the policy that generated the batch: its log-probs are the ones `generate`
+//! reported while sampling (same temperature path), or with `old_logprobs = "recompute"`
+//! one no-grad scoring pass. Scoring runs each prompt once and shares its keys/values
+//! with the prompt's G completions, gradients included.
 use super::batch::pad_completions;
 use super::checkpoint::{self, DataPosition, TrainerState};
-use super::grpo_config::GrpoConfig;
+use super::grpo_config::{GrpoConfig, OldLogprobs};
 use super::guard::NanGuard;
 use super::loss::{advantages, grpo_loss, reward_stats, GrpoLossConfig, GrpoStats};
 use super::metrics::MetricsWriter;
@@ -19,16 +21,16 @@ use super::sft::load_policy;
 use super::sft_data::user_turn;
 use crate::model::chat::ChatMessage;
 use crate::model::generate::{eos_ids, pad_id};
-use crate::model::generate::{generate_with_stats, left_pad, GenerateConfig};
+use crate::model::generate::{generate_with_stats, left_pad, GenerateConfig, Sample};
 use crate::model::lora::{trainable_line, LoraAdapter, Quant};
 use crate::model::sampling::SamplingConfig;
-use crate::model::scoring::token_logprobs;
+use crate::model::scoring::shared_prompt_logprobs;
 use crate::model::{adapters, Llama, Tokenizer};
 use crate::reward::{BatchScores, RewardModel, Rollout};
 use anyhow::{bail, Context, Result};
 use std::path::PathBuf;
 use std::time::Instant;
-use tch::{Kind, Tensor};
+use tch::Tensor;
 
 #[derive(clap::Args, Debug)]
 pub struct GrpoArgs {
@@ -46,15 +48,18 @@ pub struct GrpoArgs {
     pub set: Vec<String>,
 }
 
-/// One rollout batch, ready for the loss: rows are prompt-major (prompt p's G samples).
+/// One rollout batch, ready for the loss: rows are prompt-major (prompt p's G samples are
+/// rows p·G .. (p+1)·G), and each prompt is stored once.
 pub struct RolloutBatch {
-    /// [B, Lp + Lc]: left-padded prompt, then right-padded completion.
-    pub ids: Tensor,
-    pub attention: Tensor,
-    /// [B, Lc], 1 on completion tokens.
+    /// [P, Lp] left-padded prompts and their mask (1 = real token).
+    pub prompt_ids: Tensor,
+    pub prompt_mask: Tensor,
+    /// [B, Lc] right-padded completions.
+    pub completion_ids: Tensor,
+    /// [B, Lc] f32, 1 on completion tokens.
     pub mask: Tensor,
-    /// Width of the prompt part (where completions start).
-    pub prompt_width: i64,
+    /// G: completions per prompt.
+    pub group: i64,
 }
 
 /// Lays prompts and completions out for scoring. `completions[r]` belongs to prompt r / G.
@@ -66,26 +71,47 @@ pub fn build_batch(
     lmax: usize,
     device: tch::Device,
 ) -> RolloutBatch {
-    let rows: Vec<&[i64]> = (0..completions.len())
-        .map(|r| prompts[r / g].as_slice())
-        .collect();
+    let rows: Vec<&[i64]> = prompts.iter().map(|p| p.as_slice()).collect();
     let (p_ids, p_mask) = left_pad(&rows, pad);
     let (c_ids, c_mask) = pad_completions(completions, pad, lmax, device);
-    let ids = Tensor::cat(&[p_ids.to_device(device), c_ids], 1);
-    let attention = Tensor::cat(&[p_mask.to_device(device), c_mask.to_kind(Kind::Int64)], 1);
     RolloutBatch {
-        prompt_width: rows.iter().map(|r| r.len()).max().unwrap_or(0) as i64,
-        ids,
-        attention,
+        prompt_ids: p_ids.to_device(device),
+        prompt_mask: p_mask.to_device(device),
+        completion_ids: c_ids,
         mask: c_mask,
+        group: g as i64,
     }
 }
 
-/// Completion log-probs [b, Lc] of rows `start..start+len` at temperature `t`.
+/// Completion log-probs [len, Lc] of rows `start..start+len` at temperature `t`; each
+/// prompt the rows continue runs once (see [`shared_prompt_logprobs`]).
 fn score_rows(model: &Llama, b: &RolloutBatch, start: i64, len: i64, t: f64) -> Tensor {
-    let ids = b.ids.narrow(0, start, len);
-    let att = b.attention.narrow(0, start, len);
-    token_logprobs(model, &ids, Some(&att), b.prompt_width, t)
+    let first = start / b.group;
+    let last = (start + len - 1) / b.group;
+    let rows: Vec<i64> = (start..start + len).map(|r| r / b.group - first).collect();
+    shared_prompt_logprobs(
+        model,
+        &b.prompt_ids.narrow(0, first, last - first + 1),
+        &b.prompt_mask.narrow(0, first, last - first + 1),
+        &Tensor::from_slice(&rows),
+        &b.completion_ids.narrow(0, start, len),
+        &b.mask.narrow(0, start, len),
+        t,
+    )
+}
+
+/// π_old's log-probs [B, width] as `generate` reported them while sampling (0 past the end).
+pub fn generation_logprobs(samples: &[Sample], width: i64, device: tch::Device) -> Tensor {
+    let w = width as usize;
+    let mut out = vec![0f32; samples.len() * w];
+    for (r, s) in samples.iter().enumerate() {
+        for (j, &lp) in s.logprobs.iter().take(w).enumerate() {
+            out[r * w + j] = lp;
+        }
+    }
+    Tensor::from_slice(&out)
+        .view([samples.len() as i64, width])
+        .to_device(device)
 }
 
 pub fn run(a: &GrpoArgs) -> Result<()> {
@@ -327,9 +353,12 @@ impl GrpoTrainer {
             g.max_completion_length,
             self.pol.model.device,
         );
+        let old = (g.old_logprobs == OldLogprobs::Generation)
+            .then(|| generation_logprobs(&gen, batch.mask.size()[1], self.pol.model.device));
         let (upd, skipped) = update(
             &mut self.pol,
             &batch,
+            old,
             &adv,
             &g,
             &mut self.optim,
@@ -458,6 +487,7 @@ struct UpdateStats {
 fn update(
     pol: &mut Policy,
     batch: &RolloutBatch,
+    old: Option<Tensor>,
     adv: &Tensor,
     g: &super::grpo_config::GrpoSection,
     optim: &mut AdamW,
@@ -467,7 +497,7 @@ fn update(
     guard: &mut NanGuard,
     step: u64,
 ) -> Result<(UpdateStats, u64)> {
-    let b = batch.ids.size()[0];
+    let b = batch.completion_ids.size()[0];
     let mb = g.micro_batch_size as i64;
     let lcfg = GrpoLossConfig {
         eps_low: g.eps_low,
@@ -480,12 +510,15 @@ fn update(
         .step_by(mb as usize)
         .map(|s| (s, mb.min(b - s)))
         .collect();
-    let old: Vec<Tensor> = tch::no_grad(|| {
-        chunks
-            .iter()
-            .map(|&(s, n)| score_rows(&pol.model, batch, s, n, g.temperature))
-            .collect()
-    });
+    let old: Vec<Tensor> = match old {
+        Some(o) => chunks.iter().map(|&(s, n)| o.narrow(0, s, n)).collect(),
+        None => tch::no_grad(|| {
+            chunks
+                .iter()
+                .map(|&(s, n)| score_rows(&pol.model, batch, s, n, g.temperature))
+                .collect()
+        }),
+    };
     let reference: Option<Vec<Tensor>> = (g.beta > 0.0).then(|| {
         pol.model.set_adapters_enabled(false);
         let r = tch::no_grad(|| {

@@ -43,6 +43,19 @@ fn d_instruction() -> String {
     super::sft_data::DEFAULT_INSTRUCTION.into()
 }
 
+/// π_old's per-token log-probs: the policy that sampled the batch.
+#[derive(Deserialize, Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum OldLogprobs {
+    /// The log-probs `generate` returned while sampling (same temperature, no extra pass).
+    /// They equal a re-scoring up to float rounding (about 1e-6 in f32).
+    #[default]
+    Generation,
+    /// One extra no-grad scoring pass before the first update, for bit-equal ratios of 1
+    /// at the first epoch (worth it in bf16, where decode and training rounding differ more).
+    Recompute,
+}
+
 #[derive(Deserialize, Debug, Clone)]
 #[serde(deny_unknown_fields)]
 pub struct GrpoSection {
@@ -76,6 +89,9 @@ pub struct GrpoSection {
     pub beta: f64,
     #[serde(default)]
     pub std_scale: StdScale,
+    /// Where π_old's log-probs come from (see [`OldLogprobs`]).
+    #[serde(default)]
+    pub old_logprobs: OldLogprobs,
     #[serde(default)]
     pub optimizer: AdamWConfig,
     #[serde(default = "d_sched")]
