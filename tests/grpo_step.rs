@@ -5,6 +5,14 @@ use stylerl::train::grpo::GrpoTrainer;
 use stylerl::train::grpo_config::GrpoConfig;
 use tch::Tensor;
 
+/// Trainers seed torch's global RNG (adapter init); tests running in parallel threads would
+/// interleave those draws and make runs that should be equal differ. One at a time.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 fn config(model: &std::path::Path, out: &std::path::Path, extra: &[&str]) -> GrpoConfig {
     let r = common::root();
     let text = format!(
@@ -61,6 +69,7 @@ fn max_diff(a: &[(String, Tensor)], b: &[(String, Tensor)]) -> f64 {
 
 #[test]
 fn one_step_changes_only_adapter_weights() {
+    let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
     let model = dir.path().join("m");
     common::tiny_llama(&model, 1);
@@ -95,6 +104,7 @@ fn one_step_changes_only_adapter_weights() {
 
 #[test]
 fn micro_batch_size_does_not_change_the_update() {
+    let _serial = serial();
     // eps = 1 makes AdamW's first steps proportional to the gradient, so float rounding
     // between micro-batch shapes is not amplified by the 1/sqrt(v) normalisation.
     let sgd_like = [
@@ -147,6 +157,7 @@ fn micro_batch_size_does_not_change_the_update() {
 
 #[test]
 fn resumed_run_equals_uninterrupted_run() {
+    let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
     let model = dir.path().join("m");
     common::tiny_llama(&model, 3);
@@ -186,6 +197,7 @@ fn resumed_run_equals_uninterrupted_run() {
 
 #[test]
 fn bitlora_run_saves_dequantized_and_packed_adapters() {
+    let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
     let model = dir.path().join("m");
     common::tiny_llama(&model, 4);
@@ -223,6 +235,7 @@ fn bitlora_run_saves_dequantized_and_packed_adapters() {
 
 #[test]
 fn generation_logprobs_as_old_policy_give_the_recomputed_update() {
+    let _serial = serial();
     // π_old taken from generate() must be the same numbers as a re-scoring pass, row for row:
     // a misaligned or wrongly scaled π_old changes the ratios and so the update.
     let dir = tempfile::tempdir().unwrap();

@@ -132,3 +132,33 @@ fn one_token_completions_need_no_completion_pass() {
         assert!(d < 1e-5, "row {r}: {d}");
     }
 }
+
+#[test]
+fn merged_adapters_give_the_unmerged_forward() {
+    let (mut m, ad) = model_with_adapter();
+    let _g = tch::no_grad_guard();
+    let ids = Tensor::from_slice(&[5i64, 17, 3, 88, 42, 9]).view([2, 3]);
+    let unmerged = m.forward(&ids, None, None);
+    adapters::merge_for_inference(&mut m, true);
+    let with_adapter = m
+        .linears()
+        .iter()
+        .filter(|l| !l.adapters.is_empty())
+        .count();
+    assert!(with_adapter > 0);
+    assert!(m
+        .linears()
+        .iter()
+        .all(|l| l.merged.is_some() == !l.adapters.is_empty()));
+    let merged = m.forward(&ids, None, None);
+    let d = (&merged - &unmerged).abs().max().double_value(&[]);
+    assert!(d < 1e-5, "merged forward differs by {d}");
+    // The adapter matters here, so a merge that ignored it would fail the check above.
+    m.set_adapters_enabled(false);
+    let base = m.forward(&ids, None, None);
+    m.set_adapters_enabled(true);
+    assert!((&base - &unmerged).abs().max().double_value(&[]) > 1e-3);
+    adapters::merge_for_inference(&mut m, false);
+    assert!(m.linears().iter().all(|l| l.merged.is_none()));
+    let _ = ad;
+}

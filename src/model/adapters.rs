@@ -12,6 +12,13 @@ impl LinearAdapter for LoraHandle {
     fn delta(&self, x: &Tensor) -> Tensor {
         LoraHandle::delta(self, x)
     }
+    fn delta_weight(&self) -> Option<Tensor> {
+        // Dropout is random in training mode: such a layer has no single merged weight.
+        if self.layer.dropout > 0.0 && self.in_training() {
+            return None;
+        }
+        Some(self.layer.delta_weight() * self.weight)
+    }
     fn as_any(&self) -> &dyn std::any::Any {
         self
     }
@@ -47,6 +54,14 @@ pub fn attach(model: &mut Llama, handles: Vec<LoraHandle>) -> Result<()> {
         lin.adapters.push(Box::new(h));
     }
     Ok(())
+}
+
+/// Merges every layer's adapters into a cached weight for inference passes (generation),
+/// or drops those caches. The adapters stay attached; training passes must run unmerged.
+pub fn merge_for_inference(model: &mut Llama, on: bool) {
+    for l in model.linears_mut() {
+        l.merge_adapters(on);
+    }
 }
 
 /// Removes every attached adapter (the base model again).

@@ -9,6 +9,11 @@ use tch::Tensor;
 pub trait LinearAdapter: Send {
     /// The term added to the base output for input `x` ([.., in] → [.., out]).
     fn delta(&self, x: &Tensor) -> Tensor;
+    /// The same term as a weight [out, in] (f32) added to W, when the adapter is linear in x
+    /// without randomness at inference; None keeps the layer unmerged.
+    fn delta_weight(&self) -> Option<Tensor> {
+        None
+    }
     /// For downcasting to the concrete adapter type (e.g. to reach LoRA's A and B).
     fn as_any(&self) -> &dyn std::any::Any;
     fn as_any_mut(&mut self) -> &mut dyn std::any::Any;
@@ -25,6 +30,9 @@ pub struct Linear {
     pub adapters: Vec<Box<dyn LinearAdapter>>,
     /// When false the layer is the plain base projection (e.g. a reference policy).
     pub adapters_enabled: bool,
+    /// W + Σ adapter weights, set by [`Linear::merge_adapters`] for inference passes: one
+    /// matmul instead of one plus two per adapter. Stale once the adapters change.
+    pub merged: Option<Tensor>,
 }
 
 /// The same [out, in] weight stored input-major ([in, out] in memory, seen through a
@@ -47,7 +55,34 @@ impl Linear {
             bias,
             adapters: Vec::new(),
             adapters_enabled: true,
+            merged: None,
         }
+    }
+
+    /// Caches W + Σ delta weights (in W's kind and layout) so forward uses one matmul, or
+    /// drops the cache (`on` false). Layers without adapters, or with one that cannot be
+    /// merged, stay as they are. Call again after the adapters change.
+    pub fn merge_adapters(&mut self, on: bool) {
+        self.merged = None;
+        if !on || self.adapters.is_empty() {
+            return;
+        }
+        let _g = tch::no_grad_guard();
+        let mut w = self.weight.to_kind(tch::Kind::Float);
+        for a in &self.adapters {
+            match a.delta_weight() {
+                Some(d) => {
+                    let dev = w.device();
+                    // Not `+=`: for f32 weights `w` still shares storage with self.weight.
+                    #[allow(clippy::assign_op_pattern)]
+                    {
+                        w = w + d.to_device(dev);
+                    }
+                }
+                None => return,
+            }
+        }
+        self.merged = Some(input_major(&w.to_kind(self.weight.kind())));
     }
 
     pub fn in_features(&self) -> i64 {
@@ -60,8 +95,16 @@ impl Linear {
 
     /// x [.., in] → [.., out]: the frozen projection plus every enabled adapter's term.
     pub fn forward(&self, x: &Tensor) -> Tensor {
-        let mut y = x.linear(&self.weight, self.bias.as_ref());
-        if self.adapters_enabled {
+        let merged = self.merged.as_ref().filter(|_| self.adapters_enabled);
+        let weight = merged.unwrap_or(&self.weight);
+        let mut y = match super::decode_matmul::try_matmul(x, weight) {
+            Some(y) => match &self.bias {
+                Some(b) => y + b,
+                None => y,
+            },
+            None => x.linear(weight, self.bias.as_ref()),
+        };
+        if self.adapters_enabled && merged.is_none() {
             for a in &self.adapters {
                 y = y + a.delta(x);
             }

@@ -17,6 +17,7 @@ pub mod chat;
 pub mod cmd;
 pub mod cmd_run;
 pub mod config;
+pub mod decode_matmul;
 pub mod generate;
 pub mod kv_cache;
 pub mod linear;

@@ -307,9 +307,13 @@ impl GrpoTrainer {
             share_prefix: true,
             rng_prompt_offset: 0,
         };
-        let (gen, gstats) = tch::no_grad(|| {
+        adapters::merge_for_inference(&mut self.pol.model, g.merge_for_generation);
+        let generated = tch::no_grad(|| {
             generate_with_stats(&self.pol.model, &step_prompts, g.num_generations, &gen_cfg)
-        })?;
+        });
+        // Training passes need the adapter unmerged (its gradients, and it changes).
+        adapters::merge_for_inference(&mut self.pol.model, false);
+        let (gen, gstats) = generated?;
         let t_gen = t0.elapsed().as_secs_f64();
         let completions: Vec<Vec<i64>> = gen.iter().map(|s| s.tokens.clone()).collect();
         let truncated: Vec<bool> = gen.iter().map(|s| !s.stopped_at_eos).collect();

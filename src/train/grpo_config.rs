@@ -89,6 +89,10 @@ pub struct GrpoSection {
     pub beta: f64,
     #[serde(default)]
     pub std_scale: StdScale,
+    /// Generate with the adapter merged into a cached copy of each weight (one matmul per
+    /// layer instead of three); costs one extra copy of the linear weights in memory.
+    #[serde(default = "d_true")]
+    pub merge_for_generation: bool,
     /// Where π_old's log-probs come from (see [`OldLogprobs`]).
     #[serde(default)]
     pub old_logprobs: OldLogprobs,
@@ -114,6 +118,9 @@ pub struct GrpoSection {
     pub sample_every: u64,
     #[serde(default = "d_nan")]
     pub nan_patience: u32,
+}
+fn d_true() -> bool {
+    true
 }
 fn d_p() -> usize {
     2

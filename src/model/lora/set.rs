@@ -19,6 +19,11 @@ pub struct LoraHandle {
 }
 
 impl LoraHandle {
+    /// Whether the owning adapter is in training mode (dropout on).
+    pub fn in_training(&self) -> bool {
+        self.training.load(Ordering::Relaxed)
+    }
+
     pub fn delta(&self, x: &Tensor) -> Tensor {
         let d = self.layer.delta(x, self.training.load(Ordering::Relaxed));
         if self.weight == 1.0 {
