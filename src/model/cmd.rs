@@ -165,4 +165,5 @@ pub fn tokenize(a: &TokenizeArgs) -> anyhow::Result<()> {
     }
     Ok(())
 }
-pub use super::cmd_run::{generate, logits, perplexity};
+pub use super::cmd_run::generate;
+pub use super::cmd_score::{logits, perplexity};

@@ -1,16 +1,15 @@
-//! The model commands themselves: generate, perplexity, logits (arguments live in cmd.rs).
+//! `stylerl generate` and the input helpers of the model commands (arguments live in cmd.rs;
+//! perplexity and logits in cmd_score.rs).
 use super::chat::{ChatMessage, ChatTemplate};
-use super::cmd::{GenerateArgs, LogitsArgs, ModelOpts, PerplexityArgs};
-use super::generate::{generate_with_stats, left_pad, GenerateConfig};
+use super::cmd::{GenerateArgs, ModelOpts};
+use super::generate::{generate_with_stats, GenerateConfig};
 use super::llama::Llama;
 use super::sampling::SamplingConfig;
-use super::scoring::token_logprobs;
 use super::tokenizer::Tokenizer;
 use anyhow::{bail, Context, Result};
 use std::io::Write;
 use std::path::Path;
 use std::time::Instant;
-use tch::{Kind, Tensor};
 
 /// A prompt line: text to tokenize, or token ids given directly.
 pub enum PromptInput {
@@ -67,7 +66,7 @@ pub fn read_prompts_field(path: &Path, field: Option<&str>) -> Result<Vec<Prompt
 }
 
 /// Refuses early when --model is not a model directory (before any tokenizing).
-fn check_model_dir(m: &ModelOpts) -> Result<()> {
+pub(super) fn check_model_dir(m: &ModelOpts) -> Result<()> {
     if !m.model.join("config.json").is_file() {
         bail!(
             "--model {}: no config.json there (expected a Hugging Face model directory)",
@@ -96,7 +95,10 @@ pub fn load_model(m: &ModelOpts) -> Result<Llama> {
     Ok(model)
 }
 
-fn tokenizer_if_needed(dir: &Path, prompts: &[PromptInput]) -> Result<Option<Tokenizer>> {
+pub(super) fn tokenizer_if_needed(
+    dir: &Path,
+    prompts: &[PromptInput],
+) -> Result<Option<Tokenizer>> {
     let needs = prompts.iter().any(|p| matches!(p, PromptInput::Text(_)));
     if needs || dir.join("tokenizer.json").exists() {
         Ok(Some(Tokenizer::from_dir(dir)?))
@@ -107,7 +109,7 @@ fn tokenizer_if_needed(dir: &Path, prompts: &[PromptInput]) -> Result<Option<Tok
 
 /// How text prompts become token ids.
 #[derive(Clone, Copy)]
-struct ChatOpts<'a> {
+pub(super) struct ChatOpts<'a> {
     template: &'a ChatTemplate,
     system: Option<&'a str>,
     add_generation_prompt: bool,
@@ -142,7 +144,11 @@ fn encode_full(
     }
 }
 
-fn encode(tok: &Option<Tokenizer>, p: &PromptInput, chat: Option<ChatOpts>) -> Result<Vec<i64>> {
+pub(super) fn encode(
+    tok: &Option<Tokenizer>,
+    p: &PromptInput,
+    chat: Option<ChatOpts>,
+) -> Result<Vec<i64>> {
     Ok(encode_full(tok, p, chat)?.1)
 }
 
@@ -353,119 +359,5 @@ fn print_compare(
         writeln!(out, "--- base{n}\n{}", b.text.trim_end())?;
         writeln!(out, "--- adapter {label}{n}\n{}\n", t.text.trim_end())?;
     }
-    Ok(())
-}
-
-/// Mean NLL of tokens 2..n given the tokens before them (transformers' labels=input_ids loss).
-/// The tokenizer's own post-processor decides whether a BOS token is prepended.
-pub fn perplexity(a: &PerplexityArgs) -> Result<()> {
-    check_model_dir(&a.m)?;
-    let prompts = read_prompts(&a.input)?;
-    let model = load_model(&a.m)?;
-    let tok = tokenizer_if_needed(&a.m.model, &prompts)?;
-    let ids: Vec<Vec<i64>> = prompts
-        .iter()
-        .map(|p| encode(&tok, p, None))
-        .collect::<Result<_>>()?;
-    for (i, x) in ids.iter().enumerate() {
-        if x.len() < 2 {
-            bail!(
-                "{} text {}: {} token(s); perplexity needs at least 2",
-                a.input.display(),
-                i + 1,
-                x.len()
-            );
-        }
-    }
-    let _g = tch::no_grad_guard();
-    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-    for chunk in ids.chunks(a.batch_size.max(1)) {
-        let rows: Vec<&[i64]> = chunk.iter().map(|r| r.as_slice()).collect();
-        let (ids_t, mask) = left_pad(&rows, 0);
-        let lp = token_logprobs(
-            &model,
-            &ids_t.to_device(model.device),
-            Some(&mask.to_device(model.device)),
-            1,
-            1.0,
-        );
-        let lp = lp.to_kind(Kind::Double).to_device(tch::Device::Cpu);
-        let t = ids_t.size()[1] as usize;
-        for (r, row) in chunk.iter().enumerate() {
-            // Left-padded: the row's scored targets are its last len-1 positions.
-            let n = row.len();
-            let sum = lp
-                .get(r as i64)
-                .narrow(0, (t - n) as i64, (n - 1) as i64)
-                .sum(Kind::Double)
-                .double_value(&[]);
-            let mean_nll = -sum / (n - 1) as f64;
-            writeln!(
-                out,
-                "{}",
-                serde_json::json!({"tokens": n, "mean_nll": mean_nll, "perplexity": mean_nll.exp()})
-            )?;
-        }
-    }
-    Ok(())
-}
-
-pub fn logits(a: &LogitsArgs) -> Result<()> {
-    check_model_dir(&a.m)?;
-    let prompts = read_prompts(&a.input)?;
-    let model = load_model(&a.m)?;
-    let tok = tokenizer_if_needed(&a.m.model, &prompts)?;
-    let ids: Vec<Vec<i64>> = prompts
-        .iter()
-        .map(|p| encode(&tok, p, None))
-        .collect::<Result<_>>()?;
-    if let Some(i) = ids.iter().position(|x| x.is_empty()) {
-        bail!("{} prompt {} has no tokens", a.input.display(), i + 1);
-    }
-    let _g = tch::no_grad_guard();
-    let mut named: Vec<(String, Tensor)> = Vec::new();
-    let per_row: Vec<Tensor> = if a.batched {
-        let rows: Vec<&[i64]> = ids.iter().map(|r| r.as_slice()).collect();
-        let (x, mask) = left_pad(&rows, 0);
-        let l = model.forward(
-            &x.to_device(model.device),
-            Some(&mask.to_device(model.device)),
-            None,
-        );
-        let t = x.size()[1];
-        ids.iter()
-            .enumerate()
-            .map(|(i, r)| {
-                l.get(i as i64)
-                    .narrow(0, t - r.len() as i64, r.len() as i64)
-            })
-            .collect()
-    } else {
-        ids.iter()
-            .map(|r| {
-                model
-                    .forward(
-                        &Tensor::from_slice(r).unsqueeze(0).to_device(model.device),
-                        None,
-                        None,
-                    )
-                    .get(0)
-            })
-            .collect()
-    };
-    for (i, (l, r)) in per_row.into_iter().zip(&ids).enumerate() {
-        named.push((
-            format!("logits_{i}"),
-            l.to_kind(Kind::Float)
-                .to_device(tch::Device::Cpu)
-                .contiguous(),
-        ));
-        named.push((format!("input_ids_{i}"), Tensor::from_slice(r)));
-    }
-    if let Some(dir) = a.out.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    }
-    Tensor::write_safetensors(&named, &a.out)
-        .with_context(|| format!("cannot write {}", a.out.display()))?;
     Ok(())
 }

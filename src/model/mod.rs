@@ -16,6 +16,7 @@ pub mod bitlora;
 pub mod chat;
 pub mod cmd;
 pub mod cmd_run;
+pub mod cmd_score;
 pub mod config;
 pub mod decode_matmul;
 pub mod generate;
