@@ -162,3 +162,21 @@ fn merged_adapters_give_the_unmerged_forward() {
     assert!(m.linears().iter().all(|l| l.merged.is_none()));
     let _ = ad;
 }
+
+#[test]
+fn folding_frozen_adapters_into_the_weights_keeps_the_forward() {
+    let (mut m, _ad) = model_with_adapter();
+    let _g = tch::no_grad_guard();
+    let ids = Tensor::from_slice(&[5i64, 17, 3, 88, 42, 9]).view([2, 3]);
+    let before = m.forward(&ids, None, None);
+    let attached = m
+        .linears()
+        .iter()
+        .filter(|l| !l.adapters.is_empty())
+        .count();
+    assert_eq!(adapters::fold_attached(&mut m), attached);
+    assert!(m.linears().iter().all(|l| l.adapters.is_empty()));
+    let after = m.forward(&ids, None, None);
+    let d = (&after - &before).abs().max().double_value(&[]);
+    assert!(d < 1e-5, "folded forward differs by {d}");
+}

@@ -16,7 +16,7 @@ use super::prompts::{pick_examples, user_turns};
 use super::table;
 use crate::model::chat::ChatMessage;
 use crate::model::generate::{eos_ids, pad_id};
-use crate::model::{generate, GenerateConfig, SamplingConfig};
+use crate::model::{adapters, generate, GenerateConfig, SamplingConfig};
 use crate::reward::style::TextStyle;
 use crate::reward::RewardModel;
 use crate::train::sft::load_policy;
@@ -216,8 +216,10 @@ fn generate_system(
     inputs: &[String],
 ) -> Result<Generated> {
     let t0 = Instant::now();
-    let (model, tok, tpl) =
+    let (mut model, tok, tpl) =
         load_policy(&sys.model).with_context(|| format!("system '{}'", sys.name))?;
+    // The adapters are frozen here: folding them into the weights makes sampling cheaper.
+    adapters::fold_attached(&mut model);
     let examples = match sys.kind {
         SystemKind::Prompted => pick_examples(
             refs.len(),

@@ -119,6 +119,29 @@ pub fn merge_into_model(model: &mut Llama, set: &LoraSet) -> Result<usize> {
     Ok(n)
 }
 
+/// Folds every attached adapter into its layer's weight in place (W += Σ delta) and detaches
+/// them: for inference with frozen adapters, one matmul per layer and no extra memory.
+/// Returns how many layers changed; layers whose adapter cannot be merged keep it attached.
+pub fn fold_attached(model: &mut Llama) -> usize {
+    let _g = tch::no_grad_guard();
+    let mut n = 0;
+    for lin in model.linears_mut() {
+        let deltas: Option<Vec<Tensor>> = lin.adapters.iter().map(|a| a.delta_weight()).collect();
+        let Some(deltas) = deltas.filter(|d| !d.is_empty()) else {
+            continue;
+        };
+        let mut w = lin.weight.to_kind(tch::Kind::Float).copy();
+        for d in deltas {
+            w += d.to_device(w.device());
+        }
+        lin.weight.copy_(&w.to_kind(lin.weight.kind()));
+        lin.adapters.clear();
+        lin.merged = None;
+        n += 1;
+    }
+    n
+}
+
 /// Writes a complete Hugging Face directory for `model` (weights plus the source
 /// directory's config, tokenizer and generation files).
 pub fn save_model_dir(model: &Llama, source_dir: &Path, out: &Path) -> Result<()> {
