@@ -72,40 +72,25 @@ pub fn enabled() -> bool {
     }) && tch::get_num_threads() == 1
 }
 
-/// y[m, n] = x[m, k] · w[k, n], all row-major; callers guarantee AVX-512F and valid pointers.
+/// y[m, n] = x[m, k] · w[k, n], all row-major, 8 rows at a time; callers guarantee
+/// AVX-512F and valid pointers.
 #[cfg(target_arch = "x86_64")]
 unsafe fn matmul_rows(x: *const f32, m: usize, k: usize, w: *const f32, n: usize, y: *mut f32) {
-    unsafe { columns(x, m, k, w, n, 0, n, y) };
-}
-
-/// Columns c0..c0+cols of y for all m rows, 8 rows at a time.
-#[cfg(target_arch = "x86_64")]
-#[allow(clippy::too_many_arguments)]
-unsafe fn columns(
-    x: *const f32,
-    m: usize,
-    k: usize,
-    w: *const f32,
-    n: usize,
-    c0: usize,
-    cols: usize,
-    y: *mut f32,
-) {
     let mut r = 0;
     while r < m {
         let rows = (m - r).min(8);
-        // SAFETY: rows r..r+rows of x and y, columns c0..c0+cols, are in bounds.
-        let (xp, wp, yp) = unsafe { (x.add(r * k), w.add(c0), y.add(r * n + c0)) };
+        // SAFETY: rows r..r+rows of x and y are in bounds.
+        let (xp, yp) = unsafe { (x.add(r * k), y.add(r * n)) };
         unsafe {
             match rows {
-                1 => kernel::<1>(xp, k, wp, n, cols, yp),
-                2 => kernel::<2>(xp, k, wp, n, cols, yp),
-                3 => kernel::<3>(xp, k, wp, n, cols, yp),
-                4 => kernel::<4>(xp, k, wp, n, cols, yp),
-                5 => kernel::<5>(xp, k, wp, n, cols, yp),
-                6 => kernel::<6>(xp, k, wp, n, cols, yp),
-                7 => kernel::<7>(xp, k, wp, n, cols, yp),
-                _ => kernel::<8>(xp, k, wp, n, cols, yp),
+                1 => kernel::<1>(xp, k, w, n, yp),
+                2 => kernel::<2>(xp, k, w, n, yp),
+                3 => kernel::<3>(xp, k, w, n, yp),
+                4 => kernel::<4>(xp, k, w, n, yp),
+                5 => kernel::<5>(xp, k, w, n, yp),
+                6 => kernel::<6>(xp, k, w, n, yp),
+                7 => kernel::<7>(xp, k, w, n, yp),
+                _ => kernel::<8>(xp, k, w, n, yp),
             }
         }
         r += rows;
@@ -117,37 +102,30 @@ unsafe fn columns(
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 #[allow(clippy::needless_range_loop)] // r indexes x, y and the accumulators together
-unsafe fn kernel<const M: usize>(
-    x: *const f32,
-    k: usize,
-    w: *const f32,
-    ld: usize,
-    cols: usize,
-    y: *mut f32,
-) {
+unsafe fn kernel<const M: usize>(x: *const f32, k: usize, w: *const f32, n: usize, y: *mut f32) {
     use std::arch::x86_64::*;
     const KB: usize = 8;
     unsafe {
         for r in 0..M {
-            std::ptr::write_bytes(y.add(r * ld), 0, cols);
+            std::ptr::write_bytes(y.add(r * n), 0, n);
         }
         let mut k0 = 0;
         while k0 < k {
             let kb = KB.min(k - k0);
             let mut j = 0;
-            while j + 32 <= cols {
+            while j + 32 <= n {
                 let mut lo = [_mm512_setzero_ps(); M];
                 let mut hi = [_mm512_setzero_ps(); M];
                 for r in 0..M {
-                    lo[r] = _mm512_loadu_ps(y.add(r * ld + j));
-                    hi[r] = _mm512_loadu_ps(y.add(r * ld + j + 16));
+                    lo[r] = _mm512_loadu_ps(y.add(r * n + j));
+                    hi[r] = _mm512_loadu_ps(y.add(r * n + j + 16));
                 }
                 for kk in 0..kb {
-                    let wp = w.add((k0 + kk) * ld + j);
+                    let wp = w.add((k0 + kk) * n + j);
                     if k0 + KB + kk < k {
                         // The next block's rows are 8 strided streams the hardware prefetcher
                         // does not follow; asking for them now hides most of the latency.
-                        let next = wp.add(KB * ld) as *const i8;
+                        let next = wp.add(KB * n) as *const i8;
                         _mm_prefetch::<_MM_HINT_T1>(next);
                         _mm_prefetch::<_MM_HINT_T1>(next.add(64));
                     }
@@ -159,14 +137,14 @@ unsafe fn kernel<const M: usize>(
                     }
                 }
                 for r in 0..M {
-                    _mm512_storeu_ps(y.add(r * ld + j), lo[r]);
-                    _mm512_storeu_ps(y.add(r * ld + j + 16), hi[r]);
+                    _mm512_storeu_ps(y.add(r * n + j), lo[r]);
+                    _mm512_storeu_ps(y.add(r * n + j + 16), hi[r]);
                 }
                 j += 32;
             }
             // Tail columns (n not a multiple of 32), 16 at a time under a mask.
-            while j < cols {
-                let width = (cols - j).min(16);
+            while j < n {
+                let width = (n - j).min(16);
                 let mask: __mmask16 = if width == 16 {
                     0xffff
                 } else {
@@ -174,17 +152,17 @@ unsafe fn kernel<const M: usize>(
                 };
                 let mut acc = [_mm512_setzero_ps(); M];
                 for r in 0..M {
-                    acc[r] = _mm512_maskz_loadu_ps(mask, y.add(r * ld + j));
+                    acc[r] = _mm512_maskz_loadu_ps(mask, y.add(r * n + j));
                 }
                 for kk in 0..kb {
-                    let w0 = _mm512_maskz_loadu_ps(mask, w.add((k0 + kk) * ld + j));
+                    let w0 = _mm512_maskz_loadu_ps(mask, w.add((k0 + kk) * n + j));
                     for r in 0..M {
                         let xv = _mm512_set1_ps(*x.add(r * k + k0 + kk));
                         acc[r] = _mm512_fmadd_ps(xv, w0, acc[r]);
                     }
                 }
                 for r in 0..M {
-                    _mm512_mask_storeu_ps(y.add(r * ld + j), mask, acc[r]);
+                    _mm512_mask_storeu_ps(y.add(r * n + j), mask, acc[r]);
                 }
                 j += width;
             }
