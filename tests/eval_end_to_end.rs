@@ -205,44 +205,17 @@ fn evaluate_writes_every_file_with_every_system_and_metric() {
 
 /// A loopback "judge" that answers `n` chat requests by picking the longer rewrite (A on ties).
 fn longer_judge(n: usize) -> (String, std::thread::JoinHandle<usize>) {
-    use std::io::{BufRead, BufReader, Read, Write};
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    let h = std::thread::spawn(move || {
-        let mut served = 0;
-        for stream in listener.incoming().take(n) {
-            let mut s = stream.unwrap();
-            let mut r = BufReader::new(s.try_clone().unwrap());
-            let mut len = 0usize;
-            loop {
-                let mut line = String::new();
-                r.read_line(&mut line).unwrap();
-                if line == "\r\n" || line.is_empty() {
-                    break;
-                }
-                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-                    len = v.trim().parse().unwrap();
-                }
-            }
-            let mut body = vec![0u8; len];
-            r.read_exact(&mut body).unwrap();
-            let req: serde_json::Value = serde_json::from_slice(&body).unwrap();
-            let prompt = req["messages"][1]["content"].as_str().unwrap();
-            let after_a = prompt.split("\n\nRewrite A:\n").nth(1).unwrap();
-            let (a, rest) = after_a.split_once("\n\nRewrite B:\n").unwrap();
-            let b = rest.rsplit_once("\n\nWhich rewrite").unwrap().0;
-            let pick = if a.chars().count() >= b.chars().count() {
-                "A"
-            } else {
-                "B"
-            };
-            let out = serde_json::json!({"choices": [{"message": {"content": pick}}]}).to_string();
-            write!(s, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{out}", out.len()).unwrap();
-            served += 1;
-        }
-        served
-    });
-    (format!("http://{addr}/v1"), h)
+    stylerl::eval::judge_stub::serve(n, |prompt| {
+        let after_a = prompt.split("\n\nRewrite A:\n").nth(1).unwrap();
+        let (a, rest) = after_a.split_once("\n\nRewrite B:\n").unwrap();
+        let b = rest.rsplit_once("\n\nWhich rewrite").unwrap().0;
+        let pick = if a.chars().count() >= b.chars().count() {
+            "A"
+        } else {
+            "B"
+        };
+        pick.to_string()
+    })
 }
 
 #[test]

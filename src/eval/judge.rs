@@ -136,47 +136,20 @@ pub fn parse_choice(text: &str) -> Option<char> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::io::{BufRead, BufReader, Read, Write};
 
-    /// A loopback server that answers `n` chat requests, picking the rewrite containing "GOOD".
+    /// A loopback judge answering `n` requests by picking the rewrite containing "GOOD".
     fn serve(n: usize) -> (String, std::thread::JoinHandle<usize>) {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = listener.local_addr().unwrap();
-        let h = std::thread::spawn(move || {
-            let mut served = 0;
-            for stream in listener.incoming().take(n) {
-                let mut s = stream.unwrap();
-                let mut r = BufReader::new(s.try_clone().unwrap());
-                let mut len = 0usize;
-                loop {
-                    let mut line = String::new();
-                    r.read_line(&mut line).unwrap();
-                    if line == "\r\n" || line.is_empty() {
-                        break;
-                    }
-                    if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-                        len = v.trim().parse().unwrap();
-                    }
-                }
-                let mut body = vec![0u8; len];
-                r.read_exact(&mut body).unwrap();
-                let req: serde_json::Value = serde_json::from_slice(&body).unwrap();
-                let prompt = req["messages"][1]["content"].as_str().unwrap();
-                let a_part = prompt
-                    .split("Rewrite A:")
-                    .nth(1)
-                    .unwrap()
-                    .split("Rewrite B:")
-                    .next()
-                    .unwrap();
-                let pick = if a_part.contains("GOOD") { "A" } else { "B" };
-                let out = serde_json::json!({"choices": [{"message": {"role": "assistant", "content": format!("{pick}.")}}]}).to_string();
-                write!(s, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{out}", out.len()).unwrap();
-                served += 1;
-            }
-            served
-        });
-        (format!("http://{addr}/v1"), h)
+        crate::eval::judge_stub::serve(n, |prompt| {
+            let a_part = prompt
+                .split("Rewrite A:")
+                .nth(1)
+                .unwrap()
+                .split("Rewrite B:")
+                .next()
+                .unwrap();
+            let pick = if a_part.contains("GOOD") { "A" } else { "B" };
+            format!("{pick}.")
+        })
     }
 
     #[test]

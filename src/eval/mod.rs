@@ -4,6 +4,8 @@ pub mod aggregate;
 pub mod config;
 pub mod evaluate;
 pub mod judge;
+#[doc(hidden)]
+pub mod judge_stub;
 pub mod metrics;
 pub mod plot;
 pub mod prompts;
