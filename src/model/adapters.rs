@@ -126,18 +126,12 @@ pub fn fold_attached(model: &mut Llama) -> usize {
     let _g = tch::no_grad_guard();
     let mut n = 0;
     for lin in model.linears_mut() {
-        let deltas: Option<Vec<Tensor>> = lin.adapters.iter().map(|a| a.delta_weight()).collect();
-        let Some(deltas) = deltas.filter(|d| !d.is_empty()) else {
-            continue;
-        };
-        let mut w = lin.weight.to_kind(tch::Kind::Float).copy();
-        for d in deltas {
-            w += d.to_device(w.device());
+        if let Some(w) = lin.merged_weight() {
+            lin.weight.copy_(&w);
+            lin.adapters.clear();
+            lin.merged = None;
+            n += 1;
         }
-        lin.weight.copy_(&w.to_kind(lin.weight.kind()));
-        lin.adapters.clear();
-        lin.merged = None;
-        n += 1;
     }
     n
 }

@@ -64,25 +64,29 @@ impl Linear {
     /// merged, stay as they are. Call again after the adapters change.
     pub fn merge_adapters(&mut self, on: bool) {
         self.merged = None;
-        if !on || self.adapters.is_empty() {
-            return;
+        if on {
+            self.merged = self.merged_weight().map(|w| input_major(&w));
+        }
+    }
+
+    /// W + Σ adapter delta weights, summed in f32 and returned in W's kind (a new tensor);
+    /// None when the layer has no adapter or one that cannot be merged.
+    pub fn merged_weight(&self) -> Option<Tensor> {
+        if self.adapters.is_empty() {
+            return None;
         }
         let _g = tch::no_grad_guard();
         let mut w = self.weight.to_kind(tch::Kind::Float);
         for a in &self.adapters {
-            match a.delta_weight() {
-                Some(d) => {
-                    let dev = w.device();
-                    // Not `+=`: for f32 weights `w` still shares storage with self.weight.
-                    #[allow(clippy::assign_op_pattern)]
-                    {
-                        w = w + d.to_device(dev);
-                    }
-                }
-                None => return,
+            let d = a.delta_weight()?;
+            let dev = w.device();
+            // Not `+=`: for f32 weights `w` still shares storage with self.weight.
+            #[allow(clippy::assign_op_pattern)]
+            {
+                w = w + d.to_device(dev);
             }
         }
-        self.merged = Some(input_major(&w.to_kind(self.weight.kind())));
+        Some(w.to_kind(self.weight.kind()))
     }
 
     pub fn in_features(&self) -> i64 {
