@@ -1,6 +1,7 @@
 //! Bad SFT input through the binary: each case exits 1 with one `error:` line naming the
 //! problem; over-long examples are truncated and counted (or refused); NaN losses skip
 //! the update, are counted, and stop the run after K in a row.
+mod common;
 mod sft_support;
 use sft_support::*;
 use std::path::Path;
@@ -19,8 +20,10 @@ fn expect_error(cfg: &Path, set: &[&str], want: &[&str]) {
 
 #[test]
 fn bad_config_and_data_give_one_line() {
-    let Some(smol) = smol() else { return };
-    let d = workspace(&smol);
+    if !smol_present() {
+        return;
+    }
+    let d = workspace();
     let cfg = config(d.path(), "run", "max_steps = 1");
     let p = |f: &str| d.path().join(f).display().to_string();
 
@@ -52,8 +55,10 @@ fn bad_config_and_data_give_one_line() {
 
 #[test]
 fn overlong_examples_are_truncated_and_counted() {
-    let Some(smol) = smol() else { return };
-    let d = workspace(&smol);
+    if !smol_present() {
+        return;
+    }
+    let d = workspace();
     // One answer far longer than max_length (truncated), one input that alone exceeds it
     // (dropped), one that fits.
     let long = "word ".repeat(300);
@@ -76,8 +81,10 @@ fn overlong_examples_are_truncated_and_counted() {
 
 #[test]
 fn nan_losses_are_skipped_counted_and_stop_the_run() {
-    let Some(smol) = smol() else { return };
-    let d = workspace(&smol);
+    if !smol_present() {
+        return;
+    }
+    let d = workspace();
     let cfg = config(d.path(), "one", "max_steps = 4\nnan_max_in_a_row = 2");
     let o = sft(&cfg, &[], &[("STYLERL_FAULT_NAN_AT_STEPS", "2")]);
     let out = String::from_utf8_lossy(&o.stdout);

@@ -1,6 +1,7 @@
 //! A run killed with SIGKILL after a checkpoint and resumed with `--resume` ends with the
 //! same adapter and the same loss curve as an uninterrupted run of the same config.
 //! Dropout, gradient accumulation and an epoch boundary all fall inside the resumed part.
+mod common;
 mod sft_support;
 use sft_support::*;
 use std::time::{Duration, Instant};
@@ -9,8 +10,10 @@ const FIELDS: [&str; 5] = ["step", "loss", "lr", "grad_norm", "eval_loss"];
 
 #[test]
 fn killed_and_resumed_run_equals_uninterrupted() {
-    let Some(smol) = smol() else { return };
-    let d = workspace(&smol);
+    if !smol_present() {
+        return;
+    }
+    let d = workspace();
     let steps = "max_steps = 16";
     let full = config(d.path(), "full", steps);
     let o = sft(&full, &[], &[]);

@@ -4,45 +4,16 @@
 #![allow(dead_code)]
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use stylerl::model::{Llama, LlamaConfig};
 
-/// The real model directory; its tokenizer files are reused by the tiny model.
-pub fn smol() -> Option<PathBuf> {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/smollm2-135m-instruct");
-    if p.join("tokenizer.json").is_file() {
-        Some(p)
-    } else {
+/// Whether the real model directory is set up (the tiny model reuses its tokenizer files);
+/// says why the test is skipped when it is not.
+pub fn smol_present() -> bool {
+    let p = super::common::smol_dir();
+    let ok = p.join("tokenizer.json").is_file();
+    if !ok {
         eprintln!("skipped: {} missing (run scripts/setup.sh)", p.display());
-        None
     }
-}
-
-/// Writes a 2-layer random Llama with SmolLM2's vocabulary and tokenizer into `dir`.
-pub fn tiny_model(dir: &Path, smol: &Path) {
-    std::fs::create_dir_all(dir).unwrap();
-    let cfg = serde_json::json!({
-        "architectures": ["LlamaForCausalLM"], "model_type": "llama",
-        "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2,
-        "num_attention_heads": 4, "num_key_value_heads": 2, "head_dim": 16,
-        "max_position_embeddings": 512, "rms_norm_eps": 1e-5, "rope_theta": 10000.0,
-        "hidden_act": "silu", "initializer_range": 0.02, "vocab_size": 49152,
-        "tie_word_embeddings": true, "bos_token_id": 1, "eos_token_id": 2, "pad_token_id": 2,
-        "torch_dtype": "float32"
-    });
-    std::fs::write(dir.join("config.json"), cfg.to_string()).unwrap();
-    for f in [
-        "tokenizer.json",
-        "tokenizer_config.json",
-        "special_tokens_map.json",
-        "generation_config.json",
-    ] {
-        if smol.join(f).exists() {
-            std::fs::copy(smol.join(f), dir.join(f)).unwrap();
-        }
-    }
-    let c = LlamaConfig::from_dir(dir).unwrap();
-    let m = Llama::random_from_config(c, tch::Device::Cpu, tch::Kind::Float, 7).unwrap();
-    m.save_safetensors(&dir.join("model.safetensors")).unwrap();
+    ok
 }
 
 /// The first `n` pairs of the shipped SFT training set, as a JSONL file.
@@ -93,9 +64,9 @@ weight_decay = 0.01
 }
 
 /// A temp dir holding the tiny model, 6 training pairs and 2 eval pairs.
-pub fn workspace(smol: &Path) -> tempfile::TempDir {
+pub fn workspace() -> tempfile::TempDir {
     let d = tempfile::tempdir().unwrap();
-    tiny_model(&d.path().join("tiny"), smol);
+    super::common::tiny_llama(&d.path().join("tiny"), 7);
     pairs(&d.path().join("train.jsonl"), 6);
     let text = std::fs::read_to_string(
         Path::new(env!("CARGO_MANIFEST_DIR")).join("datasets/sft/eval.jsonl"),
