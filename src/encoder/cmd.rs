@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 #[derive(clap::Args, Debug)]
 pub struct EmbedArgs {
-    /// A sentence-transformers directory, or `stylometric`.
+    /// A sentence-transformers directory, `stylometric` or `charstyle`.
     #[arg(long)]
     pub encoder: String,
     /// JSON lines of strings, or plain text lines (blank lines are skipped).

@@ -1,7 +1,8 @@
 //! Sentence encoders that score style: transformer sentence-transformers directories
-//! (BERT / RoBERTa / XLM-R) and the weight-free `stylometric` encoder.
+//! (BERT / RoBERTa / XLM-R) and the weight-free `stylometric` and `charstyle` encoders.
 pub mod batching;
 pub mod bert;
+pub mod charstyle;
 pub mod cmd;
 pub mod pooling;
 pub mod st_dir;
@@ -64,8 +65,10 @@ pub fn load_on(spec: &str, device: tch::Device) -> Result<Box<dyn SentenceEncode
 
 /// Like `load`, with explicit options.
 pub fn load_with(spec: &str, opts: &EncoderOptions) -> Result<Box<dyn SentenceEncoder>> {
-    if spec == "stylometric" {
-        return Ok(Box::new(stylometric::Stylometric::new()));
+    match spec {
+        "stylometric" => return Ok(Box::new(stylometric::Stylometric::new())),
+        "charstyle" => return Ok(Box::new(charstyle::CharStyle)),
+        _ => {}
     }
     Ok(Box::new(transformer::TransformerEncoder::open(
         Path::new(spec),

@@ -43,10 +43,16 @@ pub const FEATURES: &[(&str, f32, f32)] = &[
     ("punct_per_word", 0.15, 0.12),  // all Unicode punctuation per word
     ("starts_conj", 0.05, 0.2),      // starts with and/but/or/so (0/1)
     ("starts_lower", 0.05, 0.2),     // first letter is lower case (0/1)
+    ("words_per_sentence", 2.4, 0.8), // ln(1 + words / inner sentences)
+    ("hedges", 0.01, 0.04),          // hedge words and phrases per word
+    ("passive", 0.01, 0.05),         // be/get + participle per word
+    ("informal", 0.01, 0.05),        // chat words (lol, gonna, yeah, …) per word
+    ("latinate", 0.05, 0.07),        // long words with -tion, -ity, -ment, -ous, … per word
+    ("exclaim_marks", 0.02, 0.06),   // '!' anywhere, per word
 ];
 
 #[rustfmt::skip]
-const FUNCTION_WORDS: &[&str] = &[
+pub const FUNCTION_WORDS: &[&str] = &[
     "a", "an", "the", "and", "or", "but", "nor", "so", "yet", "if", "then", "than", "because", "as", "of", "in",
     "on", "at", "to", "for", "with", "by", "from", "up", "down", "into", "onto", "over", "under", "about",
     "after", "before", "through", "between", "without", "within", "i", "me", "my", "we", "us", "our", "you",
@@ -65,6 +71,40 @@ const SECOND: &[&str] = &["you", "your", "yours", "yourself", "yourselves", "ya"
 const THIRD: &[&str] = &[
     "he", "him", "his", "himself", "she", "her", "hers", "herself", "it", "its", "itself", "they", "them",
     "their", "theirs", "themselves",
+];
+
+const HEDGES: &[&str] = &[
+    "perhaps", "maybe", "might", "possibly", "probably", "apparently", "seemingly", "somewhat",
+    "arguably", "presumably", "likely", "unlikely", "guess", "suppose", "seems", "seem", "appears",
+    "kinda", "sorta",
+];
+/// Two-word hedges ("i think", "sort of"), matched on consecutive lower-cased words.
+const HEDGE_PAIRS: &[(&str, &str)] = &[
+    ("i", "think"), ("i", "believe"), ("i", "feel"), ("sort", "of"), ("kind", "of"),
+    ("a", "bit"), ("more", "or"), ("could", "be"), ("may", "be"), ("not", "sure"),
+];
+const BE_FORMS: &[&str] = &[
+    "am", "is", "are", "was", "were", "be", "been", "being", "get", "gets", "got", "gotten",
+    "getting",
+];
+#[rustfmt::skip]
+const IRREGULAR_PARTICIPLES: &[&str] = &[
+    "done", "made", "seen", "given", "taken", "written", "known", "shown", "held", "told", "sent",
+    "built", "paid", "kept", "left", "found", "brought", "bought", "caught", "taught", "sold",
+    "run", "won", "put", "set", "cut", "hit", "read", "led", "met", "lost", "thrown", "drawn",
+    "driven", "eaten", "broken", "chosen", "spoken", "stolen", "frozen", "forgotten", "hidden",
+];
+#[rustfmt::skip]
+const INFORMAL: &[&str] = &[
+    "lol", "lmao", "omg", "gonna", "wanna", "gotta", "yeah", "yep", "yup", "nope", "nah", "hey",
+    "hiya", "ok", "okay", "btw", "tbh", "idk", "imo", "kinda", "sorta", "haha", "hahaha", "ya",
+    "u", "ur", "cuz", "coz", "thx", "pls", "plz", "cool", "awesome", "totally", "guys", "stuff",
+    "super", "literally", "dude", "wow", "ugh", "yay", "oops", "hmm", "ain't", "y'all",
+    "rn", "asap", "fyi", "xx", "xoxo", "bro", "mate", "cheers",
+];
+const LATINATE_SUFFIXES: &[&str] = &[
+    "tion", "sion", "ment", "ity", "ence", "ance", "ous", "ive", "ize", "ise", "ate", "ible",
+    "able", "ary", "ory", "ial", "ency", "ancy",
 ];
 
 /// The weight-free stylometric encoder.
@@ -164,6 +204,37 @@ pub fn raw_features(sentence: &str) -> Vec<f32> {
         .count() as f32
         / n;
     let first_word = lower.first().map(|w| w.as_str()).unwrap_or("");
+    // Sentences inside the text (a "sentence" handed to the encoder may hold several):
+    // runs of . ! ? … followed by white space or the end.
+    let inner_sentences = {
+        let cs: Vec<char> = s.chars().collect();
+        let mut k = 0usize;
+        for i in 0..cs.len() {
+            let end = matches!(cs[i], '.' | '!' | '?' | '…');
+            let next_is_break = cs.get(i + 1).map_or(true, |c| c.is_whitespace());
+            if end && next_is_break {
+                k += 1;
+            }
+        }
+        k.max(1) as f32
+    };
+    let hedges = lower.iter().filter(|w| HEDGES.contains(&w.as_str())).count()
+        + lower
+            .windows(2)
+            .filter(|p| HEDGE_PAIRS.contains(&(p[0].as_str(), p[1].as_str())))
+            .count();
+    let is_participle = |w: &str| {
+        (w.len() > 3 && w.ends_with("ed")) || IRREGULAR_PARTICIPLES.contains(&w)
+    };
+    // be/get, optionally one adverb or "not", then a participle.
+    let passive = (0..lower.len())
+        .filter(|&i| BE_FORMS.contains(&lower[i].as_str()))
+        .filter(|&i| {
+            lower.get(i + 1).is_some_and(|w| is_participle(w))
+                || (lower.get(i + 1).is_some_and(|w| w.ends_with("ly") || w == "not")
+                    && lower.get(i + 2).is_some_and(|w| is_participle(w)))
+        })
+        .count();
     let first_letter = s.chars().find(|c| c.is_alphabetic());
 
     vec![
@@ -198,6 +269,14 @@ pub fn raw_features(sentence: &str) -> Vec<f32> {
         crate::text::count_punctuation(s) as f32 / n,
         matches!(first_word, "and" | "but" | "or" | "so") as i32 as f32,
         first_letter.is_some_and(|c| c.is_lowercase()) as i32 as f32,
+        (1.0 + words.len() as f32 / inner_sentences).ln(),
+        hedges as f32 / n,
+        passive as f32 / n,
+        words_where(&|w| INFORMAL.contains(&w)),
+        words_where(&|w| {
+            w.chars().count() >= 7 && LATINATE_SUFFIXES.iter().any(|x| w.ends_with(x))
+        }),
+        count(&|c| c == '!') / n,
     ]
 }
 

@@ -1,16 +1,11 @@
 //! Pure metric functions over already-scored outputs, so they are testable without a model.
 
-/// Normalised edit similarity of two texts: 1 − Levenshtein(a, b) / max(|a|, |b|) over
-/// Unicode scalar values; two empty texts are identical (1.0).
-pub fn edit_similarity(a: &str, b: &str) -> f64 {
-    strsim::normalized_levenshtein(a, b)
-}
+pub use crate::text::edit_similarity;
 
-/// Whether `output` counts as "not rewritten": its edit similarity to `input` is ≥ `threshold`.
-/// Whitespace is collapsed first so re-wrapped lines do not count as a rewrite.
+/// Whether `output` counts as "not rewritten": its edit similarity to `input` (white space
+/// collapsed, see [`edit_similarity`]) is ≥ `threshold`.
 pub fn is_not_rewritten(input: &str, output: &str, threshold: f64) -> bool {
-    let norm = |s: &str| s.split_whitespace().collect::<Vec<_>>().join(" ");
-    edit_similarity(&norm(input), &norm(output)) >= threshold
+    edit_similarity(input, output) >= threshold
 }
 
 /// Share (0..=100 %) of pairs that are not rewritten; 0 for no pairs.

@@ -36,13 +36,17 @@ pub struct RewardArgs {
 
 #[derive(clap::Args, Debug)]
 pub struct AnalyzeArgs {
-    /// A sentence-transformers directory, or `stylometric`.
+    /// A sentence-transformers directory, `stylometric` or `charstyle`.
     #[arg(long)]
     pub encoder: String,
     /// Dataset files (text, JSONL, JSON, CSV, Parquet; `PATH:FIELD` picks the field/column,
     /// `PATH:lines|paragraphs` the plain-text mode); one table row each.
-    #[arg(long, num_args = 1.., required = true)]
+    #[arg(long, num_args = 1.., required_unless_present = "stel")]
     pub data: Vec<String>,
+    /// STEL-or-Content triples (JSON Lines, e.g. datasets/stel/triples.jsonl): report the
+    /// encoder's accuracy overall and per style feature (stel.md, stel.json).
+    #[arg(long)]
+    pub stel: Option<PathBuf>,
     /// Output directory for table.md and table.csv [default: results/analyze/<encoder>].
     #[arg(long)]
     pub out: Option<PathBuf>,
@@ -142,7 +146,11 @@ pub fn reward(a: &RewardArgs) -> Result<()> {
             "r_length": r.r_length,
             "r_ne_overlap": r.r_ne_overlap,
             "r_punctuation": r.r_punctuation,
+            "r_rewrite": r.r_rewrite,
+            "r_meaning": r.r_meaning,
         },
+        "edit_similarity": r.edit_similarity,
+        "meaning_cos": r.meaning_cos,
         "weights": { "style": w.style, "length": w.length, "punctuation": w.punctuation, "entities": cfg.entities.weight },
         "style": {
             "aggregation": cfg.aggregation,
@@ -185,6 +193,26 @@ pub fn analyze(a: &AnalyzeArgs) -> Result<()> {
     };
     let enc = crate::encoder::load_with(&a.encoder, &opts)
         .with_context(|| format!("--encoder {}", a.encoder))?;
+    let out = a
+        .out
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("results/analyze").join(slug(&a.encoder)));
+    if let Some(p) = &a.stel {
+        let triples = super::stel::load_triples(p)?;
+        let r = super::stel::stel_accuracy(enc.as_ref(), &triples)?;
+        let md = super::stel::markdown(&r);
+        crate::util::write_atomic(&out.join("stel.md"), md.as_bytes())?;
+        crate::util::write_atomic(
+            &out.join("stel.json"),
+            serde_json::to_string_pretty(&r)?.as_bytes(),
+        )?;
+        print!("{md}");
+        eprintln!("wrote {}/stel.md and stel.json", out.display());
+        if a.data.is_empty() {
+            return Ok(());
+        }
+        println!();
+    }
     let mut rows = Vec::new();
     for d in &a.data {
         let spec = crate::data::DataSpec::parse(d);
@@ -196,10 +224,6 @@ pub fn analyze(a: &AnalyzeArgs) -> Result<()> {
     }
     let name = enc.name();
     let md = markdown(&name, &rows);
-    let out = a
-        .out
-        .clone()
-        .unwrap_or_else(|| PathBuf::from("results/analyze").join(slug(&a.encoder)));
     crate::util::write_atomic(&out.join("table.md"), md.as_bytes())?;
     crate::util::write_atomic(&out.join("table.csv"), csv(&name, &rows)?.as_bytes())?;
     print!("{md}");

@@ -36,6 +36,49 @@ pub struct RewardConfig {
     pub length: LengthConfig,
     pub entities: EntityConfig,
     pub punctuation: PunctuationConfig,
+    pub rewrite: RewriteConfig,
+    pub meaning: MeaningConfig,
+}
+
+/// R_rewrite (off by default, the paper has no such term): a penalty on near-copies.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RewriteConfig {
+    /// 0 disables it.
+    pub weight: f64,
+    /// Edit similarity above which the penalty starts (0 ≤ threshold < 1).
+    pub threshold: f64,
+}
+
+/// R_meaning (off by default): a penalty when a content encoder says the meaning changed.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MeaningConfig {
+    /// 0 disables it (and the content encoder is not loaded).
+    pub weight: f64,
+    /// Cosine of input and output below which the penalty applies.
+    pub threshold: f64,
+    /// A sentence-transformers directory that measures content (all-MiniLM-L6-v2 does).
+    pub encoder: String,
+}
+
+impl Default for RewriteConfig {
+    fn default() -> Self {
+        RewriteConfig {
+            weight: 0.0,
+            threshold: 0.8,
+        }
+    }
+}
+
+impl Default for MeaningConfig {
+    fn default() -> Self {
+        MeaningConfig {
+            weight: 0.0,
+            threshold: 0.75,
+            encoder: "models/all-minilm-l6-v2".into(),
+        }
+    }
 }
 
 /// Weights of R_style, R_length and R_punctuation in R_total. R_ne_overlap carries its own
@@ -115,6 +158,8 @@ impl Default for RewardConfig {
             length: LengthConfig::default(),
             entities: EntityConfig::default(),
             punctuation: PunctuationConfig::default(),
+            rewrite: RewriteConfig::default(),
+            meaning: MeaningConfig::default(),
         }
     }
 }
@@ -209,6 +254,23 @@ impl RewardConfig {
             if !v.is_finite() {
                 bail!("reward.{k} = {v}: must be finite");
             }
+        }
+        finite_nonneg("rewrite.weight", self.rewrite.weight)?;
+        if !(0.0..1.0).contains(&self.rewrite.threshold) {
+            bail!(
+                "reward.rewrite.threshold = {}: must be in [0, 1)",
+                self.rewrite.threshold
+            );
+        }
+        finite_nonneg("meaning.weight", self.meaning.weight)?;
+        if !(-1.0..=1.0).contains(&self.meaning.threshold) {
+            bail!(
+                "reward.meaning.threshold = {}: must be in [-1, 1]",
+                self.meaning.threshold
+            );
+        }
+        if self.meaning.weight > 0.0 && self.meaning.encoder.trim().is_empty() {
+            bail!("reward.meaning.encoder is empty: name a content encoder directory, e.g. models/all-minilm-l6-v2");
         }
         if self.encoder_batch_size == 0 {
             bail!("reward.encoder_batch_size must be > 0");

@@ -8,8 +8,10 @@ pub mod cmd;
 pub mod config;
 pub mod dropout;
 pub mod dynamics;
+pub mod meaning;
 pub mod model;
 pub mod penalties;
+pub mod stel;
 pub mod style;
 
 pub use config::{Aggregation, RewardConfig};

@@ -9,7 +9,8 @@
 use super::config::{Aggregation, RewardConfig};
 use super::dropout::{batch_rng, draw, dropout_rates};
 use super::dynamics::{dynamics, Dynamics};
-use super::penalties::{entity_f1, r_length, r_ne_overlap, r_punctuation};
+use super::meaning::meaning_kept;
+use super::penalties::{entity_f1, r_length, r_meaning, r_ne_overlap, r_punctuation, r_rewrite};
 use super::style::StyleScorer;
 use crate::encoder::SentenceEncoder;
 use crate::text::{count_punctuation, entity_pair, Entity};
@@ -74,6 +75,14 @@ pub struct RewardBreakdown {
     pub r_length: f64,
     pub r_ne_overlap: f64,
     pub r_punctuation: f64,
+    /// R_rewrite (0 when `rewrite.weight` is 0).
+    pub r_rewrite: f64,
+    /// R_meaning (0 when `meaning.weight` is 0).
+    pub r_meaning: f64,
+    /// Edit similarity of output to input (white space collapsed).
+    pub edit_similarity: f64,
+    /// cos(E_c(input), E_c(output)) with the content encoder; None when none is loaded.
+    pub meaning_cos: Option<f64>,
     pub style: StyleDetail,
     /// Token counts and L_max.
     pub length: LimitDetail,
@@ -90,6 +99,11 @@ pub struct ComponentMeans {
     pub r_length: f64,
     pub r_ne_overlap: f64,
     pub r_punctuation: f64,
+    pub r_rewrite: f64,
+    pub r_meaning: f64,
+    pub edit_similarity: f64,
+    /// Mean content cosine of input and output (0 when no content encoder is loaded).
+    pub meaning_cos: f64,
     /// Dropped sentences / all sentences (after the safeguard).
     pub dropped_fraction: f64,
     /// Texts whose dropout was cancelled by the safeguard / all texts.
@@ -119,6 +133,10 @@ impl BatchScores {
             r_length: sum(&|r| r.r_length),
             r_ne_overlap: sum(&|r| r.r_ne_overlap),
             r_punctuation: sum(&|r| r.r_punctuation),
+            r_rewrite: sum(&|r| r.r_rewrite),
+            r_meaning: sum(&|r| r.r_meaning),
+            edit_similarity: sum(&|r| r.edit_similarity),
+            meaning_cos: sum(&|r| r.meaning_cos.unwrap_or(0.0)),
             dropped_fraction: if sentences > 0 {
                 dropped as f64 / sentences as f64
             } else {
@@ -134,6 +152,8 @@ pub struct RewardModel {
     pub style: StyleScorer,
     /// Static dropout rate of each reference sentence (all 0 when dropout is disabled).
     pub rates: Vec<f64>,
+    /// The content encoder of R_meaning (loaded only when `meaning.weight` > 0).
+    pub content: Option<Arc<dyn SentenceEncoder>>,
 }
 
 /// Reads the reference files of `cfg` and splits them into sentences, in file order.
@@ -162,7 +182,20 @@ impl RewardModel {
         let enc = crate::encoder::load_with(&cfg.encoder, &opts)
             .with_context(|| format!("reward.encoder '{}'", cfg.encoder))?;
         let enc: Arc<dyn SentenceEncoder> = Arc::from(enc);
-        Self::with_encoder(cfg, enc, refs)
+        let mut m = Self::with_encoder(cfg, enc, refs)?;
+        if cfg.meaning.weight > 0.0 {
+            let c = crate::encoder::load_with(&cfg.meaning.encoder, &opts).with_context(|| {
+                format!("reward.meaning.encoder '{}'", cfg.meaning.encoder)
+            })?;
+            m.content = Some(Arc::from(c));
+        }
+        Ok(m)
+    }
+
+    /// Sets the content encoder of R_meaning (a fake in tests).
+    pub fn with_content(mut self, content: Arc<dyn SentenceEncoder>) -> Self {
+        self.content = Some(content);
+        self
     }
 
     /// With an encoder already loaded (shared with evaluation, or a fake in tests).
@@ -183,6 +216,7 @@ impl RewardModel {
             cfg: cfg.clone(),
             style,
             rates,
+            content: None,
         })
     }
 
@@ -192,10 +226,21 @@ impl RewardModel {
     pub fn score_batch(&self, rollouts: &[Rollout], step: u64) -> Result<BatchScores> {
         let outputs: Vec<&str> = rollouts.iter().map(|r| r.output).collect();
         let matches = self.style.match_texts(&outputs)?;
+        let meaning: Vec<Option<f64>> = match &self.content {
+            Some(c) => {
+                let pairs: Vec<(&str, &str)> =
+                    rollouts.iter().map(|r| (r.input, r.output)).collect();
+                meaning_kept(c.as_ref(), &pairs)?.into_iter().map(Some).collect()
+            }
+            None if self.cfg.meaning.weight > 0.0 => anyhow::bail!(
+                "reward.meaning.weight > 0 but no content encoder is loaded (reward.meaning.encoder)"
+            ),
+            None => vec![None; rollouts.len()],
+        };
         let mut rng = batch_rng(self.cfg.dropout.seed, step);
         let mut all_rows: Vec<Vec<f32>> = Vec::new();
         let mut rewards = Vec::with_capacity(rollouts.len());
-        for (ro, m) in rollouts.iter().zip(matches) {
+        for ((ro, m), meaning_cos) in rollouts.iter().zip(matches).zip(meaning) {
             let mut sentences: Vec<SentenceScore> = m
                 .sentences
                 .iter()
@@ -238,14 +283,26 @@ impl RewardModel {
             let norms = |e: &[Entity]| e.iter().map(|x| x.norm.clone()).collect::<Vec<_>>();
             let f1 = entity_f1(&norms(&e_in), &norms(&e_out));
             let r_ne = r_ne_overlap(self.cfg.entities.weight, f1);
+            let edit = crate::text::edit_similarity(ro.input, ro.output);
+            let r_rw = r_rewrite(&self.cfg.rewrite, edit);
+            let r_mn = meaning_cos.map_or(0.0, |c| r_meaning(&self.cfg.meaning, c));
             let w = &self.cfg.weights;
-            let r_total = w.style * r_style + w.length * r_len + r_ne + w.punctuation * r_punct;
+            let r_total = w.style * r_style
+                + w.length * r_len
+                + r_ne
+                + w.punctuation * r_punct
+                + r_rw
+                + r_mn;
             rewards.push(RewardBreakdown {
                 r_total,
                 r_style,
                 r_length: r_len,
                 r_ne_overlap: r_ne,
                 r_punctuation: r_punct,
+                r_rewrite: r_rw,
+                r_meaning: r_mn,
+                edit_similarity: edit,
+                meaning_cos,
                 style: StyleDetail {
                     r_style_undropped,
                     n_sentences: n,

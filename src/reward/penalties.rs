@@ -2,7 +2,7 @@
 //! entity F1 behind R_ne_overlap. Plain functions of numbers, no model.
 use std::collections::HashSet;
 
-use super::config::{LengthConfig, LengthMode, PunctuationConfig};
+use super::config::{LengthConfig, LengthMode, MeaningConfig, PunctuationConfig, RewriteConfig};
 
 /// DAPO soft overlong shape: 0 up to `limit − cache`, then linear down to −1 at `limit`,
 /// −1 above. With `cache ≤ 0` it is a step: 0 up to `limit`, −1 above. Never NaN for
@@ -70,4 +70,25 @@ pub fn entity_f1<S: AsRef<str>>(input: &[S], output: &[S]) -> f64 {
 /// R_ne_overlap = weight · (F1 − 1): 0 for perfect preservation, down to −weight.
 pub fn r_ne_overlap(weight: f64, f1: f64) -> f64 {
     weight * (f1 - 1.0)
+}
+
+/// R_rewrite: 0 while the output's edit similarity to its input stays below `threshold`,
+/// then linear down to −weight for an exact copy. The method lets the reward be adjusted
+/// when rewriting is required; without this term a copy is the safest completion (every
+/// penalty 0), and the demo policies learned exactly that.
+pub fn r_rewrite(cfg: &RewriteConfig, edit_similarity: f64) -> f64 {
+    if cfg.weight == 0.0 || edit_similarity <= cfg.threshold {
+        return 0.0;
+    }
+    -cfg.weight * (edit_similarity - cfg.threshold) / (1.0 - cfg.threshold)
+}
+
+/// R_meaning: 0 while cos(E_c(input), E_c(output)) ≥ `threshold`, below it −weight per unit
+/// of cosine lost, so a policy cannot buy style with meaning; above the threshold it is flat,
+/// so it does not pull towards a copy.
+pub fn r_meaning(cfg: &MeaningConfig, cos: f64) -> f64 {
+    if cfg.weight == 0.0 {
+        return 0.0;
+    }
+    cfg.weight * (cos - cfg.threshold).min(0.0)
 }

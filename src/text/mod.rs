@@ -2,6 +2,7 @@
 //!
 //! Everything here is pure and model-free, so rewards and tests can call it directly.
 pub mod dates;
+pub mod edit;
 pub mod entities;
 pub mod names;
 pub mod punct;
@@ -9,4 +10,5 @@ pub mod sentences;
 
 pub use entities::{entities, entity_pair, normalize_entity, Entity, EntityKind};
 pub use punct::{count_punctuation, is_punctuation};
+pub use edit::edit_similarity;
 pub use sentences::sentences;

@@ -394,7 +394,7 @@ impl GrpoTrainer {
             .map(|(r, (s, o))| {
                 let b = &scores.rewards[r];
                 serde_json::json!({"step": self.state.step, "prompt": self.texts[idx[s.prompt_index]], "completion": o, "truncated": truncated[r],
-                    "reward": b.r_total, "r_style": b.r_style, "r_length": b.r_length, "r_ne_overlap": b.r_ne_overlap, "r_punctuation": b.r_punctuation,
+                    "reward": b.r_total, "r_style": b.r_style, "r_length": b.r_length, "r_ne_overlap": b.r_ne_overlap, "r_punctuation": b.r_punctuation, "r_rewrite": b.r_rewrite, "r_meaning": b.r_meaning,
                     "advantage": adv.double_value(&[r as i64]), "sentences": b.style.sentences})
             })
             .collect();
@@ -597,6 +597,7 @@ fn step_record(
         "step": state.step,
         "reward": rs.mean, "reward_std": rs.std, "frac_reward_zero_std": rs.frac_reward_zero_std,
         "rewards/style": m.r_style, "rewards/length": m.r_length, "rewards/ne_overlap": m.r_ne_overlap, "rewards/punctuation": m.r_punctuation,
+        "rewards/rewrite": m.r_rewrite, "rewards/meaning": m.r_meaning, "edit_similarity": m.edit_similarity, "meaning_cos": m.meaning_cos,
         "style_dropout/dropped_fraction": m.dropped_fraction, "style_dropout/cancelled_fraction": m.cancelled_fraction,
         "completion_length/mean": lens.iter().sum::<f64>() / n,
         "completion_length/min": lens.iter().cloned().fold(f64::INFINITY, f64::min),
