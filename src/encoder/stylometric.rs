@@ -1,54 +1,79 @@
 //! A weight-free style vector per sentence, so rewards work with no model at all.
 //!
 //! Each sentence becomes [`FEATURES`].len() hand-picked surface measurements (length,
-//! punctuation by kind, casing, word shapes, pronoun persons, digits, emoji). Every raw value
-//! x is standardised as z = (x − centre) / scale with the fixed constants in [`FEATURES`]
-//! (hand-set from typical English prose, not fitted to any data set), clipped to ±[`CLIP`] so
-//! that one extreme rate in a one-word sentence cannot dominate, and the vector is
-//! L2-normalised. Cosine then compares style profiles; content words play no part.
+//! punctuation by kind, casing, word shapes, pronoun persons, digits, emoji, hedges, voice,
+//! chat words, and the presence of each marked habit). Every raw value x is standardised as
+//! z = (x − centre) / scale with the fixed constants in [`FEATURES`] (hand-set, not fitted to
+//! any data set), clipped to ±[`CLIP`] so that one extreme rate in a one-word sentence cannot
+//! dominate, multiplied by the feature's weight, and the vector is L2-normalised. Cosine then
+//! compares style profiles; content words play no part, and features that follow content
+//! (length, word shapes, names) are down-weighted so that two texts saying the same thing
+//! in different styles are not held together by what they say.
 use anyhow::Result;
 
-/// z-scores are clipped to ±CLIP before normalisation.
+/// z-scores are clipped to ±CLIP before weighting and normalisation.
 pub const CLIP: f32 = 4.0;
 
-/// (name, centre, scale) of each feature, in vector order. Rates are per word unless noted.
-pub const FEATURES: &[(&str, f32, f32)] = &[
-    ("log_words", 2.4, 0.8),         // ln(1 + words)
-    ("mean_word_len", 4.6, 1.2),     // letters per word
-    ("commas", 0.06, 0.07),          // ',' per word
-    ("end_period", 0.6, 0.5),        // ends with '.' (0/1)
-    ("end_question", 0.1, 0.3),      // ends with '?' (0/1)
-    ("end_exclaim", 0.1, 0.3),       // ends with '!' (0/1)
-    ("end_none", 0.15, 0.35),        // ends without . ? ! … or closing quote (0/1)
-    ("ellipsis", 0.05, 0.2),         // contains "..." or '…' (0/1)
-    ("colons_semis", 0.01, 0.04),    // ':' ';' per word
-    ("dashes", 0.01, 0.04),          // '—' '–' or a spaced '-' per word
-    ("quotes", 0.02, 0.07),          // quotation marks per word
-    ("brackets", 0.005, 0.04),       // '(' ')' '[' ']' per word
-    ("upper_letters", 0.04, 0.06),   // upper-case share of letters
-    ("titlecase_words", 0.08, 0.12), // capitalised words after the first
-    ("allcaps_words", 0.01, 0.06),   // words of 2+ letters all in capitals
-    ("function_words", 0.45, 0.15),  // closed-class words
-    ("contractions", 0.03, 0.06),    // words with an inner apostrophe
-    ("first_person", 0.03, 0.06),    // I, me, we, our, …
-    ("second_person", 0.02, 0.05),   // you, your, …
-    ("third_person", 0.05, 0.07),    // he, she, they, it, …
-    ("digits", 0.01, 0.04),          // digit share of non-space chars
-    ("emoji", 0.0, 0.05),            // emoji per word
-    ("long_words", 0.2, 0.12),       // words of 7+ letters
-    ("ly_words", 0.02, 0.04),        // words ending in -ly
-    ("ing_words", 0.03, 0.05),       // words ending in -ing
-    ("articles", 0.08, 0.06),        // a, an, the
-    ("repeated_marks", 0.02, 0.15),  // "!!", "?!", "??" (0/1)
-    ("punct_per_word", 0.15, 0.12),  // all Unicode punctuation per word
-    ("starts_conj", 0.05, 0.2),      // starts with and/but/or/so (0/1)
-    ("starts_lower", 0.05, 0.2),     // first letter is lower case (0/1)
-    ("words_per_sentence", 2.4, 0.8), // ln(1 + words / inner sentences)
-    ("hedges", 0.01, 0.04),          // hedge words and phrases per word
-    ("passive", 0.01, 0.05),         // be/get + participle per word
-    ("informal", 0.01, 0.05),        // chat words (lol, gonna, yeah, …) per word
-    ("latinate", 0.05, 0.07),        // long words with -tion, -ity, -ment, -ous, … per word
-    ("exclaim_marks", 0.02, 0.06),   // '!' anywhere, per word
+/// Weight of features that move with *content* as much as with style (sentence length, word
+/// length, function-word and article rates, capitalised names, digits, …). Two texts with the
+/// same content share them, so at full weight they drown the one habit that differs.
+const CONTENT_BOUND: f32 = 0.1;
+
+/// Person and voice are habits too, but they also follow what a sentence is about (who
+/// acts, who is addressed) more than punctuation or casing do, so they weigh less.
+/// (name, centre, scale, weight) of each feature, in vector order. Rates are per word unless
+/// noted. Habits a writer chooses (marks, contractions, emoji, hedges, person, casing, …) have
+/// weight 1 and centres at their absence, so a text without a habit sits near the origin on
+/// it; the `constant` feature gives every text the same component, so texts without any
+/// marked habit are close to each other rather than scattered by noise.
+pub const FEATURES: &[(&str, f32, f32, f32)] = &[
+    ("constant", 0.0, 1.0, 1.5),      // always 1
+    ("log_words", 2.4, 0.8, CONTENT_BOUND), // ln(1 + words)
+    ("mean_word_len", 4.6, 1.2, CONTENT_BOUND), // letters per word
+    ("commas", 0.06, 0.07, 0.7),      // ',' per word
+    ("end_period", 0.6, 0.5, 0.5),    // ends with '.' (0/1)
+    ("end_question", 0.0, 0.35, 1.0), // ends with '?' (0/1)
+    ("end_exclaim", 0.0, 0.35, 1.0),  // ends with '!' (0/1)
+    ("end_none", 0.0, 0.5, 1.0),      // ends without . ? ! … or closing quote (0/1)
+    ("ellipsis", 0.0, 0.35, 1.0),     // contains "..." or '…' (0/1)
+    ("colons_semis", 0.0, 0.04, 1.0), // ':' ';' per word
+    ("dashes", 0.0, 0.04, 1.0),       // '—' '–' or a spaced '-' per word
+    ("quotes", 0.0, 0.07, 0.7),       // quotation marks per word
+    ("brackets", 0.0, 0.04, 0.7),     // '(' ')' '[' ']' per word
+    ("upper_letters", 0.04, 0.06, CONTENT_BOUND), // upper-case share of letters
+    ("titlecase_words", 0.08, 0.12, CONTENT_BOUND), // capitalised words after the first
+    ("allcaps_words", 0.0, 0.06, 1.0), // words of 2+ letters all in capitals
+    ("function_words", 0.45, 0.15, CONTENT_BOUND), // closed-class words
+    ("contractions", 0.0, 0.06, 1.0), // words with an inner apostrophe
+    ("first_person", 0.0, 0.06, 0.4), // I, me, we, our, …
+    ("second_person", 0.0, 0.05, 0.4), // you, your, …
+    ("third_person", 0.05, 0.07, CONTENT_BOUND), // he, she, they, it, …
+    ("digits", 0.01, 0.04, CONTENT_BOUND), // digit share of non-space chars
+    ("emoji", 0.0, 0.05, 1.0),        // emoji per word
+    ("long_words", 0.2, 0.12, CONTENT_BOUND), // words of 7+ letters
+    ("ly_words", 0.02, 0.04, CONTENT_BOUND), // words ending in -ly
+    ("ing_words", 0.03, 0.05, CONTENT_BOUND), // words ending in -ing
+    ("articles", 0.08, 0.06, CONTENT_BOUND), // a, an, the
+    ("repeated_marks", 0.0, 0.35, 1.0), // "!!", "?!", "??" (0/1)
+    ("punct_per_word", 0.15, 0.12, CONTENT_BOUND), // all Unicode punctuation per word
+    ("starts_conj", 0.0, 0.35, 0.7),  // starts with and/but/or/so (0/1)
+    ("starts_lower", 0.0, 0.35, 1.0), // first letter is lower case (0/1)
+    ("words_per_sentence", 2.4, 0.8, 0.7), // ln(1 + words / inner sentences)
+    ("hedges", 0.0, 0.04, 1.0),       // hedge words and phrases per word
+    ("passive", 0.0, 0.05, 0.6),      // be/get + participle per word
+    ("informal", 0.0, 0.05, 1.0),     // chat words (lol, gonna, yeah, …) per word
+    ("latinate", 0.05, 0.07, 0.7),    // long words with -tion, -ity, -ment, -ous, … per word
+    ("any_contraction", 0.0, 0.35, 1.0), // presence (0/1) of each marked habit: one
+    ("any_emoji", 0.0, 0.35, 1.0),    // occurrence in a long text counts as much as in a
+    ("any_hedge", 0.0, 0.35, 1.0),    // short one
+    ("any_passive", 0.0, 0.35, 0.6),
+    ("any_informal", 0.0, 0.35, 1.0),
+    ("any_first_person", 0.0, 0.35, 0.4),
+    ("any_second_person", 0.0, 0.35, 0.4),
+    ("any_exclaim", 0.0, 0.35, 1.0),
+    ("any_question", 0.0, 0.35, 1.0),
+    ("no_capitals", 0.0, 0.35, 1.0),  // has letters, none upper-case (0/1)
+    ("many_sentences", 0.0, 0.35, 0.7), // 3 or more inner sentences (0/1)
 ];
 
 #[rustfmt::skip]
@@ -237,7 +262,13 @@ pub fn raw_features(sentence: &str) -> Vec<f32> {
         .count();
     let first_letter = s.chars().find(|c| c.is_alphabetic());
 
+    let flag = |b: bool| b as i32 as f32;
+    let emoji = count(&is_emoji);
+    let informal = lower.iter().filter(|w| INFORMAL.contains(&w.as_str())).count() as f32;
+    let first = words_where(&|w| FIRST.contains(&stem(w)));
+    let second = words_where(&|w| SECOND.contains(&stem(w)));
     vec![
+        1.0,
         (1.0 + words.len() as f32).ln(),
         mean_len,
         count(&|c| c == ',') / n,
@@ -255,11 +286,11 @@ pub fn raw_features(sentence: &str) -> Vec<f32> {
         allcaps,
         words_where(&|w| FUNCTION_WORDS.contains(&w)),
         contraction,
-        words_where(&|w| FIRST.contains(&stem(w))),
-        words_where(&|w| SECOND.contains(&stem(w))),
+        first,
+        second,
         words_where(&|w| THIRD.contains(&stem(w))),
         count(&|c| c.is_ascii_digit()) / nonspace,
-        count(&is_emoji) / n,
+        emoji / n,
         words_where(&|w| w.chars().filter(|c| c.is_alphabetic()).count() >= 7),
         words_where(&|w| w.len() > 4 && w.ends_with("ly")),
         words_where(&|w| w.len() > 5 && w.ends_with("ing")),
@@ -272,21 +303,31 @@ pub fn raw_features(sentence: &str) -> Vec<f32> {
         (1.0 + words.len() as f32 / inner_sentences).ln(),
         hedges as f32 / n,
         passive as f32 / n,
-        words_where(&|w| INFORMAL.contains(&w)),
+        informal / n,
         words_where(&|w| {
             w.chars().count() >= 7 && LATINATE_SUFFIXES.iter().any(|x| w.ends_with(x))
         }),
-        count(&|c| c == '!') / n,
+        flag(contraction > 0.0),
+        flag(emoji > 0.0),
+        flag(hedges > 0),
+        flag(passive > 0),
+        flag(informal > 0.0),
+        flag(first > 0.0),
+        flag(second > 0.0),
+        flag(s.contains('!')),
+        flag(s.contains('?')),
+        flag(letters > 0.0 && uppers == 0.0),
+        flag(inner_sentences >= 3.0),
     ]
 }
 
-/// The standardised, clipped, L2-normalised style vector of one sentence (all zeros only
-/// when every feature sits exactly at its centre).
+/// The standardised, clipped, weighted, L2-normalised style vector of one sentence (never
+/// zero: the `constant` feature is always set).
 pub fn style_vector(sentence: &str) -> Vec<f32> {
     let mut v: Vec<f32> = raw_features(sentence)
         .iter()
         .zip(FEATURES)
-        .map(|(x, (_, c, s))| ((x - c) / s).clamp(-CLIP, CLIP))
+        .map(|(x, (_, c, s, w))| w * ((x - c) / s).clamp(-CLIP, CLIP))
         .collect();
     let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
     if norm > 0.0 && norm.is_finite() {

@@ -17,6 +17,16 @@ pub enum Aggregation {
     Mean,
 }
 
+/// The reference sentences R_style may match (shared/SPEC.md: all of them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StyleTarget {
+    /// Every reference sentence (the paper).
+    All,
+    /// Only the `neighbours` nearest references of each of the input's sentences.
+    Neighbours,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RewardConfig {
@@ -29,6 +39,10 @@ pub struct RewardConfig {
     /// Sentences per encoder forward pass.
     pub encoder_batch_size: usize,
     pub aggregation: Aggregation,
+    /// Which reference sentences a generated sentence is scored against (see reward::anchor).
+    pub style_target: StyleTarget,
+    /// With `style_target = "neighbours"`: nearest references kept per input sentence.
+    pub neighbours: usize,
     /// Most generated-sentence embeddings kept between batches (0 disables the cache).
     pub cache_size: usize,
     pub weights: Weights,
@@ -152,6 +166,8 @@ impl Default for RewardConfig {
             encoder_device: "cpu".into(),
             encoder_batch_size: 32,
             aggregation: Aggregation::Sum,
+            style_target: StyleTarget::All,
+            neighbours: 3,
             cache_size: 65536,
             weights: Weights::default(),
             dropout: DropoutConfig::default(),
@@ -271,6 +287,9 @@ impl RewardConfig {
         }
         if self.meaning.weight > 0.0 && self.meaning.encoder.trim().is_empty() {
             bail!("reward.meaning.encoder is empty: name a content encoder directory, e.g. models/all-minilm-l6-v2");
+        }
+        if self.neighbours == 0 {
+            bail!("reward.neighbours = 0: must be ≥ 1 (nearest references kept per input sentence)");
         }
         if self.encoder_batch_size == 0 {
             bail!("reward.encoder_batch_size must be > 0");

@@ -4,6 +4,7 @@
 //! GRPO builds one [`RewardModel`] from the `[reward]` table and calls
 //! [`RewardModel::score_batch`] with one [`Rollout`] per completion each step.
 pub mod analyze;
+pub mod anchor;
 pub mod cmd;
 pub mod config;
 pub mod dropout;

@@ -6,7 +6,8 @@
 //! a text with no sentences scores R_style = 0. Dropout draws come from
 //! `dropout::batch_rng(seed, step)` in batch order (text by text, sentence by sentence);
 //! when every sentence of a text is dropped, the text gets its undropped R_style.
-use super::config::{Aggregation, RewardConfig};
+use super::anchor::{best_within, neighbour_set};
+use super::config::{Aggregation, RewardConfig, StyleTarget};
 use super::dropout::{batch_rng, draw, dropout_rates};
 use super::dynamics::{dynamics, Dynamics};
 use super::meaning::meaning_kept;
@@ -225,7 +226,19 @@ impl RewardModel {
     /// stream, so a caller that splits a batch must give each part its own key.
     pub fn score_batch(&self, rollouts: &[Rollout], step: u64) -> Result<BatchScores> {
         let outputs: Vec<&str> = rollouts.iter().map(|r| r.output).collect();
-        let matches = self.style.match_texts(&outputs)?;
+        let mut matches = self.style.match_texts(&outputs)?;
+        if self.cfg.style_target == StyleTarget::Neighbours {
+            let inputs: Vec<&str> = rollouts.iter().map(|r| r.input).collect();
+            let anchors = self.style.match_texts(&inputs)?;
+            for (m, a) in matches.iter_mut().zip(&anchors) {
+                let allowed = neighbour_set(&a.rows, self.cfg.neighbours);
+                for (j, row) in m.rows.iter().enumerate() {
+                    let (k, sim) = best_within(row, &allowed);
+                    m.best[j] = k;
+                    m.best_sim[j] = sim;
+                }
+            }
+        }
         let meaning: Vec<Option<f64>> = match &self.content {
             Some(c) => {
                 let pairs: Vec<(&str, &str)> =

@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# "Any reference text works": the demo recipe (configs/demo/grpo-dropout.toml, unchanged but
+# for the reference) trained and evaluated against another reference text.
+#
+#   scripts/reference_study.sh datasets/reference/group_chat.txt
+#
+# Needs the demo's SFT model (runs/demo/sft/merged: scripts/demo.sh makes it). Writes
+# runs/reference/<name>/ and results/reference/<name>/{table.md,…}. The table compares the
+# SFT model with the RL model, both scored against <name>'s sentences.
+set -euo pipefail
+source "$(dirname "$0")/env.sh"
+cd "$ROOT"
+ref=${1:?usage: scripts/reference_study.sh REFERENCE.txt}
+[ -s "$ref" ] || { echo "reference_study: $ref is missing or empty" >&2; exit 1; }
+[ -s runs/demo/sft/merged/model.safetensors ] || {
+  echo "reference_study: runs/demo/sft/merged is missing: run scripts/demo.sh first" >&2; exit 1; }
+name=$(basename "$ref" .txt)
+run=runs/reference/$name
+say() { echo "[reference_study] $*"; }
+if [ ! -s "$run/adapter/adapter_config.json" ]; then
+  rm -rf "$run"
+  say "grpo against $ref -> $run"
+  "$STYLERL_BIN" grpo --config configs/demo/grpo-dropout.toml \
+    --set "out_dir=$run" --set "reward.reference=[\"$ref\"]"
+fi
+say "evaluate sft and $name against $ref"
+# The demo's evaluation settings (everything before its first [[systems]]), with two systems.
+cfg=$run/evaluate.toml
+sed '/^\[\[systems\]\]/,$d' configs/demo/evaluate.toml > "$cfg"
+cat >> "$cfg" <<EOT
+[[systems]]
+name = "sft"
+kind = "model"
+[systems.model]
+path = "runs/demo/sft/merged"
+
+[[systems]]
+name = "grpo-dropout"
+kind = "model"
+[systems.model]
+path = "runs/demo/sft/merged"
+adapters = ["$run/adapter"]
+EOT
+"$STYLERL_BIN" evaluate --config "$cfg" --set "name=$name" --set "out_dir=results/reference/$name" \
+  --set "reward.reference=[\"$ref\"]" --set "baseline=sft"
