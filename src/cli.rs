@@ -70,7 +70,12 @@ pub fn main() -> i32 {
             // One line: outermost context first, causes after it.
             let chain: Vec<String> = e.chain().map(|c| c.to_string()).collect();
             eprintln!("error: {}", chain.join(": "));
-            1
+            // 2: the machine cannot do what was asked (no CUDA); 1: anything else.
+            if e.chain().any(|c| c.is::<crate::util::NoCuda>()) {
+                2
+            } else {
+                1
+            }
         }
     }
 }

@@ -45,19 +45,51 @@ pub fn progress_bar(len: u64, what: &str) -> indicatif::ProgressBar {
     pb
 }
 
-/// Parses `cpu`, `cuda`, `cuda:N` or `auto` (CUDA when available).
+/// CUDA was asked for and libtorch sees none; the CLI exits 2 on it (a setting the
+/// machine cannot satisfy, not a failed run).
+#[derive(Debug)]
+pub struct NoCuda {
+    pub requested: String,
+    /// CUDA devices visible to libtorch.
+    pub visible: i64,
+}
+
+impl std::fmt::Display for NoCuda {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let n = self.visible;
+        if n == 0 {
+            write!(f, "{} requested but no CUDA device is visible; `stylerl info` shows what libtorch sees; use --device cpu or auto", self.requested)
+        } else {
+            write!(f, "{} requested but only {n} CUDA device(s) are visible (cuda:0..cuda:{}); `stylerl info` shows what libtorch sees", self.requested, n - 1)
+        }
+    }
+}
+
+impl std::error::Error for NoCuda {}
+
+/// Parses `cpu`, `cuda`, `cuda:N` or `auto` (CUDA when available). CUDA is checked here,
+/// before anything is allocated: tch panics on a tensor moved to a device that is not there.
 pub fn parse_device(s: &str) -> Result<tch::Device> {
-    Ok(match s {
-        "cpu" => tch::Device::Cpu,
-        "auto" => tch::Device::cuda_if_available(),
-        "cuda" => tch::Device::Cuda(0),
-        s if s.starts_with("cuda:") => tch::Device::Cuda(
-            s[5..]
-                .parse()
-                .with_context(|| format!("bad device '{s}': expected cuda:N"))?,
-        ),
+    let index = match s {
+        "cpu" => return Ok(tch::Device::Cpu),
+        "auto" => return Ok(tch::Device::cuda_if_available()),
+        "cuda" => 0,
+        s if s.starts_with("cuda:") => s[5..]
+            .parse::<usize>()
+            .with_context(|| format!("bad device '{s}': expected cuda:N"))?,
         _ => anyhow::bail!("unknown device '{s}': use cpu, cuda, cuda:N or auto"),
-    })
+    };
+    // STYLERL_HIDE_CUDA=1 lets the tests exercise this path on a GPU machine too.
+    let hidden = std::env::var("STYLERL_HIDE_CUDA").as_deref() == Ok("1");
+    let visible = if hidden { 0 } else { tch::Cuda::device_count() };
+    if index as i64 >= visible {
+        return Err(NoCuda {
+            requested: s.to_string(),
+            visible,
+        }
+        .into());
+    }
+    Ok(tch::Device::Cuda(index))
 }
 
 /// Parses `f32`, `bf16` or `f16`.

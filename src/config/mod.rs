@@ -3,6 +3,8 @@
 //! Every config struct derives `Deserialize` with `deny_unknown_fields`, so a typo is an
 //! error naming the key rather than a silently ignored setting. Overrides are applied to
 //! the parsed TOML tree before it is turned into the struct, so they are checked the same way.
+pub mod check;
+
 use anyhow::{bail, Context, Result};
 use serde::de::DeserializeOwned;
 use std::path::Path;

@@ -213,16 +213,42 @@ fn prompt_json(p: &PromptInput) -> serde_json::Value {
     }
 }
 
+/// The sampling flags, checked before anything is read or loaded.
+fn check_generate_flags(a: &GenerateArgs) -> Result<()> {
+    use crate::config::check::*;
+    temperature("--temperature", a.temperature, a.greedy)?;
+    top_p("--top-p", a.top_p)?;
+    top_k("--top-k", a.top_k)?;
+    at_least_one("--max-new-tokens", a.max_new_tokens as u64)?;
+    at_least_one("--num-samples", a.num_samples as u64)?;
+    at_least_one("--batch-size", a.batch_size as u64)?;
+    device("--device", &a.m.device)?;
+    dtype("--dtype", &a.m.dtype)
+}
+
+/// Refuses a prompt longer than the model's context (max_position_embeddings) before any
+/// cache or attention buffer is allocated for it; names the prompt (1-based).
+pub fn check_context(ids: &[Vec<i64>], max_positions: i64, what: &str) -> Result<()> {
+    for (i, p) in ids.iter().enumerate() {
+        if p.len() as i64 > max_positions {
+            bail!(
+                "{what} {}: {} tokens, more than the model's context of {max_positions} (max_position_embeddings): shorten it",
+                i + 1,
+                p.len()
+            );
+        }
+    }
+    Ok(())
+}
+
 pub fn generate(a: &GenerateArgs) -> Result<()> {
+    check_generate_flags(a)?;
     check_model_dir(&a.m)?;
     let prompts = match (&a.prompt, &a.input) {
         (Some(p), None) => vec![PromptInput::Text(p.clone())],
         (None, Some(f)) => read_prompts_field(f, a.input_field.as_deref())?,
         _ => bail!("give --prompt TEXT or --input FILE"),
     };
-    if a.batch_size == 0 {
-        bail!("--batch-size must be at least 1");
-    }
     if a.compare && a.m.adapters.is_empty() {
         bail!(
             "--compare shows the base model beside its adapters: give at least one --adapter PATH"
@@ -250,6 +276,8 @@ pub fn generate(a: &GenerateArgs) -> Result<()> {
         .iter()
         .map(|p| encode(&tok, p, chat))
         .collect::<Result<_>>()?;
+    let ctx = super::LlamaConfig::from_dir(&a.m.model)?.max_position_embeddings;
+    check_context(&ids, ctx, "prompt")?;
     let t_load = Instant::now();
     let mut model = load_model(&a.m)?;
     let load_s = t_load.elapsed().as_secs_f64();

@@ -268,6 +268,24 @@ pub fn load_adapter(dir: &Path, device: Device) -> Result<LoraAdapter> {
     if pairs.is_empty() {
         bail!("{}: no LoRA tensors", wpath.display());
     }
+    // A config that targets none of the file's modules belongs to another adapter.
+    if !pairs.keys().any(|p| cfg.is_targeted(p)) {
+        bail!(
+            "{}: target_modules {} matches none of the {} modules the weights adapt (e.g. '{}'): the config and weights do not belong together",
+            dir.join(CONFIG_FILE).display(),
+            serde_json::to_string(&cfg.target_modules).unwrap_or_default(),
+            pairs.len(),
+            pairs.keys().next().map(String::as_str).unwrap_or_default()
+        );
+    }
+    let named: Vec<(String, Tensor)> = file
+        .tensors
+        .iter()
+        .map(|(k, t)| (k.clone(), t.shallow_clone()))
+        .collect();
+    if let Some(k) = first_non_finite(&named) {
+        bail!("{}: tensor '{k}' holds NaN or infinite values (a diverged run): use an earlier checkpoint", wpath.display());
+    }
     let scaling = cfg.scaling();
     let mut layers = BTreeMap::new();
     for (path, (a, b)) in pairs {
@@ -283,6 +301,14 @@ pub fn load_adapter(dir: &Path, device: Device) -> Result<LoraAdapter> {
         );
     }
     Ok(LoraAdapter::from_layers(cfg, Quant::None, layers))
+}
+
+/// The name of the first tensor holding a NaN or an infinity, if any.
+pub fn first_non_finite(named: &[(String, Tensor)]) -> Option<String> {
+    named.iter().find_map(|(k, t)| {
+        let ok = t.isfinite().all().int64_value(&[]) != 0;
+        (!ok).then(|| k.clone())
+    })
 }
 
 /// Loads `PATH[:WEIGHT]` specs (the repeatable `--adapter` flag) into a composed set.

@@ -59,6 +59,31 @@ fn fsync_dir(dir: &Path) {
     }
 }
 
+/// Refuses to write an adapter holding NaN or infinities: the run stops with one line
+/// naming the step and the checkpoint that stays as the last good one.
+pub fn refuse_non_finite(root: &Path, step: u64, adapter: &LoraAdapter) -> Result<()> {
+    let Some(k) = peft::first_non_finite(&adapter.named_parameters()) else {
+        return Ok(());
+    };
+    let kept = match latest(root)? {
+        Some(d) => format!("the last good checkpoint is kept: {}", d.display()),
+        None => "there is no earlier checkpoint".to_string(),
+    };
+    bail!("step {step}: the adapter holds NaN or infinite values ({k}), so it was not written; {kept}; lower the learning rate or max_grad_norm")
+}
+
+/// Refuses a run in which the NaN guard skipped every update (nothing was learned).
+pub fn refuse_all_skipped(root: &Path, steps: u64, skipped: u64, key: &str) -> Result<()> {
+    if steps == 0 || skipped < steps {
+        return Ok(());
+    }
+    let kept = match latest(root)? {
+        Some(d) => format!("checkpoints kept: {}", d.display()),
+        None => "no checkpoint".to_string(),
+    };
+    bail!("all {steps} update(s) were skipped for a non-finite loss or gradient, so no adapter was written ({kept}); lower the learning rate or check the data ({key} bounds the streak)")
+}
+
 /// Writes checkpoint `state.step` under `root` and keeps the newest `keep_last` (≥ 1).
 pub fn save(
     root: &Path,
@@ -68,6 +93,7 @@ pub fn save(
     base_model: Option<&str>,
     keep_last: usize,
 ) -> Result<PathBuf> {
+    refuse_non_finite(root, state.step, adapter)?;
     std::fs::create_dir_all(root)
         .with_context(|| format!("cannot create checkpoint directory {}", root.display()))?;
     let name = step_dir_name(state.step);

@@ -186,6 +186,21 @@ impl GrpoTrainer {
                 )
             })
             .collect::<Result<_>>()?;
+        // A prompt and its longest completion must fit the context (name the row if not).
+        let ctx = model.config.max_position_embeddings as usize;
+        if let Some((i, p)) = prompts
+            .iter()
+            .enumerate()
+            .find(|(_, p)| p.len() + g.max_completion_length > ctx)
+        {
+            bail!(
+                "{} row {}: prompt of {} tokens + grpo.max_completion_length {} is more than the model's context of {ctx} (max_position_embeddings): shorten the input or lower max_completion_length",
+                cfg.data.train.display(),
+                i + 1,
+                p.len(),
+                g.max_completion_length
+            );
+        }
         let input_tokens: Vec<usize> = texts
             .iter()
             .map(|t| tok.encode(t, false).map(|v| v.len()))
@@ -241,7 +256,7 @@ impl GrpoTrainer {
             optim,
             sched,
             state,
-            guard: NanGuard::new(g.nan_patience),
+            guard: NanGuard::new(g.nan_patience, "grpo.nan_patience"),
             order,
         })
     }
@@ -258,6 +273,14 @@ impl GrpoTrainer {
             Some((dir, s)) => {
                 eprintln!("resuming from {} (step {})", dir.display(), s.step);
                 self.order = epoch_order(s.data.order_seed, s.data.epoch, self.texts.len());
+                // The NaN streak continues across a resume, as in SFT.
+                if let Some(g) = s.extra.get("nan_guard") {
+                    let saved: NanGuard = serde_json::from_value(g.clone())
+                        .context("checkpoint: bad nan_guard state")?;
+                    self.guard = self.guard.resumed(&saved);
+                } else if let Some(n) = s.extra.get("nan_total").and_then(|v| v.as_u64()) {
+                    self.guard.total = n;
+                }
                 self.state = s;
                 Ok(true)
             }
@@ -404,6 +427,7 @@ impl GrpoTrainer {
 
 /// Runs GRPO; returns the final adapter directory.
 pub fn train(cfg: &GrpoConfig, resume: bool) -> Result<PathBuf> {
+    cfg.validate()?;
     let g = &cfg.grpo;
     let mut tr = GrpoTrainer::new(cfg)?;
     println!(
@@ -433,6 +457,7 @@ pub fn train(cfg: &GrpoConfig, resume: bool) -> Result<PathBuf> {
     let from = resume.then_some(tr.state.step);
     let mut metrics = MetricsWriter::open(&cfg.out_dir.join("metrics.jsonl"), from)?;
     let mut samples = MetricsWriter::open(&cfg.out_dir.join("samples.jsonl"), from)?;
+    let start_skipped = tr.guard.total;
     let pb = crate::util::progress_bar(g.steps, "grpo");
     pb.set_position(tr.state.step);
     while tr.state.step < g.steps {
@@ -450,7 +475,7 @@ pub fn train(cfg: &GrpoConfig, resume: bool) -> Result<PathBuf> {
         ));
         pb.inc(1);
         if s == g.steps || (g.checkpoint_every > 0 && s % g.checkpoint_every == 0) {
-            tr.state.extra = serde_json::json!({"nan_total": tr.guard.total});
+            tr.state.extra = serde_json::json!({"nan_total": tr.guard.total, "nan_guard": tr.guard});
             checkpoint::save(
                 &ckpt_root,
                 &tr.state,
@@ -462,6 +487,9 @@ pub fn train(cfg: &GrpoConfig, resume: bool) -> Result<PathBuf> {
         }
     }
     pb.finish_and_clear();
+    let updates = (g.steps - from.unwrap_or(0)) * g.ppo_epochs as u64;
+    checkpoint::refuse_all_skipped(&ckpt_root, updates, tr.guard.total - start_skipped, "grpo.nan_patience")?;
+    checkpoint::refuse_non_finite(&ckpt_root, tr.state.step, &tr.pol.adapter)?;
     let dir = cfg.out_dir.join("adapter");
     let sizes = crate::model::peft::save_adapter(&tr.pol.adapter, &dir, Some(&base_name))?;
     println!(

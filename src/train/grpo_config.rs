@@ -158,3 +158,30 @@ fn d_keep() -> usize {
 fn d_nan() -> u32 {
     5
 }
+
+impl GrpoConfig {
+    /// Every range, before anything is loaded; one line naming the key on failure.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        use crate::config::check::*;
+        let g = &self.grpo;
+        self.model.validate("model")?;
+        self.lora.validate()?;
+        self.reward.validate()?;
+        at_least_one("grpo.steps", g.steps)?;
+        at_least_one("grpo.prompts_per_step", g.prompts_per_step as u64)?;
+        at_least_one("grpo.num_generations", g.num_generations as u64)?;
+        at_least_one("grpo.max_completion_length", g.max_completion_length as u64)?;
+        at_least_one("grpo.ppo_epochs", g.ppo_epochs as u64)?;
+        at_least_one("grpo.micro_batch_size", g.micro_batch_size as u64)?;
+        at_least_one("grpo.nan_patience", g.nan_patience as u64)?;
+        // Sampling is never greedy in GRPO: the group needs different completions.
+        temperature("grpo.temperature", g.temperature, false)?;
+        top_p("grpo.top_p", g.top_p)?;
+        top_k("grpo.top_k", g.top_k)?;
+        unit_half_open("grpo.eps_low", g.eps_low)?;
+        nonneg_finite("grpo.eps_high", g.eps_high)?;
+        nonneg_finite("grpo.beta", g.beta)?;
+        adamw("grpo.optimizer", &g.optimizer)?;
+        positive_finite("grpo.max_grad_norm", g.max_grad_norm)
+    }
+}

@@ -10,14 +10,27 @@ pub struct NanGuard {
     pub max_in_a_row: u32,
     pub streak: u32,
     pub total: u64,
+    /// The config key that sets `max_in_a_row`, named in the stop message.
+    #[serde(skip)]
+    pub key: &'static str,
 }
 
 impl NanGuard {
-    pub fn new(max_in_a_row: u32) -> NanGuard {
+    pub fn new(max_in_a_row: u32, key: &'static str) -> NanGuard {
         NanGuard {
             max_in_a_row: max_in_a_row.max(1),
             streak: 0,
             total: 0,
+            key,
+        }
+    }
+
+    /// Continues a saved streak and count under this run's limit and key.
+    pub fn resumed(&self, saved: &NanGuard) -> NanGuard {
+        NanGuard {
+            streak: saved.streak,
+            total: saved.total,
+            ..*self
         }
     }
 
@@ -31,9 +44,10 @@ impl NanGuard {
         self.total += 1;
         if self.streak >= self.max_in_a_row {
             bail!(
-                "step {step}: non-finite loss or gradient {} steps in a row ({} in total): lower the learning rate, check the data, or raise nan_max_in_a_row",
+                "step {step}: non-finite loss or gradient {} steps in a row ({} in total): lower the learning rate, check the data, or raise {}",
                 self.streak,
-                self.total
+                self.total,
+                self.key
             );
         }
         Ok(false)
@@ -46,7 +60,7 @@ mod tests {
 
     #[test]
     fn skips_counts_and_stops() {
-        let mut g = NanGuard::new(3);
+        let mut g = NanGuard::new(3, "grpo.nan_patience");
         assert!(g.check(1, &[0.5, 1.0]).unwrap());
         assert!(!g.check(2, &[f64::NAN, 1.0]).unwrap());
         assert!(!g.check(3, &[0.1, f64::INFINITY]).unwrap());
@@ -56,7 +70,7 @@ mod tests {
         assert!(!g.check(6, &[f64::NAN]).unwrap());
         let e = g.check(7, &[f64::NAN]).unwrap_err().to_string();
         assert!(
-            e.contains("step 7") && e.contains("3 steps in a row"),
+            e.contains("step 7") && e.contains("3 steps in a row") && e.ends_with("raise grpo.nan_patience"),
             "{e}"
         );
     }

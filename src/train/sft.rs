@@ -126,6 +126,34 @@ pub struct SftConfig {
     pub train: SftTrainConfig,
 }
 
+impl ModelSection {
+    /// Device and dtype parse (CUDA visible when asked for); `prefix` is the table's key.
+    pub fn validate(&self, prefix: &str) -> Result<()> {
+        crate::config::check::device(&format!("{prefix}.device"), &self.device)?;
+        crate::config::check::dtype(&format!("{prefix}.dtype"), &self.dtype)
+    }
+}
+
+impl SftConfig {
+    /// Every range, before anything is loaded; one line naming the key on failure.
+    pub fn validate(&self) -> Result<()> {
+        use crate::config::check::*;
+        let t = &self.train;
+        self.model.validate("model")?;
+        self.lora.validate()?;
+        at_least_one("data.max_length", self.data.max_length as u64)?;
+        if let Some(s) = t.max_steps {
+            at_least_one("train.max_steps", s)?;
+        }
+        at_least_one("train.epochs", t.epochs)?;
+        at_least_one("train.batch_size", t.batch_size as u64)?;
+        at_least_one("train.grad_accum", t.grad_accum as u64)?;
+        at_least_one("train.nan_max_in_a_row", t.nan_max_in_a_row as u64)?;
+        adamw("train.optimizer", &t.optimizer)?;
+        positive_finite("train.max_grad_norm", t.max_grad_norm)
+    }
+}
+
 /// Loads a model directory with frozen extra adapters applied.
 pub fn load_policy(m: &ModelSection) -> Result<(Llama, Tokenizer, ChatTemplate)> {
     if !m.path.join("config.json").exists() {
@@ -150,12 +178,29 @@ fn encode_all(
     path: &Path,
     tok: &Tokenizer,
     tpl: &ChatTemplate,
+    model_ctx: i64,
 ) -> Result<Vec<SftExample>> {
     let convs = load_conversations(&cfg.data, path)?;
     let ex = convs
         .iter()
         .map(|(m, a)| encode_example(tpl, tok, m, a))
         .collect::<Result<Vec<_>>>()?;
+    // Rows longer than the context survive fitting only when max_length exceeds it.
+    let ctx = model_ctx as usize;
+    if cfg.data.max_length > ctx {
+        if let Some((i, e)) = ex
+            .iter()
+            .enumerate()
+            .find(|(_, e)| e.prompt.len() + e.answer.len() > ctx)
+        {
+            bail!(
+                "{} row {}: {} tokens, more than the model's context of {ctx} (max_position_embeddings): set data.max_length ≤ {ctx}",
+                path.display(),
+                i + 1,
+                e.prompt.len() + e.answer.len()
+            );
+        }
+    }
     let (ex, rep) = fit_length(ex, cfg.data.max_length, cfg.data.overlong)
         .with_context(|| path.display().to_string())?;
     if rep.truncated + rep.dropped > 0 {
@@ -237,16 +282,15 @@ pub fn run(a: &SftArgs) -> Result<()> {
 
 /// Runs SFT; returns the final adapter directory.
 pub fn train(cfg: &SftConfig, resume: bool) -> Result<PathBuf> {
+    cfg.validate()?;
     let tr = &cfg.train;
-    if tr.batch_size == 0 || tr.grad_accum == 0 {
-        bail!("train.batch_size and train.grad_accum must be ≥ 1");
-    }
     let (mut model, tok, tpl) = load_policy(&cfg.model)?;
     let pad = crate::model::generate::pad_id(&model.config, Some(&tok));
-    let train_ex = encode_all(cfg, &cfg.data.train, &tok, &tpl)?;
+    let ctx = model.config.max_position_embeddings;
+    let train_ex = encode_all(cfg, &cfg.data.train, &tok, &tpl, ctx)?;
     // `--set data.eval=` (an empty path) turns the eval loss off.
     let eval_ex = match &cfg.data.eval {
-        Some(p) if !p.as_os_str().is_empty() => encode_all(cfg, p, &tok, &tpl)?,
+        Some(p) if !p.as_os_str().is_empty() => encode_all(cfg, p, &tok, &tpl, ctx)?,
         _ => Vec::new(),
     };
     let per_step = tr.batch_size * tr.grad_accum;
@@ -307,11 +351,14 @@ pub fn train(cfg: &SftConfig, resume: bool) -> Result<PathBuf> {
         &cfg.out_dir.join("metrics.jsonl"),
         resume.then_some(state.step),
     )?;
-    let mut guard = NanGuard::new(tr.nan_max_in_a_row);
+    let mut guard = NanGuard::new(tr.nan_max_in_a_row, "train.nan_max_in_a_row");
     if let Some(g) = state.extra.get("nan_guard") {
         // the streak continues across a resume, as it would have without the interruption
-        guard = serde_json::from_value(g.clone()).context("checkpoint: bad nan_guard state")?;
+        let saved: NanGuard =
+            serde_json::from_value(g.clone()).context("checkpoint: bad nan_guard state")?;
+        guard = guard.resumed(&saved);
     }
+    let start_skipped = guard.total;
     let poison = fault_nan_steps()?;
     let mut order = epoch_order(state.data.order_seed, state.data.epoch, train_ex.len());
     let pb = crate::util::progress_bar(total, "sft");
@@ -409,6 +456,9 @@ pub fn train(cfg: &SftConfig, resume: bool) -> Result<PathBuf> {
             guard.total
         );
     }
+    let ran = total.saturating_sub(start);
+    checkpoint::refuse_all_skipped(&ckpt_root, ran, guard.total - start_skipped, "train.nan_max_in_a_row")?;
+    checkpoint::refuse_non_finite(&ckpt_root, state.step, &adapter)?;
     finish(cfg, &mut model, &adapter)
 }
 
