@@ -3,7 +3,7 @@
 //! Each check fails with one line of the form `KEY = VALUE: must be …`, so the message
 //! names the setting, what it was given and what it accepts. Configs call these from their
 //! `validate()` before anything heavy (model, encoder, data) is loaded.
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 
 /// A finite number > 0 (learning rates, clip norms, temperatures).
 pub fn positive_finite(key: &str, v: f64) -> Result<()> {
@@ -76,7 +76,8 @@ pub fn adamw(prefix: &str, c: &crate::train::optim::AdamWConfig) -> Result<()> {
 
 /// A device string that parses and, for CUDA, names a visible device.
 pub fn device(key: &str, v: &str) -> Result<()> {
-    crate::util::parse_device(v).map_err(|e| anyhow::anyhow!("{key} = {v}: {e}"))?;
+    // Context, not a new error: the CLI finds the NoCuda inside to exit 2.
+    crate::util::parse_device(v).with_context(|| format!("{key} = {v}"))?;
     Ok(())
 }
 
@@ -92,7 +93,9 @@ mod tests {
 
     #[test]
     fn messages_name_key_value_and_range() {
-        let e = positive_finite("train.optimizer.lr", f64::NAN).unwrap_err().to_string();
+        let e = positive_finite("train.optimizer.lr", f64::NAN)
+            .unwrap_err()
+            .to_string();
         assert_eq!(e, "train.optimizer.lr = NaN: must be a finite number > 0");
         assert!(positive_finite("x", f64::INFINITY).is_err());
         assert!(positive_finite("x", 0.0).is_err());

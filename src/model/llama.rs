@@ -10,7 +10,7 @@ use super::kv_cache::KvCache;
 use super::linear::{input_major, Linear};
 use super::rope::{self, Rope};
 use super::weights::{SafetensorFiles, Weights};
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use std::path::Path;
 use tch::{Device, Kind, Tensor};
 
@@ -112,6 +112,19 @@ impl Llama {
         let config = LlamaConfig::from_dir(dir)?;
         let files = SafetensorFiles::open(dir)?;
         let w = Weights::from_files(&files, device, kind)?;
+        // Extra layers in the files would otherwise be ignored without a word.
+        let layer = |l: i64| format!("model.layers.{l}.self_attn.q_proj.weight");
+        let mut held = config.num_hidden_layers;
+        while w.contains(&layer(held)) {
+            held += 1;
+        }
+        if held > config.num_hidden_layers {
+            bail!(
+                "{}: num_hidden_layers = {} but the weights hold {held} layers: set num_hidden_layers = {held} (or use the matching weights)",
+                dir.join("config.json").display(),
+                config.num_hidden_layers
+            );
+        }
         Self::build(config, &w, device, kind)
             .with_context(|| format!("cannot load model {}", dir.display()))
     }

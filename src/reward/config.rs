@@ -240,6 +240,7 @@ impl RewardConfig {
             }
             Ok(())
         };
+        crate::config::check::device("reward.encoder_device", &self.encoder_device)?;
         finite_nonneg("dropout.gamma", self.dropout.gamma)?;
         let d = &self.dropout;
         if !(0.0..=1.0).contains(&d.eps_min)

@@ -203,6 +203,129 @@ pub fn restore(dir: &Path, adapter: &LoraAdapter, optim: &mut AdamW) -> Result<T
     Ok(state)
 }
 
+/// What a run's result depends on, key by key (`model.path`, `lora.alpha`, …): stored in
+/// each checkpoint's trainer state and compared on resume.
+pub type Fingerprint = std::collections::BTreeMap<String, serde_json::Value>;
+
+/// Keys whose change a resume may accept with `--resume-anyway` (more steps); every other
+/// difference would continue a run with different weights, data or optimizer than it had.
+pub const HARMLESS_KEYS: &[&str] = &["train.max_steps", "grpo.steps"];
+
+/// Adds `value` under `prefix`, one key per field when it is an object (`lora.r`, …).
+pub fn put(f: &mut Fingerprint, prefix: &str, value: serde_json::Value) {
+    match value {
+        serde_json::Value::Object(m) => {
+            for (k, v) in m {
+                put(f, &format!("{prefix}.{k}"), v);
+            }
+        }
+        v => {
+            f.insert(prefix.to_string(), v);
+        }
+    }
+}
+
+/// Refuses a resume whose run differs from the checkpoint's: another kind of run, keys
+/// that change the result (named), or fewer steps than already done.
+pub fn check_resume(
+    dir: &Path,
+    state: &TrainerState,
+    now: &Fingerprint,
+    steps_key: &str,
+    total_steps: u64,
+    anyway: bool,
+) -> Result<()> {
+    let Some(saved) = state.extra.get("fingerprint") else {
+        // Checkpoints written before fingerprints existed: nothing to compare.
+        eprintln!(
+            "warning: {} records no run fingerprint: resuming unchecked",
+            dir.display()
+        );
+        return check_steps(dir, state, steps_key, total_steps);
+    };
+    let saved: Fingerprint = serde_json::from_value(saved.clone())
+        .with_context(|| format!("{}: bad fingerprint", dir.join(STATE_FILE).display()))?;
+    let kind = |f: &Fingerprint| {
+        f.get("kind")
+            .and_then(|v| v.as_str())
+            .unwrap_or("?")
+            .to_string()
+    };
+    if kind(&saved) != kind(now) {
+        bail!(
+            "{} is a checkpoint of a {} run, this is {}: resume it with `stylerl {}` or choose another out_dir",
+            dir.display(),
+            kind(&saved),
+            kind(now),
+            kind(&saved)
+        );
+    }
+    check_steps(dir, state, steps_key, total_steps)?;
+    let keys: std::collections::BTreeSet<&String> = saved.keys().chain(now.keys()).collect();
+    let differ: Vec<&String> = keys
+        .into_iter()
+        .filter(|k| saved.get(*k) != now.get(*k))
+        .collect();
+    let show = |f: &Fingerprint, k: &str| f.get(k).map(|v| v.to_string()).unwrap_or("unset".into());
+    let hard: Vec<String> = differ
+        .iter()
+        .filter(|k| !(anyway && HARMLESS_KEYS.contains(&k.as_str())))
+        .map(|k| format!("{k} {} → {}", show(&saved, k), show(now, k)))
+        .collect();
+    if !hard.is_empty() {
+        let all_harmless = differ.iter().all(|k| HARMLESS_KEYS.contains(&k.as_str()));
+        bail!(
+            "--resume: {} was written by a different run ({}): {}",
+            dir.display(),
+            hard.join(", "),
+            if all_harmless {
+                "pass --resume-anyway to continue with the new value"
+            } else {
+                "restore those settings, or start fresh in another out_dir"
+            }
+        );
+    }
+    Ok(())
+}
+
+fn check_steps(dir: &Path, state: &TrainerState, key: &str, total: u64) -> Result<()> {
+    if total < state.step {
+        bail!(
+            "{key} = {total}: below the {} steps {} already holds: use ≥ {} or another out_dir",
+            state.step,
+            dir.display(),
+            state.step
+        );
+    }
+    Ok(())
+}
+
+/// [`latest`], [`check_resume`] against `now`, then [`restore`]; None when there is none.
+#[allow(clippy::too_many_arguments)]
+pub fn load_latest_checked(
+    root: &Path,
+    adapter: &LoraAdapter,
+    optim: &mut AdamW,
+    now: &Fingerprint,
+    steps_key: &str,
+    total_steps: u64,
+    anyway: bool,
+) -> Result<Option<(PathBuf, TrainerState)>> {
+    let Some(dir) = latest(root)? else {
+        return Ok(None);
+    };
+    check_resume(
+        &dir,
+        &read_state(&dir)?,
+        now,
+        steps_key,
+        total_steps,
+        anyway,
+    )?;
+    let s = restore(&dir, adapter, optim)?;
+    Ok(Some((dir, s)))
+}
+
 /// [`latest`] then [`restore`]; None when `root` holds no complete checkpoint.
 pub fn load_latest(
     root: &Path,

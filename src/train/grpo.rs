@@ -43,6 +43,9 @@ pub struct GrpoArgs {
     /// Continue from the newest checkpoint in the output directory.
     #[arg(long)]
     pub resume: bool,
+    /// Resume although grpo.steps changed (implies --resume).
+    #[arg(long)]
+    pub resume_anyway: bool,
     /// Override a config value, e.g. --set grpo.steps=5 (repeatable).
     #[arg(long = "set")]
     pub set: Vec<String>,
@@ -117,7 +120,47 @@ pub fn generation_logprobs(samples: &[Sample], width: i64, device: tch::Device) 
 pub fn run(a: &GrpoArgs) -> Result<()> {
     let mut cfg: GrpoConfig = crate::config::load(&a.config, &a.set)?;
     cfg.grpo.bitlora |= a.bitlora;
-    train(&cfg, a.resume).map(|_| ())
+    train_with(&cfg, a.resume || a.resume_anyway, a.resume_anyway).map(|_| ())
+}
+
+/// What a GRPO result depends on (see [`checkpoint::Fingerprint`]).
+pub fn fingerprint(cfg: &GrpoConfig) -> checkpoint::Fingerprint {
+    use serde_json::json;
+    let g = &cfg.grpo;
+    let mut f = checkpoint::Fingerprint::new();
+    checkpoint::put(&mut f, "kind", json!("grpo"));
+    checkpoint::put(&mut f, "model.path", json!(cfg.model.path));
+    checkpoint::put(&mut f, "model.adapters", json!(cfg.model.adapters));
+    checkpoint::put(&mut f, "model.dtype", json!(cfg.model.dtype));
+    checkpoint::put(&mut f, "lora", json!(cfg.lora));
+    checkpoint::put(&mut f, "grpo.bitlora", json!(g.bitlora));
+    checkpoint::put(&mut f, "data.train", json!(cfg.data.train));
+    checkpoint::put(&mut f, "data.field", json!(cfg.data.field));
+    checkpoint::put(&mut f, "data.limit", json!(cfg.data.limit));
+    checkpoint::put(&mut f, "data.instruction", json!(cfg.data.instruction));
+    // The reward has no serialised form; its debug text changes with any of its settings.
+    checkpoint::put(&mut f, "reward", json!(format!("{:?}", cfg.reward)));
+    checkpoint::put(&mut f, "grpo.optimizer", json!(g.optimizer));
+    for (k, v) in [
+        ("schedule", json!(g.schedule)),
+        ("warmup_steps", json!(g.warmup_steps)),
+        ("max_grad_norm", json!(g.max_grad_norm)),
+        ("steps", json!(g.steps)),
+        ("prompts_per_step", json!(g.prompts_per_step)),
+        ("num_generations", json!(g.num_generations)),
+        ("max_completion_length", json!(g.max_completion_length)),
+        ("temperature", json!(g.temperature)),
+        ("top_p", json!(g.top_p)),
+        ("top_k", json!(g.top_k)),
+        ("ppo_epochs", json!(g.ppo_epochs)),
+        ("eps_low", json!(g.eps_low)),
+        ("eps_high", json!(g.eps_high)),
+        ("beta", json!(g.beta)),
+        ("seed", json!(g.seed)),
+    ] {
+        checkpoint::put(&mut f, &format!("grpo.{k}"), v);
+    }
+    f
 }
 
 /// The policy being trained: the model with the trainable adapter attached.
@@ -269,7 +312,22 @@ impl GrpoTrainer {
 
     /// Restores the newest checkpoint under `root`, if any.
     pub fn resume(&mut self, root: &std::path::Path) -> Result<bool> {
-        match checkpoint::load_latest(root, &self.pol.adapter, &mut self.optim)? {
+        self.resume_checked(root, false)
+    }
+
+    /// [`Self::resume`], refusing a checkpoint of a different run (`anyway`: more steps are fine).
+    pub fn resume_checked(&mut self, root: &std::path::Path, anyway: bool) -> Result<bool> {
+        let fp = fingerprint(&self.cfg);
+        let loaded = checkpoint::load_latest_checked(
+            root,
+            &self.pol.adapter,
+            &mut self.optim,
+            &fp,
+            "grpo.steps",
+            self.cfg.grpo.steps,
+            anyway,
+        )?;
+        match loaded {
             Some((dir, s)) => {
                 eprintln!("resuming from {} (step {})", dir.display(), s.step);
                 self.order = epoch_order(s.data.order_seed, s.data.epoch, self.texts.len());
@@ -427,6 +485,11 @@ impl GrpoTrainer {
 
 /// Runs GRPO; returns the final adapter directory.
 pub fn train(cfg: &GrpoConfig, resume: bool) -> Result<PathBuf> {
+    train_with(cfg, resume, false)
+}
+
+/// [`train`]; `anyway` accepts a resume whose step count changed.
+pub fn train_with(cfg: &GrpoConfig, resume: bool, anyway: bool) -> Result<PathBuf> {
     cfg.validate()?;
     let g = &cfg.grpo;
     let mut tr = GrpoTrainer::new(cfg)?;
@@ -442,7 +505,7 @@ pub fn train(cfg: &GrpoConfig, resume: bool) -> Result<PathBuf> {
     let ckpt_root = cfg.out_dir.join("checkpoints");
     let base_name = cfg.model.path.display().to_string();
     if resume {
-        if !tr.resume(&ckpt_root)? {
+        if !tr.resume_checked(&ckpt_root, anyway)? {
             eprintln!(
                 "--resume: no checkpoint under {}, starting fresh",
                 ckpt_root.display()
@@ -475,7 +538,7 @@ pub fn train(cfg: &GrpoConfig, resume: bool) -> Result<PathBuf> {
         ));
         pb.inc(1);
         if s == g.steps || (g.checkpoint_every > 0 && s % g.checkpoint_every == 0) {
-            tr.state.extra = serde_json::json!({"nan_total": tr.guard.total, "nan_guard": tr.guard});
+            tr.state.extra = serde_json::json!({"nan_total": tr.guard.total, "nan_guard": tr.guard, "fingerprint": fingerprint(&tr.cfg)});
             checkpoint::save(
                 &ckpt_root,
                 &tr.state,
@@ -488,7 +551,12 @@ pub fn train(cfg: &GrpoConfig, resume: bool) -> Result<PathBuf> {
     }
     pb.finish_and_clear();
     let updates = (g.steps - from.unwrap_or(0)) * g.ppo_epochs as u64;
-    checkpoint::refuse_all_skipped(&ckpt_root, updates, tr.guard.total - start_skipped, "grpo.nan_patience")?;
+    checkpoint::refuse_all_skipped(
+        &ckpt_root,
+        updates,
+        tr.guard.total - start_skipped,
+        "grpo.nan_patience",
+    )?;
     checkpoint::refuse_non_finite(&ckpt_root, tr.state.step, &tr.pol.adapter)?;
     let dir = cfg.out_dir.join("adapter");
     let sizes = crate::model::peft::save_adapter(&tr.pol.adapter, &dir, Some(&base_name))?;
@@ -569,6 +637,8 @@ fn update(
         clip: GrpoStats::default(),
     };
     let mut skipped = 0;
+    // The SFT test knob (STYLERL_FAULT_NAN_AT_STEPS) poisons this step's loss too.
+    let poison = super::sft::fault_nan_steps()?;
     pol.adapter.set_training(true);
     for _epoch in 0..g.ppo_epochs {
         let mut loss_sum = 0.0;
@@ -585,6 +655,9 @@ fn update(
             loss_sum += loss.double_value(&[]);
             loss.backward();
             out.clip.add(&st);
+        }
+        if poison.contains(&(step + 1)) {
+            loss_sum = f64::NAN;
         }
         let gn = clip_grad_norm(params, g.max_grad_norm);
         let lr = sched.lr_at(state.scheduler_step);

@@ -70,7 +70,9 @@ mod tests {
         assert!(!g.check(6, &[f64::NAN]).unwrap());
         let e = g.check(7, &[f64::NAN]).unwrap_err().to_string();
         assert!(
-            e.contains("step 7") && e.contains("3 steps in a row") && e.ends_with("raise grpo.nan_patience"),
+            e.contains("step 7")
+                && e.contains("3 steps in a row")
+                && e.ends_with("raise grpo.nan_patience"),
             "{e}"
         );
     }

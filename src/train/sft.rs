@@ -32,6 +32,9 @@ pub struct SftArgs {
     /// Continue from the newest checkpoint in the output directory.
     #[arg(long)]
     pub resume: bool,
+    /// Resume although train.max_steps changed (implies --resume).
+    #[arg(long)]
+    pub resume_anyway: bool,
 }
 
 /// `[model]` table shared by the training configs.
@@ -261,7 +264,7 @@ pub fn predicted_labels(labels: &Tensor) -> Tensor {
 
 /// Test knob: `STYLERL_FAULT_NAN_AT_STEPS=3,4` poisons the loss of those steps (1-based,
 /// as in metrics.jsonl) with NaN, to exercise the NaN guard end to end.
-fn fault_nan_steps() -> Result<Vec<u64>> {
+pub(crate) fn fault_nan_steps() -> Result<Vec<u64>> {
     let Ok(v) = std::env::var("STYLERL_FAULT_NAN_AT_STEPS") else {
         return Ok(Vec::new());
     };
@@ -277,11 +280,40 @@ fn fault_nan_steps() -> Result<Vec<u64>> {
 
 pub fn run(a: &SftArgs) -> Result<()> {
     let cfg: SftConfig = crate::config::load(&a.config, &a.set)?;
-    train(&cfg, a.resume).map(|_| ())
+    train_with(&cfg, a.resume || a.resume_anyway, a.resume_anyway).map(|_| ())
+}
+
+/// What an SFT result depends on (see [`checkpoint::Fingerprint`]); `total` is the step count.
+pub fn fingerprint(cfg: &SftConfig, total: u64) -> checkpoint::Fingerprint {
+    use serde_json::json;
+    let (t, d) = (&cfg.train, &cfg.data);
+    let mut f = checkpoint::Fingerprint::new();
+    checkpoint::put(&mut f, "kind", json!("sft"));
+    checkpoint::put(&mut f, "model.path", json!(cfg.model.path));
+    checkpoint::put(&mut f, "model.adapters", json!(cfg.model.adapters));
+    checkpoint::put(&mut f, "model.dtype", json!(cfg.model.dtype));
+    checkpoint::put(&mut f, "lora", json!(cfg.lora));
+    checkpoint::put(&mut f, "data.train", json!(d.train));
+    checkpoint::put(&mut f, "data.max_length", json!(d.max_length));
+    checkpoint::put(&mut f, "data.instruction", json!(d.instruction));
+    checkpoint::put(&mut f, "train.optimizer", json!(t.optimizer));
+    checkpoint::put(&mut f, "train.schedule", json!(t.schedule));
+    checkpoint::put(&mut f, "train.warmup_steps", json!(t.warmup_steps));
+    checkpoint::put(&mut f, "train.max_grad_norm", json!(t.max_grad_norm));
+    checkpoint::put(&mut f, "train.batch_size", json!(t.batch_size));
+    checkpoint::put(&mut f, "train.grad_accum", json!(t.grad_accum));
+    checkpoint::put(&mut f, "train.seed", json!(t.seed));
+    checkpoint::put(&mut f, "train.max_steps", json!(total));
+    f
 }
 
 /// Runs SFT; returns the final adapter directory.
 pub fn train(cfg: &SftConfig, resume: bool) -> Result<PathBuf> {
+    train_with(cfg, resume, false)
+}
+
+/// [`train`]; `anyway` accepts a resume whose step count changed.
+pub fn train_with(cfg: &SftConfig, resume: bool, anyway: bool) -> Result<PathBuf> {
     cfg.validate()?;
     let tr = &cfg.train;
     let (mut model, tok, tpl) = load_policy(&cfg.model)?;
@@ -317,6 +349,7 @@ pub fn train(cfg: &SftConfig, resume: bool) -> Result<PathBuf> {
     };
     let ckpt_root = cfg.out_dir.join("checkpoints");
     let base_name = cfg.model.path.display().to_string();
+    let fp = fingerprint(cfg, total);
 
     let mut state = TrainerState {
         step: 0,
@@ -331,7 +364,15 @@ pub fn train(cfg: &SftConfig, resume: bool) -> Result<PathBuf> {
         extra: serde_json::Value::Null,
     };
     if resume {
-        match checkpoint::load_latest(&ckpt_root, &adapter, &mut optim)? {
+        match checkpoint::load_latest_checked(
+            &ckpt_root,
+            &adapter,
+            &mut optim,
+            &fp,
+            "train.max_steps",
+            total,
+            anyway,
+        )? {
             Some((dir, s)) => {
                 eprintln!("resuming from {} (step {})", dir.display(), s.step);
                 state = s;
@@ -360,6 +401,10 @@ pub fn train(cfg: &SftConfig, resume: bool) -> Result<PathBuf> {
     }
     let start_skipped = guard.total;
     let poison = fault_nan_steps()?;
+    // Test knob: STYLERL_FAULT_NAN_ADAPTER_AT_STEP=N fills the adapter with NaN after update N.
+    let poison_adapter = std::env::var("STYLERL_FAULT_NAN_ADAPTER_AT_STEP")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok());
     let mut order = epoch_order(state.data.order_seed, state.data.epoch, train_ex.len());
     let pb = crate::util::progress_bar(total, "sft");
     pb.set_position(state.step);
@@ -412,6 +457,9 @@ pub fn train(cfg: &SftConfig, resume: bool) -> Result<PathBuf> {
         if apply {
             optim.set_lr(lr);
             optim.step();
+            if poison_adapter == Some(step + 1) {
+                let _ = params[0].detach().fill_(f64::NAN);
+            }
         }
         optim.zero_grad();
         state.scheduler_step += 1;
@@ -435,7 +483,7 @@ pub fn train(cfg: &SftConfig, resume: bool) -> Result<PathBuf> {
         pb.set_message(format!("loss {loss_sum:.3}"));
         pb.inc(1);
         if last || (tr.checkpoint_every > 0 && state.step % tr.checkpoint_every == 0) {
-            state.extra = serde_json::json!({"nan_guard": guard});
+            state.extra = serde_json::json!({"nan_guard": guard, "fingerprint": fp});
             checkpoint::save(
                 &ckpt_root,
                 &state,
@@ -457,7 +505,12 @@ pub fn train(cfg: &SftConfig, resume: bool) -> Result<PathBuf> {
         );
     }
     let ran = total.saturating_sub(start);
-    checkpoint::refuse_all_skipped(&ckpt_root, ran, guard.total - start_skipped, "train.nan_max_in_a_row")?;
+    checkpoint::refuse_all_skipped(
+        &ckpt_root,
+        ran,
+        guard.total - start_skipped,
+        "train.nan_max_in_a_row",
+    )?;
     checkpoint::refuse_non_finite(&ckpt_root, state.step, &adapter)?;
     finish(cfg, &mut model, &adapter)
 }
