@@ -31,7 +31,9 @@ fi
 
 cargo build --release --quiet
 
-if [ ! -s models/smollm2-135m-instruct/model.safetensors ]; then
+# special_tokens_map.json is the import's last file: without it the import did not finish.
+if [ ! -s models/smollm2-135m-instruct/model.safetensors ] || [ ! -s models/smollm2-135m-instruct/special_tokens_map.json ]; then
   say "importing $GGUF -> models/smollm2-135m-instruct"
-  "$STYLERL_BIN" import-gguf "$GGUF" --out models/smollm2-135m-instruct
+  # --force: a directory without model.safetensors is an interrupted import; replace it.
+  "$STYLERL_BIN" import-gguf "$GGUF" --out models/smollm2-135m-instruct --force
 fi

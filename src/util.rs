@@ -3,8 +3,56 @@ use anyhow::{Context, Result};
 use std::io::Write;
 use std::path::Path;
 
+/// Temp files being written now; removed if SIGINT or SIGTERM stops the process.
+static IN_FLIGHT: std::sync::Mutex<Vec<std::path::PathBuf>> = std::sync::Mutex::new(Vec::new());
+
+/// On SIGINT/SIGTERM: remove the temp files being written, then exit 130/143 as the
+/// default action would. Installed once, by the first atomic write.
+fn install_cleanup() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        use signal_hook::consts::{SIGINT, SIGTERM};
+        let Ok(mut signals) = signal_hook::iterator::Signals::new([SIGINT, SIGTERM]) else {
+            return;
+        };
+        std::thread::spawn(move || {
+            if let Some(sig) = signals.forever().next() {
+                let files = IN_FLIGHT.lock().map(|v| v.clone()).unwrap_or_default();
+                for f in files {
+                    let _ = std::fs::remove_file(f);
+                }
+                std::process::exit(128 + sig);
+            }
+        });
+    });
+}
+
+/// Whether a process with this id is running (Linux: /proc/<pid> exists).
+fn pid_alive(pid: u32) -> bool {
+    Path::new("/proc").join(pid.to_string()).exists()
+}
+
+/// Removes `.{name}.tmp<PID>` files in `dir` whose writer is gone (a crash or SIGKILL
+/// mid-write), so interrupted runs leave no hidden debris behind the next one.
+pub fn remove_stale_temps(dir: &Path, name: &str) {
+    let prefix = format!(".{name}.tmp");
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in rd.flatten() {
+        let f = e.file_name().to_string_lossy().to_string();
+        let Some(pid) = f.strip_prefix(&prefix).and_then(|p| p.parse::<u32>().ok()) else {
+            continue;
+        };
+        if pid != std::process::id() && !pid_alive(pid) {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
+}
+
 /// Writes `bytes` to `path` atomically: a temp file in the same directory, fsync, rename.
-/// A crash mid-write leaves the old file (or none), never a torn one.
+/// A crash mid-write leaves the old file (or none), never a torn one; the temp file is
+/// removed on SIGINT/SIGTERM, and a dead writer's temp file on the next write.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let dir = path
         .parent()
@@ -16,14 +64,31 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         .file_name()
         .context("path has no file name")?
         .to_string_lossy();
+    remove_stale_temps(dir, &name);
+    install_cleanup();
     let tmp = dir.join(format!(".{name}.tmp{}", std::process::id()));
+    if let Ok(mut v) = IN_FLIGHT.lock() {
+        v.push(tmp.clone());
+    }
+    let result = write_then_rename(&tmp, path, bytes);
+    if let Ok(mut v) = IN_FLIGHT.lock() {
+        v.retain(|p| p != &tmp);
+    }
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
+
+fn write_then_rename(tmp: &Path, path: &Path, bytes: &[u8]) -> Result<()> {
     {
-        let mut f = std::fs::File::create(&tmp)
+        let mut f = std::fs::File::create(tmp)
             .with_context(|| format!("cannot write {}", tmp.display()))?;
-        f.write_all(bytes)?;
+        f.write_all(bytes)
+            .with_context(|| format!("cannot write {}", tmp.display()))?;
         f.sync_all()?;
     }
-    std::fs::rename(&tmp, path)
+    std::fs::rename(tmp, path)
         .with_context(|| format!("cannot move {} to {}", tmp.display(), path.display()))?;
     Ok(())
 }
@@ -100,4 +165,28 @@ pub fn parse_dtype(s: &str) -> Result<tch::Kind> {
         "f16" | "float16" => tch::Kind::Half,
         _ => anyhow::bail!("unknown dtype '{s}': use f32, bf16 or f16"),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn write_atomic_removes_a_dead_writers_temp_file_only() {
+        let d = tempfile::tempdir().unwrap();
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let dead = child.id();
+        child.wait().unwrap();
+        let stale = d.path().join(format!(".out.json.tmp{dead}"));
+        let live = d.path().join(format!(".out.json.tmp{}", std::process::id()));
+        let other = d.path().join(format!(".other.json.tmp{dead}"));
+        for f in [&stale, &other] {
+            std::fs::write(f, b"x").unwrap();
+        }
+        write_atomic(&d.path().join("out.json"), b"{}").unwrap();
+        assert!(!stale.exists(), "dead writer's temp kept");
+        assert!(other.exists(), "another file's temp removed");
+        assert!(!live.exists(), "own temp left after the rename");
+        assert_eq!(std::fs::read(d.path().join("out.json")).unwrap(), b"{}");
+    }
 }

@@ -614,3 +614,127 @@ fn nan_guard_names_each_commands_key() {
     assert!(line.ends_with("raise grpo.nan_patience"), "{line}");
     assert!(!d.path().join("g/adapter").exists());
 }
+
+/// An evaluate config over the tiny model (2 inputs, 1 prompted + 1 model system) with
+/// `judge` as its [judge] table; results go to `d/results`.
+fn eval_config(d: &Path, judge: &str) -> PathBuf {
+    let r = common::root();
+    let held = "{\"text\": \"Hi Sam, the meeting moved to Friday.\"}\n{\"text\": \"Lost keys near the bakery.\"}\n";
+    std::fs::write(d.join("held.jsonl"), held).unwrap();
+    let p = d.join("eval.toml");
+    let text = format!(
+        r#"name = "bad"
+out_dir = "{out}"
+[data]
+heldout = "{held}"
+[reward]
+reference = ["{refr}"]
+encoder = "stylometric"
+[generation]
+max_new_tokens = 3
+[judge]
+{judge}
+[[systems]]
+name = "prompted"
+kind = "prompted"
+examples = 2
+[systems.model]
+path = "{tiny}"
+[[systems]]
+name = "trained"
+kind = "model"
+[systems.model]
+path = "{tiny}"
+"#,
+        out = d.join("results").display(),
+        held = d.join("held.jsonl").display(),
+        refr = r.join("datasets/reference/whimsical_tale.txt").display(),
+        tiny = d.join("tiny").display(),
+    );
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+fn evaluate(cfg: &Path, set: &[&str]) -> Output {
+    bin()
+        .arg("evaluate")
+        .arg("--config")
+        .arg(cfg)
+        .args(sets(set))
+        .output()
+        .unwrap()
+}
+
+// Row 8: the judge URL and timeout are checked before any generation.
+#[test]
+fn bad_judge_url_or_timeout_is_refused_before_generation() {
+    if !smol_present() {
+        return;
+    }
+    let d = workspace();
+    let cfg = eval_config(d.path(), "url = \"http://127.0.0.1:9/v1\"\nbaseline = \"prompted\"");
+    let cases: &[(&str, &[&str])] = &[
+        ("judge.url=notaurl", &["judge.url = 'notaurl'", "no scheme", "http(s)://HOST"]),
+        ("judge.url=ftp://h/v1", &["judge.url = 'ftp://h/v1'", "not http or https"]),
+        ("judge.url=http://:80/v1", &["judge.url = 'http://:80/v1'", "no host"]),
+        ("judge.timeout_s=0", &["judge.timeout_s = 0", "≥ 1"]),
+    ];
+    for (set, want) in cases {
+        let o = evaluate(&cfg, &[set]);
+        has_all(&refused(&o, 1), want);
+        assert!(!d.path().join("results").exists(), "{set}: results written");
+    }
+}
+
+// Row 8: a judge that cannot be reached fails evaluate unless judge.required = false.
+#[test]
+fn unreachable_judge_fails_evaluate_unless_not_required() {
+    if !smol_present() {
+        return;
+    }
+    let d = workspace();
+    // A loopback port that was just free: nothing listens there.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let judge = format!("url = \"http://127.0.0.1:{port}/v1\"\nbaseline = \"prompted\"\ntimeout_s = 5\napi_key_env = \"STYLERL_TEST_NO_KEY\"");
+    let cfg = eval_config(d.path(), &judge);
+    let line = refused(&evaluate(&cfg, &[]), 1);
+    has_all(&line, &["judge failed for system 'trained'", "judge.required = false"]);
+    // The costly part is kept: the table shows the failure in the judge column.
+    let table = std::fs::read_to_string(d.path().join("results/table.md")).unwrap();
+    assert!(table.contains("error"), "{table}");
+    let o = evaluate(&cfg, &["judge.required=false"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}
+
+/// The id of a process that has exited (its temp files are debris).
+fn dead_pid() -> u32 {
+    let mut c = std::process::Command::new("true").spawn().unwrap();
+    let id = c.id();
+    c.wait().unwrap();
+    id
+}
+
+// Row 7: import-gguf removes a dead import's temp file and refuses a non-empty --out.
+#[test]
+fn import_gguf_cleans_stale_temps_and_refuses_a_non_empty_out() {
+    let d = tempfile::tempdir().unwrap();
+    let (gguf, out) = (d.path().join("bad.gguf"), d.path().join("hf"));
+    std::fs::write(&gguf, b"not a gguf").unwrap();
+    std::fs::create_dir_all(&out).unwrap();
+    let stale = out.join(format!(".model.safetensors.tmp{}", dead_pid()));
+    std::fs::write(&stale, b"half a model").unwrap();
+    let import = |extra: &[&str]| {
+        bin().arg("import-gguf").arg(&gguf).arg("--out").arg(&out).args(extra).output().unwrap()
+    };
+    // The temp file alone does not make --out "non-empty": it is removed, then the GGUF is read.
+    let line = refused(&import(&[]), 1);
+    assert!(!stale.exists(), "stale temp file kept");
+    assert!(line.contains("bad.gguf") && !line.contains("not empty"), "{line}");
+    std::fs::write(out.join("config.json"), "{}").unwrap();
+    let line = refused(&import(&[]), 1);
+    has_all(&line, &["--out", "is not empty", "--force"]);
+    assert_eq!(std::fs::read_to_string(out.join("config.json")).unwrap(), "{}");
+    // With --force the directory is accepted (this file then fails as a GGUF).
+    let line = refused(&import(&["--force"]), 1);
+    assert!(!line.contains("not empty"), "{line}");
+}

@@ -152,17 +152,8 @@ impl EvalConfig {
         if g.batch_size == 0 || g.max_new_tokens == 0 {
             bail!("generation.batch_size and generation.max_new_tokens must be ≥ 1");
         }
-        if !g.greedy && !(g.temperature.is_finite() && g.temperature > 0.0) {
-            bail!(
-                "generation.temperature = {}: must be > 0 (or set greedy = true)",
-                g.temperature
-            );
-        }
-        if let Some(p) = g.top_p {
-            if !(p > 0.0 && p <= 1.0) {
-                bail!("generation.top_p = {p}: must be in (0, 1]");
-            }
-        }
+        crate::config::check::temperature("generation.temperature", g.temperature, g.greedy)?;
+        crate::config::check::top_p("generation.top_p", g.top_p)?;
         if self.data.limit == Some(0) {
             bail!("data.limit = 0: leave it out to use every input");
         }
@@ -188,6 +179,7 @@ impl EvalConfig {
                 }
             }
         }
+        self.judge.validate()?;
         if self.judge.url.is_some() && !seen.contains(self.judge.baseline.as_str()) {
             bail!(
                 "judge.baseline = '{}': must name one of the systems",

@@ -20,7 +20,7 @@ use crate::model::{adapters, generate, GenerateConfig, SamplingConfig};
 use crate::reward::style::TextStyle;
 use crate::reward::RewardModel;
 use crate::train::sft::load_policy;
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use serde_json::{json, Value};
 use std::path::PathBuf;
 use std::time::Instant;
@@ -117,7 +117,7 @@ pub fn evaluate(cfg: &EvalConfig) -> Result<Report> {
         rows.push(m);
         all_outputs.push(g.texts);
     }
-    judge_all(cfg, &refs, &inputs, &all_outputs, &mut rows);
+    let judge_failure = judge_all(cfg, &refs, &inputs, &all_outputs, &mut rows);
 
     let markdown = table::markdown(&rows, judge_header(cfg));
     let metrics = json!({
@@ -145,6 +145,10 @@ pub fn evaluate(cfg: &EvalConfig) -> Result<Report> {
     let mut jsonl = lines.join("\n");
     jsonl.push('\n');
     w("outputs.jsonl", jsonl.as_bytes())?;
+    // The files are kept (generation is the costly part); the exit code reports the judge.
+    if let (Some(msg), true) = (judge_failure, cfg.judge.required) {
+        bail!("{msg} (results without it are in {}; set judge.required = false to accept that)", out_dir.display());
+    }
     Ok(Report {
         out_dir,
         systems: rows,
@@ -167,10 +171,11 @@ fn judge_all(
     inputs: &[String],
     outputs: &[Vec<String>],
     rows: &mut [SystemMetrics],
-) {
+) -> Option<String> {
     let Some(judge) = Judge::new(&cfg.judge) else {
-        return;
+        return None;
     };
+    let mut failure = None;
     let Some(b) = cfg
         .systems
         .iter()
@@ -180,7 +185,7 @@ fn judge_all(
         for r in rows.iter_mut() {
             r.judge = JudgeCell::Error(format!("baseline '{}' not evaluated", cfg.judge.baseline));
         }
-        return;
+        return None;
     };
     let hint: Vec<String> = refs.iter().take(5).map(|r| format!("\"{r}\"")).collect();
     let hint = format!("written like these sentences: {}", hint.join(" "));
@@ -201,10 +206,12 @@ fn judge_all(
             Err(e) => {
                 let msg = format!("{e:#}");
                 eprintln!("warning: judge failed for system '{}': {msg}", row.name);
+                failure.get_or_insert(format!("judge failed for system '{}': {msg}", row.name));
                 JudgeCell::Error(msg)
             }
         };
     }
+    failure
 }
 
 /// Loads a system, renders its prompts through the chat template and generates one

@@ -6,7 +6,7 @@ use rand::{Rng, SeedableRng};
 use serde::Deserialize;
 
 /// `[judge]` config table. Without `url` the judge is off and tables say so.
-#[derive(Deserialize, Debug, Clone, Default)]
+#[derive(Deserialize, Debug, Clone)]
 #[serde(deny_unknown_fields)]
 pub struct JudgeConfig {
     /// Base URL, e.g. `http://127.0.0.1:8000/v1` (`/chat/completions` is appended).
@@ -23,6 +23,74 @@ pub struct JudgeConfig {
     pub seed: u64,
     #[serde(default = "default_timeout")]
     pub timeout_s: u64,
+    /// A judge failure fails `evaluate` (after its files are written); false keeps the
+    /// table with the failure in the judge column and exits 0.
+    #[serde(default = "default_required")]
+    pub required: bool,
+}
+
+impl Default for JudgeConfig {
+    fn default() -> Self {
+        JudgeConfig {
+            url: None,
+            model: String::new(),
+            api_key_env: default_key_env(),
+            baseline: String::new(),
+            seed: 0,
+            timeout_s: default_timeout(),
+            required: default_required(),
+        }
+    }
+}
+
+impl JudgeConfig {
+    /// Checks the URL's form and the timeout before any generation (the judge runs last).
+    pub fn validate(&self) -> Result<()> {
+        let Some(url) = &self.url else {
+            return Ok(());
+        };
+        check_url(url)?;
+        crate::config::check::at_least_one("judge.timeout_s", self.timeout_s)
+    }
+}
+
+/// `http://host[:port][/path]` or `https://…`, with a host and a numeric port.
+pub fn check_url(url: &str) -> Result<()> {
+    let bad = |why: &str| -> Result<()> {
+        bail!("judge.url = '{url}': {why}; expected http(s)://HOST[:PORT]/PATH, e.g. http://127.0.0.1:8000/v1")
+    };
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return bad("no scheme");
+    };
+    if scheme != "http" && scheme != "https" {
+        return bad(&format!("scheme '{scheme}' is not http or https"));
+    }
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let host_port = authority.rsplit('@').next().unwrap_or_default();
+    let (host, port) = match host_port.strip_prefix('[') {
+        // [IPv6]:port
+        Some(v6) => match v6.split_once(']') {
+            Some((h, p)) => (h, p.strip_prefix(':')),
+            None => return bad("unclosed '[' in the host"),
+        },
+        None => match host_port.split_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (host_port, None),
+        },
+    };
+    if host.is_empty() || host.contains(char::is_whitespace) {
+        return bad("no host");
+    }
+    if let Some(p) = port {
+        if p.parse::<u16>().is_err() {
+            return bad(&format!("port '{p}' is not a number from 0 to 65535"));
+        }
+    }
+    Ok(())
+}
+
+fn default_required() -> bool {
+    true
 }
 
 fn default_key_env() -> String {
@@ -181,6 +249,29 @@ mod tests {
             .collect();
         assert_eq!(judge.preference(&items, "tale").unwrap(), 0.0);
         assert_eq!(h.join().unwrap(), 12);
+    }
+
+    #[test]
+    fn urls_need_a_scheme_and_a_host() {
+        for ok in [
+            "http://127.0.0.1:8000/v1",
+            "https://api.openai.com/v1",
+            "http://[::1]:9/v1",
+            "http://localhost",
+        ] {
+            assert!(check_url(ok).is_ok(), "{ok}");
+        }
+        for bad in ["notaurl", "ftp://x/v1", "http:///v1", "http://h:port/v1", "http://[::1/v1"] {
+            let e = check_url(bad).unwrap_err().to_string();
+            assert!(e.starts_with(&format!("judge.url = '{bad}'")), "{e}");
+        }
+        let cfg = JudgeConfig {
+            url: Some("http://h/v1".into()),
+            timeout_s: 0,
+            ..Default::default()
+        };
+        let e = cfg.validate().unwrap_err().to_string();
+        assert!(e.starts_with("judge.timeout_s = 0: must be ≥ 1"), "{e}");
     }
 
     #[test]

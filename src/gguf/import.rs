@@ -28,6 +28,38 @@ pub struct ImportArgs {
     /// `transformers` or `llama.cpp` (the model's original tokenizer.json).
     #[arg(long, default_value = "transformers")]
     pub pretok: String,
+    /// Write into --out even when it already holds files (they are replaced).
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// Every file an import writes, in the order it writes them.
+const OUTPUT_FILES: &[&str] = &[
+    "model.safetensors",
+    "config.json",
+    "generation_config.json",
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+];
+
+/// Refuses a non-empty output directory unless --force: an import there would mix its
+/// files with whatever is already in it.
+fn check_out_dir(out: &Path, force: bool) -> Result<()> {
+    // An earlier import killed mid-write left hidden temp files: they go first.
+    for f in OUTPUT_FILES {
+        crate::util::remove_stale_temps(out, f);
+    }
+    let Ok(mut rd) = std::fs::read_dir(out) else {
+        return Ok(());
+    };
+    if !force && rd.next().is_some() {
+        bail!(
+            "--out {} is not empty: pass --force to replace its files, or choose a new directory",
+            out.display()
+        );
+    }
+    Ok(())
 }
 
 /// One converted tensor, ready for safetensors.
@@ -50,6 +82,7 @@ pub fn run(a: &ImportArgs) -> Result<()> {
         "llama.cpp" | "llama-cpp" => PreTokStyle::LlamaCpp,
         other => bail!("unknown --pretok '{other}': use transformers or llama.cpp"),
     };
+    check_out_dir(&a.out, a.force)?;
     let g = GgufFile::open(&a.file)?;
     let ctx = || format!("cannot import {}", a.file.display());
     // Refuse types we cannot dequantize before any slow work.
