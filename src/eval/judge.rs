@@ -27,6 +27,9 @@ pub struct JudgeConfig {
     /// table with the failure in the judge column and exits 0.
     #[serde(default = "default_required")]
     pub required: bool,
+    /// PEM file of the certificate authorities an `https://` judge is checked against
+    /// (replaces the system's roots; for a private or self-signed endpoint).
+    pub ca_bundle: Option<std::path::PathBuf>,
 }
 
 impl Default for JudgeConfig {
@@ -39,6 +42,7 @@ impl Default for JudgeConfig {
             seed: 0,
             timeout_s: default_timeout(),
             required: default_required(),
+            ca_bundle: None,
         }
     }
 }
@@ -50,8 +54,50 @@ impl JudgeConfig {
             return Ok(());
         };
         check_url(url)?;
-        crate::config::check::at_least_one("judge.timeout_s", self.timeout_s)
+        crate::config::check::at_least_one("judge.timeout_s", self.timeout_s)?;
+        if let Some(p) = &self.ca_bundle {
+            ca_roots(p)?;
+        }
+        Ok(())
     }
+}
+
+/// The certificates of a PEM bundle as a root store; one line naming the file on failure.
+pub fn ca_roots(path: &std::path::Path) -> Result<rustls::RootCertStore> {
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::CertificateDer;
+    let what = || format!("judge.ca_bundle = {}", path.display());
+    let certs = CertificateDer::pem_file_iter(path)
+        .map_err(|e| anyhow::anyhow!("{e:?}"))
+        .and_then(|it| {
+            it.collect::<Result<Vec<_>, _>>()
+                .map_err(|e| anyhow::anyhow!("{e:?}"))
+        })
+        .with_context(|| format!("{}: cannot read PEM certificates", what()))?;
+    if certs.is_empty() {
+        bail!("{}: no certificates in it: give a PEM file of CA certificates", what());
+    }
+    let mut roots = rustls::RootCertStore::empty();
+    for c in certs {
+        roots
+            .add(c)
+            .with_context(|| format!("{}: a certificate is not usable", what()))?;
+    }
+    Ok(roots)
+}
+
+/// The HTTP agent: rustls with the system's (and webpki's) roots, or only `ca_bundle`'s.
+fn agent(cfg: &JudgeConfig) -> Result<ureq::Agent> {
+    let mut b = ureq::AgentBuilder::new().timeout(std::time::Duration::from_secs(cfg.timeout_s));
+    if let Some(p) = &cfg.ca_bundle {
+        let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+        let tls = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()?
+            .with_root_certificates(ca_roots(p)?)
+            .with_no_client_auth();
+        b = b.tls_config(std::sync::Arc::new(tls));
+    }
+    Ok(b.build())
 }
 
 /// `http://host[:port][/path]` or `https://…`, with a host and a numeric port.
@@ -115,7 +161,8 @@ pub struct Judge {
     cfg: JudgeConfig,
     endpoint: String,
     key: Option<String>,
-    agent: ureq::Agent,
+    /// Err: the TLS setup failed (reported by each request, so evaluate fails as for any judge error).
+    agent: std::result::Result<ureq::Agent, String>,
 }
 
 impl Judge {
@@ -123,9 +170,7 @@ impl Judge {
     pub fn new(cfg: &JudgeConfig) -> Option<Judge> {
         let url = cfg.url.as_ref()?;
         let endpoint = format!("{}/chat/completions", url.trim_end_matches('/'));
-        let agent = ureq::AgentBuilder::new()
-            .timeout(std::time::Duration::from_secs(cfg.timeout_s))
-            .build();
+        let agent = agent(cfg).map_err(|e| format!("{e:#}"));
         let key = std::env::var(&cfg.api_key_env)
             .ok()
             .filter(|k| !k.is_empty());
@@ -174,7 +219,8 @@ impl Judge {
                 {"role": "user", "content": prompt},
             ],
         });
-        let mut req = self.agent.post(&self.endpoint);
+        let agent = self.agent.as_ref().map_err(|e| anyhow::anyhow!("{e}"))?;
+        let mut req = agent.post(&self.endpoint);
         if let Some(k) = &self.key {
             req = req.set("Authorization", &format!("Bearer {k}"));
         }
@@ -249,6 +295,60 @@ mod tests {
             .collect();
         assert_eq!(judge.preference(&items, "tale").unwrap(), 0.0);
         assert_eq!(h.join().unwrap(), 12);
+    }
+
+    /// A self-signed certificate for 127.0.0.1, its key, and the PEM file holding it.
+    fn self_signed(dir: &std::path::Path) -> (rcgen::CertifiedKey, std::path::PathBuf) {
+        let ck = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string()]).unwrap();
+        let pem = dir.join("ca.pem");
+        std::fs::write(&pem, ck.cert.pem()).unwrap();
+        (ck, pem)
+    }
+
+    fn tls_judge(ck: &rcgen::CertifiedKey, n: usize) -> (String, std::thread::JoinHandle<usize>) {
+        let cert = ck.cert.der().clone();
+        let key = rustls_pki_types::PrivateKeyDer::Pkcs8(ck.key_pair.serialize_der().into());
+        crate::eval::judge_stub::serve_tls(n, vec![cert], key, |_| "A".into())
+    }
+
+    #[test]
+    fn https_judge_works_with_a_configured_ca_bundle_only() {
+        let d = tempfile::tempdir().unwrap();
+        let (ck, pem) = self_signed(d.path());
+        let items = [JudgeItem {
+            input: "x",
+            system: "s",
+            baseline: "b",
+        }];
+        // Trusted through judge.ca_bundle: two requests answered over TLS.
+        let (url, h) = tls_judge(&ck, 2);
+        let cfg = JudgeConfig {
+            url: Some(url.clone()),
+            api_key_env: "STYLERL_TEST_NO_KEY".into(),
+            timeout_s: 10,
+            ca_bundle: Some(pem.clone()),
+            ..Default::default()
+        };
+        cfg.validate().unwrap();
+        let judge = Judge::new(&cfg).unwrap();
+        let p = judge.preference(&items, "t").unwrap();
+        assert!(p == 0.0 || p == 100.0, "{p}");
+        judge.preference(&items, "t").unwrap();
+        assert_eq!(h.join().unwrap(), 2);
+        // The system's roots do not know this certificate: the request fails, naming the URL.
+        let (url, h) = tls_judge(&ck, 1);
+        let plain = JudgeConfig {
+            url: Some(url),
+            ca_bundle: None,
+            ..cfg.clone()
+        };
+        let e = format!("{:#}", Judge::new(&plain).unwrap().preference(&items, "t").unwrap_err());
+        assert!(e.contains("request to https://127.0.0.1") && e.contains("failed"), "{e}");
+        assert_eq!(h.join().unwrap(), 0);
+        // A bundle that is not PEM is refused by validate, naming the key.
+        std::fs::write(&pem, "not a certificate").unwrap();
+        let e = cfg.validate().unwrap_err().to_string();
+        assert!(e.starts_with("judge.ca_bundle = ") && e.contains("no certificates"), "{e}");
     }
 
     #[test]
