@@ -2,6 +2,7 @@
 //! consistency (shared/SPEC.md, "Evaluation").
 pub mod aggregate;
 pub mod bootstrap;
+pub mod chart;
 pub mod config;
 pub mod evaluate;
 pub mod judge;
