@@ -225,6 +225,9 @@ pub fn add_intervals(
             }
         }
     }
+    // Consistency is a cosine of count vectors: drawing with replacement makes a resample's
+    // vectors lumpier, so its bootstrap values sit mostly below the estimate (the percentile
+    // interval is then shifted down; the estimate itself is on all inputs).
     if let Some(iv) = rs.interval(|idx| s.consistency_at(idx, n_refs)) {
         m.intervals.insert(keys::CONSISTENCY.into(), iv);
     }

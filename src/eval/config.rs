@@ -249,7 +249,7 @@ impl EvalConfig {
             if !seen.contains(b.as_str()) {
                 let all: Vec<&str> = self.systems.iter().map(|s| s.name.as_str()).collect();
                 bail!(
-                    "baseline = '{b}': must name one of the evaluated systems ({}); add it to --systems or change baseline",
+                    "baseline = '{b}': must name one of the systems ({})",
                     all.join(", ")
                 );
             }
@@ -287,6 +287,16 @@ impl EvalConfig {
                     "--systems: no system named '{n}' (the config has: {})",
                     all.join(", ")
                 );
+            }
+        }
+        // A baseline left out by --systems cannot be compared with: say so, and go on
+        // without the Δ vs baseline column rather than fail a partial re-run.
+        if let Some(b) = &self.baseline {
+            if self.systems.iter().any(|s| &s.name == b) && !only.contains(b) {
+                eprintln!(
+                    "warning: baseline '{b}' is not among --systems: no differences to it are reported (add it to --systems to get them)"
+                );
+                self.baseline = None;
             }
         }
         self.systems.retain(|s| only.contains(&s.name));
