@@ -15,7 +15,10 @@ fn close(a: f64, b: f64) -> bool {
 fn constant_samples_give_a_zero_width_interval_at_that_value() {
     let rs = Resamples::new(30, 2000, 0);
     let iv = rs.mean(&some(&[0.37; 30])).unwrap();
-    assert!(close(iv.mean, 0.37) && close(iv.lo, 0.37) && close(iv.hi, 0.37), "{iv:?}");
+    assert!(
+        close(iv.mean, 0.37) && close(iv.lo, 0.37) && close(iv.hi, 0.37),
+        "{iv:?}"
+    );
 }
 
 #[test]
@@ -26,7 +29,10 @@ fn a_paired_constant_shift_is_recovered_exactly_while_each_mean_varies() {
     let shifted: Vec<f64> = base.iter().map(|x| x + 0.25).collect();
     let rs = Resamples::new(40, 2000, 5);
     let d = rs.mean_diff(&some(&shifted), &some(&base)).unwrap();
-    assert!(close(d.mean, 0.25) && (d.lo - 0.25).abs() < 1e-9 && (d.hi - 0.25).abs() < 1e-9, "{d:?}");
+    assert!(
+        close(d.mean, 0.25) && (d.lo - 0.25).abs() < 1e-9 && (d.hi - 0.25).abs() < 1e-9,
+        "{d:?}"
+    );
     // Unpaired, the same data give an interval many times wider than the shift.
     let a = rs.mean(&some(&shifted)).unwrap();
     assert!(a.hi - a.lo > 1.0, "{a:?}");
@@ -115,9 +121,17 @@ fn consistency_is_recomputed_from_the_resampled_count_vectors() {
     // 2.5th and 97.5th percentiles are the extremes, the estimate is 0.5.
     let rs = Resamples::new(2, 2000, 0);
     let iv = rs.interval(|idx| s.consistency_at(idx, 3)).unwrap();
-    assert!(close(iv.mean, 0.5) && close(iv.lo, 0.0) && close(iv.hi, 1.0), "{iv:?}");
+    assert!(
+        close(iv.mean, 0.5) && close(iv.lo, 0.0) && close(iv.hi, 1.0),
+        "{iv:?}"
+    );
     // A resample of only not-rewritten samples has no consistency and is left out.
-    let c = series(&[sample("Same.", "Same.", &[0], &[0])], 0.95, None, Vec::new());
+    let c = series(
+        &[sample("Same.", "Same.", &[0], &[0])],
+        0.95,
+        None,
+        Vec::new(),
+    );
     assert_eq!(c.consistency_at(&[0], 1), None);
 }
 
@@ -140,7 +154,10 @@ fn add_intervals_fills_every_metric_pairs_the_baseline_and_matches_the_point_val
     let iv = |k: &str| m.intervals[k];
     assert!(close(iv(keys::STYLE).mean, m.style_similarity.unwrap()));
     assert!(close(iv(keys::NOT_REWRITTEN).mean, m.not_rewritten_percent));
-    assert!(close(iv(keys::CONSISTENCY).mean, m.style_consistency.unwrap()));
+    assert!(close(
+        iv(keys::CONSISTENCY).mean,
+        m.style_consistency.unwrap()
+    ));
     assert!(close(iv(keys::ENTITY_F1).mean, m.entity_f1_mean));
     assert!(close(iv(keys::WORDS).mean, m.words_mean));
     assert!(close(m.meaning_kept.unwrap(), 0.8));
@@ -156,4 +173,41 @@ fn add_intervals_fills_every_metric_pairs_the_baseline_and_matches_the_point_val
     assert!(close(j.style_similarity.unwrap().mean, 0.8));
     assert!(close(j.minus_inputs.unwrap().mean, 0.8 - 1.6 / 3.0));
     assert_eq!(j.minus_baseline.unwrap().hi, 0.0);
+}
+
+#[test]
+fn chart_panels_skip_unmeasured_metrics_and_draw_the_inputs_level() {
+    use stylerl::eval::chart::panels;
+    use stylerl::eval::table::TableOptions;
+    let s = [
+        sample("One two.", "Uno dos tres.", &[0], &[1]),
+        sample("Three.", "Tres.", &[1], &[0]),
+    ];
+    let mut m = aggregate("sys", &s, 2, 0.95);
+    add_intervals(
+        &mut m,
+        &series(&s, 0.95, None, Vec::new()),
+        None,
+        &Resamples::new(2, 200, 0),
+        2,
+    );
+    let o = TableOptions::default();
+    let p = panels(std::slice::from_ref(&m), &o);
+    let titles: Vec<&str> = p.iter().map(|x| x.title.as_str()).collect();
+    // No content encoder ran: no meaning panel.
+    assert!(!titles.iter().any(|t| t.contains("meaning")), "{titles:?}");
+    assert!(titles[0].starts_with("style similarity"));
+    // Inputs' style similarity: both inputs score 0.5.
+    assert_eq!(p[0].level, Some(0.5));
+    let ratio = p
+        .iter()
+        .find(|x| x.title.starts_with("length ratio"))
+        .unwrap();
+    assert_eq!(ratio.level, Some(1.0));
+    // (3/2 + 1/1) / 2.
+    assert!(close(ratio.points[0].unwrap().mean, 1.25));
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("chart.svg");
+    assert_eq!(stylerl::eval::chart::draw(&[m], &o, &out).unwrap(), p.len());
+    assert!(std::fs::read_to_string(&out).unwrap().contains("<svg"));
 }

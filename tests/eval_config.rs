@@ -152,7 +152,10 @@ fn bootstrap_baseline_meaning_and_judge_encoder_settings() {
     let e = parse(&(base("") + "[bootstrap]\nresamples = 50\n"))
         .unwrap_err()
         .to_string();
-    assert!(e.contains("bootstrap.resamples = 50") && e.contains("100"), "{e}");
+    assert!(
+        e.contains("bootstrap.resamples = 50") && e.contains("100"),
+        "{e}"
+    );
     let e = parse(&(base("") + "[bootstrap]\nresample = 5000\n"))
         .unwrap_err()
         .to_string();
@@ -171,7 +174,8 @@ fn bootstrap_baseline_meaning_and_judge_encoder_settings() {
     c.select_systems(&["b".to_string()]).unwrap();
     assert!(c.baseline.is_none() && c.validate().is_ok());
     let mut c = parse(&two).unwrap();
-    c.select_systems(&["a".to_string(), "b".to_string()]).unwrap();
+    c.select_systems(&["a".to_string(), "b".to_string()])
+        .unwrap();
     assert_eq!(c.baseline.as_deref(), Some("a"));
     let e = parse(&format!("judge_encoders = [\"\"]\n{}", base("")))
         .unwrap_err()

@@ -146,19 +146,34 @@ fn evaluate_writes_every_file_with_every_system_and_metric() {
     assert!(rows[0].starts_with("| inputs"));
     assert!(rows[1].starts_with("| prompted") && rows[2].starts_with("| trained"));
     assert!(rows[1..].iter().all(|r| r.contains("no endpoint")));
-    assert!(rows[1].contains("| baseline"), "the baseline's own Δ cell: {}", rows[1]);
+    assert!(
+        rows[1].contains("| baseline"),
+        "the baseline's own Δ cell: {}",
+        rows[1]
+    );
     // Interval cells: "0.512 [0.490, 0.530]".
     assert!(rows[2].contains(" ["), "{}", rows[2]);
     assert!(
-        md.contains("95 % paired bootstrap, 3 inputs, 200 resamples") && md.contains("by stylometric"),
+        md.contains("95 % paired bootstrap, 3 inputs, 200 resamples")
+            && md.contains("by stylometric"),
         "legend:\n{md}"
     );
     let csv = std::fs::read_to_string(out.join("table.csv")).unwrap();
     assert_eq!(csv.lines().count(), 3);
-    assert!(csv.lines().next().unwrap().contains("charstyle_similarity_lo"));
+    assert!(csv
+        .lines()
+        .next()
+        .unwrap()
+        .contains("charstyle_similarity_lo"));
     let svg = std::fs::read_to_string(out.join("chart.svg")).unwrap();
     assert!(svg.starts_with("<svg") || svg.contains("<svg"));
-    for t in ["prompted", "trained", "meaning kept", "charstyle", "length ratio"] {
+    for t in [
+        "prompted",
+        "trained",
+        "meaning kept",
+        "charstyle",
+        "length ratio",
+    ] {
         assert!(svg.contains(t), "chart.svg lacks {t}");
     }
 
@@ -198,8 +213,14 @@ fn evaluate_writes_every_file_with_every_system_and_metric() {
     }
     // Only the non-baseline system has differences to the baseline, on the same inputs.
     assert!(systems[0]["minus_baseline"].as_object().unwrap().is_empty());
-    within(&systems[1]["minus_baseline"]["style_similarity"], "Δ baseline");
-    within(&systems[1]["judge_encoders"][0]["minus_baseline"], "charstyle Δ baseline");
+    within(
+        &systems[1]["minus_baseline"]["style_similarity"],
+        "Δ baseline",
+    );
+    within(
+        &systems[1]["judge_encoders"][0]["minus_baseline"],
+        "charstyle Δ baseline",
+    );
 
     let lines: Vec<serde_json::Value> = std::fs::read_to_string(out.join("outputs.jsonl"))
         .unwrap()
@@ -256,11 +277,16 @@ fn evaluate_writes_every_file_with_every_system_and_metric() {
         assert!((sys["meaning_kept"].as_f64().unwrap() - mk).abs() < 1e-9);
         let ratio: f64 = mine
             .iter()
-            .map(|l| l["words"].as_f64().unwrap() / l["input"].as_str().unwrap().split_whitespace().count() as f64)
+            .map(|l| {
+                l["words"].as_f64().unwrap()
+                    / l["input"].as_str().unwrap().split_whitespace().count() as f64
+            })
             .sum::<f64>()
             / 3.0;
         assert!((sys["length_ratio_mean"].as_f64().unwrap() - ratio).abs() < 1e-9);
-        assert!(mine.iter().all(|l| l["judge_encoder_style_similarity"].get("charstyle").is_some()));
+        assert!(mine.iter().all(|l| l["judge_encoder_style_similarity"]
+            .get("charstyle")
+            .is_some()));
     }
 
     // Same seed, same outputs: a rerun reproduces outputs.jsonl exactly.

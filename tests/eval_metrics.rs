@@ -147,7 +147,10 @@ fn interval_cells_read_estimate_then_bounds() {
     };
     assert_eq!(table::cell(Some(&d), 3, true), "+0.031 [-0.004, +0.060]");
     assert_eq!(table::cell(None, 3, false), "n/a");
-    assert_eq!(table::encoder_label("models/all-minilm-l6-v2/"), "all-minilm-l6-v2");
+    assert_eq!(
+        table::encoder_label("models/all-minilm-l6-v2/"),
+        "all-minilm-l6-v2"
+    );
 }
 
 #[test]

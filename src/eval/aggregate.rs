@@ -176,7 +176,10 @@ pub fn series(
             col(&|s| Some(pair_entity_f1(&s.input, &s.output))),
         ),
         (keys::WORDS, col(&|s| Some(word_count(&s.output) as f64))),
-        (keys::INPUT_WORDS, col(&|s| Some(word_count(&s.input) as f64))),
+        (
+            keys::INPUT_WORDS,
+            col(&|s| Some(word_count(&s.input) as f64)),
+        ),
         (
             keys::LENGTH_RATIO,
             col(&|s| {
@@ -232,7 +235,8 @@ pub fn add_intervals(
         m.intervals.insert(keys::CONSISTENCY.into(), iv);
     }
     if let Some(b) = base {
-        let d = rs.interval(|idx| Some(s.consistency_at(idx, n_refs)? - b.consistency_at(idx, n_refs)?));
+        let d = rs
+            .interval(|idx| Some(s.consistency_at(idx, n_refs)? - b.consistency_at(idx, n_refs)?));
         if let Some(iv) = d {
             m.minus_baseline.insert(keys::CONSISTENCY.into(), iv);
         }

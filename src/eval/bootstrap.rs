@@ -32,7 +32,11 @@ impl Resamples {
     pub fn new(n: usize, resamples: usize, seed: u64) -> Resamples {
         let mut rng = SplitMix64::new(seed);
         let draws = (0..resamples)
-            .map(|_| (0..n).map(|_| rng.below(n.max(1) as u64) as usize).collect())
+            .map(|_| {
+                (0..n)
+                    .map(|_| rng.below(n.max(1) as u64) as usize)
+                    .collect()
+            })
             .collect();
         Resamples { n, draws }
     }

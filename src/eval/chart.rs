@@ -117,7 +117,9 @@ where
         y1 = y1.max(l);
     }
     // Zero-width data (e.g. 0 % everywhere) still needs a visible range.
-    let pad = ((y1 - y0) * 0.1).max(y1.abs().max(y0.abs()) * 0.05).max(1e-3);
+    let pad = ((y1 - y0) * 0.1)
+        .max(y1.abs().max(y0.abs()) * 0.05)
+        .max(1e-3);
     let k = names.len();
     let mut chart = ChartBuilder::on(area)
         .caption(&p.title, ("sans-serif", 16))
@@ -161,7 +163,11 @@ where
             color.stroke_width(2),
             12,
         )))?;
-        chart.draw_series(std::iter::once(Circle::new((x, iv.mean), 4, color.filled())))?;
+        chart.draw_series(std::iter::once(Circle::new(
+            (x, iv.mean),
+            4,
+            color.filled(),
+        )))?;
     }
     Ok(())
 }

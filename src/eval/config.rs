@@ -257,7 +257,12 @@ impl EvalConfig {
         if let Some(e) = self.judge_encoders.iter().find(|e| e.trim().is_empty()) {
             bail!("judge_encoders has an empty entry '{e}': give encoder specs such as \"stylometric\" or a model directory");
         }
-        if self.meaning.encoder.as_deref().is_some_and(|e| e.trim().is_empty()) {
+        if self
+            .meaning
+            .encoder
+            .as_deref()
+            .is_some_and(|e| e.trim().is_empty())
+        {
             bail!("meaning.encoder is empty: give a content encoder directory or \"none\"");
         }
         if self.judge.url.is_some() && !seen.contains(self.judge.baseline.as_str()) {

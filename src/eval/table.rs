@@ -156,7 +156,11 @@ pub fn inputs_row(m: &SystemMetrics, o: &TableOptions) -> Vec<String> {
     r.extend([dash(), dash()]);
     for e in &o.judge_encoders {
         let j = m.judge_encoders.iter().find(|j| &j.encoder == e);
-        r.push(cell(j.and_then(|j| j.input_style_similarity.as_ref()), 3, false));
+        r.push(cell(
+            j.and_then(|j| j.input_style_similarity.as_ref()),
+            3,
+            false,
+        ));
         r.push(dash());
     }
     r
@@ -265,7 +269,10 @@ pub fn csv(rows: &[SystemMetrics]) -> Result<String> {
         head.push(format!("{p}_lo"));
         head.push(format!("{p}_hi"));
     }
-    for d in ["style_similarity_minus_inputs", "style_similarity_minus_baseline"] {
+    for d in [
+        "style_similarity_minus_inputs",
+        "style_similarity_minus_baseline",
+    ] {
         head.extend([d.to_string(), format!("{d}_lo"), format!("{d}_hi")]);
     }
     // Judge encoders differ by config; every row lists the same ones, so the first row names them.
@@ -275,8 +282,17 @@ pub fn csv(rows: &[SystemMetrics]) -> Result<String> {
         .unwrap_or_default();
     for e in &judges {
         let l = encoder_label(e);
-        for k in ["similarity", "input_similarity", "minus_inputs", "minus_baseline"] {
-            head.extend([format!("{l}_{k}"), format!("{l}_{k}_lo"), format!("{l}_{k}_hi")]);
+        for k in [
+            "similarity",
+            "input_similarity",
+            "minus_inputs",
+            "minus_baseline",
+        ] {
+            head.extend([
+                format!("{l}_{k}"),
+                format!("{l}_{k}_lo"),
+                format!("{l}_{k}_hi"),
+            ]);
         }
     }
     w.write_record(&head)?;
