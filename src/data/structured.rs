@@ -189,6 +189,47 @@ fn unterminated_quote(bytes: &[u8], delimiter: u8) -> Option<u64> {
 
 /// A Parquet file; `column` is a top-level string column (Utf8, LargeUtf8 or Utf8View).
 pub fn load_parquet(path: &Path, column: &str) -> Result<Vec<String>> {
+    // The parquet crate panics (`unimplemented!`) on some corrupt metadata instead of
+    // returning an error (found by tests/fuzz.rs); a bad file must still be one error line.
+    match quietly_catch_panic(|| read_parquet(path, column)) {
+        Ok(r) => r,
+        Err(msg) => bail!(
+            "dataset {}: not a readable Parquet file (the reader failed: {msg}); check or \
+             re-export the file",
+            path.display()
+        ),
+    }
+}
+
+thread_local! {
+    static QUIET_PANICS: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Runs `f`, turning a panic into its message without the default hook's stderr report
+/// (only on this thread, and only while `f` runs; other panics are reported as before).
+fn quietly_catch_panic<R>(f: impl FnOnce() -> R) -> std::result::Result<R, String> {
+    static HOOK: std::sync::Once = std::sync::Once::new();
+    HOOK.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if !QUIET_PANICS.with(|q| q.get()) {
+                previous(info);
+            }
+        }));
+    });
+    QUIET_PANICS.with(|q| q.set(true));
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+    QUIET_PANICS.with(|q| q.set(false));
+    r.map_err(|payload| {
+        payload
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "a panic".to_string())
+    })
+}
+
+fn read_parquet(path: &Path, column: &str) -> Result<Vec<String>> {
     use arrow::array::{Array, AsArray};
     use arrow::datatypes::DataType;
     use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
