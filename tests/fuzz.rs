@@ -213,10 +213,17 @@ proptest! {
     }
 
     #[test]
-    fn fuzz_gguf_arbitrary(tail in vec(any::<u8>(), 0..600)) {
-        // A valid magic and version, so the bytes reach the header parser.
+    fn fuzz_gguf_arbitrary(
+        n_tensors in 0u64..3,
+        n_kv in 0u64..4,
+        tail in vec(prop_oneof![any::<u8>(), Just(0u8), Just(1u8), Just(8u8), Just(9u8)], 0..600),
+    ) {
+        // A valid magic, version and small counts, so random bytes reach the entry parsers
+        // (arbitrary counts are refused by the first size check).
         let mut b = b"GGUF".to_vec();
         b.extend(3u32.to_le_bytes());
+        b.extend(n_tensors.to_le_bytes());
+        b.extend(n_kv.to_le_bytes());
         b.extend(tail);
         gguf_must_not_panic(&b);
     }
