@@ -533,4 +533,18 @@ fn found_parquet_with_a_corrupt_thrift_field_is_an_error_not_a_panic() {
         e.contains("d.parquet") && e.contains("not a readable Parquet file"),
         "{e}"
     );
+    // Through the binary: one error line, the caught panic not reported on stderr.
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_stylerl"))
+        .args(["analyze", "--encoder", "stylometric", "--data"])
+        .arg(&p)
+        .env("STYLERL_PROGRESS", "0")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert!(!o.status.success(), "{err}");
+    assert!(
+        lines.len() == 1 && lines[0].starts_with("error: ") && lines[0].contains("Parquet"),
+        "{err}"
+    );
 }
