@@ -91,6 +91,7 @@ echo
 echo "== results/demo/table.md =="
 cat "$RESULTS/table.md"
 echo
+echo "Chart of every metric with its interval: $RESULTS/chart.svg"
 echo "Per-output details: $RESULTS/outputs.jsonl (metrics.json, table.csv beside it)"
 echo "Training plots:"
 for p in "${plots[@]}"; do echo "  $p"; done

@@ -1,17 +1,35 @@
 #!/usr/bin/env bash
 # Sets up if needed, installs the Python reference (tests only), runs every Rust test
 # and every parity test against transformers / PEFT / sentence-transformers.
-set -euo pipefail
+# Every stage runs even when an earlier one fails, so one failure does not hide the others;
+# the script exits non-zero at the end if any stage failed.
+set -uo pipefail
 source "$(dirname "$0")/env.sh"
 cd "$ROOT"
-"$ROOT/scripts/setup.sh"
+"$ROOT/scripts/setup.sh" || exit 1
 
 if ! .venv/bin/python -c 'import transformers, peft, sentence_transformers, gguf, pytest' 2>/dev/null; then
   echo "[test] installing the Python reference environment (tests only)"
-  .venv/bin/python -m pip install -q --disable-pip-version-check -r scripts/requirements-reference.txt
+  .venv/bin/python -m pip install -q --disable-pip-version-check -r scripts/requirements-reference.txt || exit 1
 fi
 
+failed=()
+
 echo "[test] cargo test"
-cargo test --release --quiet -- --test-threads=2
+cargo test --release --quiet --no-fail-fast -- --test-threads=2 || failed+=("cargo test")
+
+# The decode tests run through the AVX-512 kernel where the CPU has it; run them once more
+# with the kernel off (only the exact value 0 disables it) so the fallback is tested everywhere.
+echo "[test] decode tests with STYLERL_DECODE_KERNEL=0"
+STYLERL_DECODE_KERNEL=0 cargo test --release --quiet --no-fail-fast \
+  --test llama_forward --test llama_generate -- --test-threads=2 \
+  || failed+=("decode tests with STYLERL_DECODE_KERNEL=0")
+
 echo "[test] parity tests"
-.venv/bin/python -m pytest -q tests/parity "$@"
+.venv/bin/python -m pytest -q tests/parity "$@" || failed+=("parity tests")
+
+if ((${#failed[@]})); then
+  printf '[test] FAILED: %s\n' "${failed[@]}"
+  exit 1
+fi
+echo "[test] all passed"

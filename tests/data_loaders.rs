@@ -154,3 +154,62 @@ fn spec_parsing() {
     assert_eq!(DataSpec::parse("a/b.jsonl:body").label(), "a/b:body");
     assert_eq!(DataSpec::parse("b.txt").label(), "b");
 }
+
+#[test]
+fn ragged_csv_rows_are_errors_naming_file_and_line() {
+    let d = tempfile::tempdir().unwrap();
+    // Line 3 has an unquoted comma: three fields under a two-column header.
+    let p = write(&d, "r.csv", "id,body\n1,fine\n2,Hello, world\n3,last\n");
+    let e = format!("{:#}", load_texts(&p, Some("body")).unwrap_err());
+    assert!(
+        e.contains("r.csv line 3") && e.contains("3 fields") && e.contains("header has 2"),
+        "{e}"
+    );
+    // Too few fields is as wrong as too many.
+    let p = write(&d, "s.csv", "id,body\n1,fine\n2\n");
+    let e = format!("{:#}", load_texts(&p, Some("body")).unwrap_err());
+    assert!(e.contains("s.csv line 3") && e.contains("1 fields"), "{e}");
+    // Blank and whitespace-only lines are still skipped.
+    let p = write(&d, "b.csv", "id,body\n1,a\n\n   \n2,b\n");
+    assert_eq!(load_texts(&p, Some("body")).unwrap(), vec!["a", "b"]);
+}
+
+#[test]
+fn unterminated_quote_is_an_error_naming_file_and_line() {
+    let d = tempfile::tempdir().unwrap();
+    // The quote opened on line 3 swallows the rest of the file into one field.
+    let p = write(&d, "q.csv", "id,body\n1,fine\n2,\"never closed\n3,more\n");
+    let e = format!("{:#}", load_texts(&p, Some("body")).unwrap_err());
+    assert!(e.contains("q.csv line 3") && e.contains("never closed"), "{e}");
+    // Escaped quotes and quoted delimiters/newlines are well-formed and stay accepted.
+    let p = write(&d, "ok.tsv", "id\tbody\n1\t\"say \"\"hi\"\"\tthere\nnow\"\n2\tx\"y\n");
+    assert_eq!(
+        load_texts(&p, Some("body")).unwrap(),
+        vec!["say \"hi\"\tthere\nnow", "x\"y"]
+    );
+}
+
+#[test]
+fn a_broken_sft_jsonl_line_is_reported_before_any_field_hint() {
+    use stylerl::train::sft_data::{load_conversations, SftDataConfig};
+    let d = tempfile::tempdir().unwrap();
+    let p = write(
+        &d,
+        "sft.jsonl",
+        "{\"input\": \"a\", \"output\": \"b\"}\n{\"input\": \"c\", \"output\": }\n",
+    );
+    let cfg: SftDataConfig = toml::from_str(&format!("train = {:?}", p.display().to_string())).unwrap();
+    let e = load_conversations(&cfg, &p).unwrap_err();
+    let chain: Vec<String> = e.chain().map(|c| c.to_string()).collect();
+    // What the binary prints: the first part names file:line and says it is not JSON.
+    assert!(
+        chain[0].contains("sft.jsonl line 2") && chain[0].contains("not JSON"),
+        "{chain:?}"
+    );
+    assert!(!chain.join(": ").contains("input_field"), "{chain:?}");
+    // A missing field still gets the hint about the setting.
+    let p = write(&d, "f.jsonl", "{\"in\": \"a\", \"output\": \"b\"}\n");
+    let cfg: SftDataConfig = toml::from_str(&format!("train = {:?}", p.display().to_string())).unwrap();
+    let e = format!("{:#}", load_conversations(&cfg, &p).unwrap_err());
+    assert!(e.starts_with("data.input_field = 'input'") && e.contains("no field 'input'"), "{e}");
+}

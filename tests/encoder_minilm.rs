@@ -2,6 +2,8 @@
 use std::path::PathBuf;
 use stylerl::encoder::{cosine, load_with, EncoderOptions, SentenceEncoder};
 
+mod common;
+
 fn minilm() -> Box<dyn SentenceEncoder> {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models/all-minilm-l6-v2");
     assert!(
@@ -45,12 +47,9 @@ fn batched_equals_one_by_one() {
     for (s, v) in t.iter().zip(&batched) {
         let single = enc.encode_one(s).unwrap();
         assert_eq!(single.len(), 384);
-        let diff = single
-            .iter()
-            .zip(v)
-            .map(|(a, b)| (a - b).abs())
-            .fold(0f32, f32::max);
-        assert!(diff < 1e-5, "'{s}': batched differs from single by {diff}");
+        // Padding to the batch's length changes MKL's blocking: 6 layers of float32 matmuls
+        // agree to about 1e-6 of the values' magnitude, 1e-4 holds on any vendor.
+        common::assert_close(&single, v, 1e-4, &format!("'{s}': batched vs single"));
         // Normalize module present: unit vectors.
         let norm: f32 = v.iter().map(|x| x * x).sum::<f32>().sqrt();
         assert!((norm - 1.0).abs() < 1e-5);

@@ -4,6 +4,8 @@ use stylerl::encoder::pooling::{self, parse_pooling_config, PoolMode};
 use stylerl::encoder::st_dir::Arch;
 use tch::{Kind, Tensor};
 
+mod common;
+
 /// Row 0: three tokens, the last is padding. Row 1: three real tokens.
 fn sample() -> (Tensor, Tensor) {
     let h =
@@ -22,9 +24,8 @@ fn close(a: &[Vec<f32>], b: &[Vec<f32>]) {
     assert_eq!(a.len(), b.len());
     for (x, y) in a.iter().zip(b) {
         assert_eq!(x.len(), y.len());
-        for (p, q) in x.iter().zip(y) {
-            assert!((p - q).abs() < 1e-6, "{a:?} != {b:?}");
-        }
+        // One division or square root per value: exact up to a few float32 roundings.
+        common::assert_close(x, y, 1e-6, &format!("{a:?} vs {b:?}"));
     }
 }
 

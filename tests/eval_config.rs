@@ -131,3 +131,89 @@ fn missing_system_files_name_the_path_and_the_command() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("zzz") && err.contains("a, grpo"), "{err}");
 }
+
+#[test]
+fn bootstrap_baseline_meaning_and_judge_encoder_settings() {
+    use stylerl::eval::config::DEFAULT_MEANING_ENCODER;
+    let c = parse(&base("")).unwrap();
+    assert_eq!((c.bootstrap.resamples, c.bootstrap.seed), (2000, 0));
+    assert!(c.baseline.is_none() && c.judge_encoders.is_empty());
+    // Unset: the MiniLM directory when it is there (tests run from the crate root).
+    let here = std::path::Path::new(DEFAULT_MEANING_ENCODER).is_dir();
+    assert_eq!(
+        c.meaning.resolved(),
+        here.then(|| DEFAULT_MEANING_ENCODER.to_string())
+    );
+    let none = parse(&(base("") + "[meaning]\nencoder = \"none\"\n")).unwrap();
+    assert_eq!(none.meaning.resolved(), None);
+    let sty = parse(&(base("") + "[meaning]\nencoder = \"stylometric\"\n")).unwrap();
+    assert_eq!(sty.meaning.resolved().as_deref(), Some("stylometric"));
+
+    let e = parse(&(base("") + "[bootstrap]\nresamples = 50\n"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("bootstrap.resamples = 50") && e.contains("100"),
+        "{e}"
+    );
+    let e = parse(&(base("") + "[bootstrap]\nresample = 5000\n"))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("resample"), "{e}");
+    let e = parse(&format!("baseline = \"nope\"\n{}", base("")))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("baseline = 'nope'") && e.contains("(a)"), "{e}");
+    assert!(parse(&format!("baseline = \"a\"\n{}", base(""))).is_ok());
+    // Leaving the baseline out with --systems drops the comparison instead of failing.
+    let two = format!(
+        "baseline = \"a\"\n{}\n[[systems]]\nname = \"b\"\nkind = \"model\"\n[systems.model]\npath = \"x\"\n",
+        base("")
+    );
+    let mut c = parse(&two).unwrap();
+    c.select_systems(&["b".to_string()]).unwrap();
+    assert!(c.baseline.is_none() && c.validate().is_ok());
+    let mut c = parse(&two).unwrap();
+    c.select_systems(&["a".to_string(), "b".to_string()])
+        .unwrap();
+    assert_eq!(c.baseline.as_deref(), Some("a"));
+    let e = parse(&format!("judge_encoders = [\"\"]\n{}", base("")))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("judge_encoders"), "{e}");
+}
+
+#[test]
+fn a_judge_encoder_that_does_not_load_is_one_error_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let merged = dir.path().join("merged");
+    std::fs::create_dir_all(&merged).unwrap();
+    std::fs::write(merged.join("config.json"), "{}").unwrap();
+    let text = format!(
+        "judge_encoders = [\"{}\"]\n{}",
+        dir.path().join("no-such-encoder").display(),
+        base("").replace("models/smollm2-135m-instruct", merged.to_str().unwrap())
+    )
+    .replace(
+        "name = \"t\"",
+        &format!(
+            "name = \"t\"\nout_dir = \"{}\"",
+            dir.path().join("out").display()
+        ),
+    ) + "[meaning]\nencoder = \"none\"\n";
+    let cfg = dir.path().join("eval.toml");
+    std::fs::write(&cfg, text).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_stylerl"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args(["evaluate", "--config", cfg.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines.len(), 1, "{err}");
+    assert!(
+        lines[0].contains("judge_encoders entry") && lines[0].contains("no-such-encoder"),
+        "{err}"
+    );
+}

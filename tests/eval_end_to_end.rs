@@ -1,7 +1,9 @@
 //! `stylerl evaluate` end to end on a tiny random Llama (SmolLM2's tokenizer and chat
-//! template, 2 layers of width 32), the stylometric encoder, 3 inputs and 2 systems: every
-//! file is written, the table has every system and metric column, and the summary numbers
-//! agree with the per-output records.
+//! template, 2 layers of width 32), the stylometric encoder (also as the content encoder of
+//! meaning kept) and charstyle as a judge encoder, 3 inputs and 2 systems: every file is
+//! written (chart.svg included), the table has every system and metric column, every metric
+//! has an interval around its estimate, and the summary numbers agree with the per-output
+//! records.
 use std::path::Path;
 use std::process::Command;
 use stylerl::eval::table;
@@ -50,6 +52,13 @@ fn setup(d: &Path, extra: &str) -> [&'static str; 3] {
         r#"
 name = "e2e"
 out_dir = "{out}"
+baseline = "prompted"
+judge_encoders = ["charstyle"]
+[bootstrap]
+resamples = 200
+seed = 1
+[meaning]
+encoder = "stylometric"
 [data]
 heldout = "{held}"
 field = "body"
@@ -119,22 +128,99 @@ fn evaluate_writes_every_file_with_every_system_and_metric() {
 
     let md = std::fs::read_to_string(out.join("table.md")).unwrap();
     assert_eq!(stdout.trim(), md.trim(), "stdout is the Markdown table");
-    for h in table::headers("") {
+    let opts = table::TableOptions {
+        baseline: Some("prompted".into()),
+        judge_encoders: vec!["charstyle".into()],
+        ..Default::default()
+    };
+    for h in table::headers(&opts) {
         assert!(md.contains(&h), "no column {h}:\n{md}");
     }
-    let rows: Vec<&str> = md.lines().skip(2).collect();
-    assert_eq!(rows.len(), 2);
-    assert!(rows[0].starts_with("| prompted") && rows[1].starts_with("| trained"));
-    assert!(rows.iter().all(|r| r.contains("no endpoint")));
+    assert!(md.contains("Δ vs prompted") && md.contains("charstyle similarity"));
+    let rows: Vec<&str> = md
+        .lines()
+        .skip(2)
+        .take_while(|l| l.starts_with('|'))
+        .collect();
+    assert_eq!(rows.len(), 3, "{md}");
+    assert!(rows[0].starts_with("| inputs"));
+    assert!(rows[1].starts_with("| prompted") && rows[2].starts_with("| trained"));
+    assert!(rows[1..].iter().all(|r| r.contains("no endpoint")));
+    assert!(
+        rows[1].contains("| baseline"),
+        "the baseline's own Δ cell: {}",
+        rows[1]
+    );
+    // Interval cells: "0.512 [0.490, 0.530]".
+    assert!(rows[2].contains(" ["), "{}", rows[2]);
+    assert!(
+        md.contains("95 % paired bootstrap, 3 inputs, 200 resamples")
+            && md.contains("by stylometric"),
+        "legend:\n{md}"
+    );
     let csv = std::fs::read_to_string(out.join("table.csv")).unwrap();
     assert_eq!(csv.lines().count(), 3);
+    assert!(csv
+        .lines()
+        .next()
+        .unwrap()
+        .contains("charstyle_similarity_lo"));
+    let svg = std::fs::read_to_string(out.join("chart.svg")).unwrap();
+    assert!(svg.starts_with("<svg") || svg.contains("<svg"));
+    for t in [
+        "prompted",
+        "trained",
+        "meaning kept",
+        "charstyle",
+        "length ratio",
+    ] {
+        assert!(svg.contains(t), "chart.svg lacks {t}");
+    }
 
     let metrics: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("metrics.json")).unwrap()).unwrap();
     assert_eq!(metrics["n_inputs"], 3);
+    assert_eq!(metrics["bootstrap"]["resamples"], 200);
+    assert_eq!(metrics["meaning_encoder"], "stylometric");
     let systems = metrics["systems"].as_array().unwrap();
     assert_eq!(systems.len(), 2);
     assert_eq!(systems[0]["examples"].as_array().unwrap().len(), 2);
+    let within = |iv: &serde_json::Value, what: &str| {
+        let (m, lo, hi) = (
+            iv["mean"].as_f64().unwrap(),
+            iv["lo"].as_f64().unwrap(),
+            iv["hi"].as_f64().unwrap(),
+        );
+        assert!(lo <= m + 1e-12 && m <= hi + 1e-12, "{what}: {iv}");
+    };
+    for sys in systems {
+        for k in [
+            "style_similarity",
+            "input_style_similarity",
+            "not_rewritten_percent",
+            "meaning_kept",
+            "entity_f1",
+            "words",
+            "length_ratio",
+        ] {
+            within(&sys["intervals"][k], k);
+        }
+        within(&sys["minus_inputs"]["style_similarity"], "Δ inputs");
+        let j = &sys["judge_encoders"][0];
+        assert_eq!(j["encoder"], "charstyle");
+        within(&j["style_similarity"], "charstyle");
+        within(&j["minus_inputs"], "charstyle Δ inputs");
+    }
+    // Only the non-baseline system has differences to the baseline, on the same inputs.
+    assert!(systems[0]["minus_baseline"].as_object().unwrap().is_empty());
+    within(
+        &systems[1]["minus_baseline"]["style_similarity"],
+        "Δ baseline",
+    );
+    within(
+        &systems[1]["judge_encoders"][0]["minus_baseline"],
+        "charstyle Δ baseline",
+    );
 
     let lines: Vec<serde_json::Value> = std::fs::read_to_string(out.join("outputs.jsonl"))
         .unwrap()
@@ -181,7 +267,27 @@ fn evaluate_writes_every_file_with_every_system_and_metric() {
             .map(|l| l["input_style_similarity"].as_f64().unwrap())
             .sum::<f64>()
             / 3.0;
-        assert!((sys["input_style_similarity"].as_f64().unwrap() - ins).abs() < 1e-6);
+        let got = sys["input_style_similarity"].as_f64().unwrap();
+        assert!((got - ins).abs() <= 1e-6 * ins.abs().max(1.0), "{got} vs {ins}");
+        // Meaning kept and length ratio: means of the per-output values.
+        let mk: f64 = mine
+            .iter()
+            .map(|l| l["meaning_kept"].as_f64().unwrap())
+            .sum::<f64>()
+            / 3.0;
+        assert!((sys["meaning_kept"].as_f64().unwrap() - mk).abs() < 1e-9);
+        let ratio: f64 = mine
+            .iter()
+            .map(|l| {
+                l["words"].as_f64().unwrap()
+                    / l["input"].as_str().unwrap().split_whitespace().count() as f64
+            })
+            .sum::<f64>()
+            / 3.0;
+        assert!((sys["length_ratio_mean"].as_f64().unwrap() - ratio).abs() < 1e-9);
+        assert!(mine.iter().all(|l| l["judge_encoder_style_similarity"]
+            .get("charstyle")
+            .is_some()));
     }
 
     // Same seed, same outputs: a rerun reproduces outputs.jsonl exactly.
@@ -289,5 +395,6 @@ fn judge_column_compares_each_system_with_the_baseline() {
     );
     let md = std::fs::read_to_string(out.join("table.md")).unwrap();
     assert!(md.contains("judge preference vs prompted %"), "{md}");
-    assert!(md.lines().nth(2).unwrap().contains("baseline"));
+    // Line 3 is the inputs' row; the baseline system comes next.
+    assert!(md.lines().nth(3).unwrap().contains("baseline"));
 }

@@ -1,5 +1,6 @@
 //! A short seeded Dr.GRPO run on the default model (SmolLM2-135M-Instruct, scripts/setup.sh
-//! imports it) raises mean R_style on a fixed prompt set.
+//! imports it) raises mean R_style on HELD-OUT inputs (datasets/rewrite/heldout.jsonl, never
+//! trained on) by more than the measured noise.
 //!
 //! The reward is R_style alone (length, punctuation and entity weights 0) from the weight-free
 //! stylometric encoder against the whimsical tale, so the signal the policy gets is exactly the
@@ -15,9 +16,9 @@ use stylerl::train::grpo::GrpoTrainer;
 use stylerl::train::grpo_config::GrpoConfig;
 use stylerl::train::sft_data::{user_turn, DEFAULT_INSTRUCTION};
 
-/// Evaluation prompts: the first inputs of the training file, the same 4 the run trains on
-/// (data.limit = 4): the test asks whether the policy learns its reward, not whether it generalises.
-const EVAL_PROMPTS: usize = 4;
+/// Evaluation prompts: the first held-out inputs; the run trains on the first 16 training
+/// inputs, so the test asks whether what the policy learns carries over to unseen inputs.
+const EVAL_PROMPTS: usize = 8;
 /// Samples per evaluation prompt.
 const EVAL_SAMPLES: usize = 4;
 const LMAX: usize = 24;
@@ -31,7 +32,7 @@ out_dir = "{out}"
 path = "{model}"
 [data]
 train = "{data}"
-limit = 4
+limit = 16
 [lora]
 r = 8
 alpha = 16
@@ -71,7 +72,12 @@ lr = {lr}
 /// Mean R_style of EVAL_SAMPLES sampled rewrites (T = 1) of each evaluation prompt.
 fn eval_style(tr: &GrpoTrainer, seed: u64) -> f64 {
     let tpl = ChatTemplate::from_dir(&common::smol_dir()).unwrap();
-    let texts = &tr.texts[..EVAL_PROMPTS];
+    let heldout = std::fs::read_to_string(common::root().join("datasets/rewrite/heldout.jsonl")).unwrap();
+    let texts: Vec<String> = heldout
+        .lines()
+        .take(EVAL_PROMPTS)
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["text"].as_str().unwrap().to_string())
+        .collect();
     let prompts: Vec<Vec<i64>> = texts
         .iter()
         .map(|t| {
@@ -155,15 +161,14 @@ fn run(lr: f64, seed: u64) -> (f64, f64) {
     (before, after)
 }
 
-/// The rise mean R_style must exceed. Measured on this config (1 thread, 2026-11-22):
-/// - untrained model, evaluation with 6 different seed pairs (`eval_spread`): 0.639, 0.648,
-///   0.663, 0.563, 0.557, 0.546 → mean 0.603, sd 0.053; so the difference of two independent
-///   evaluations has sd ≈ 0.053·√2 ≈ 0.075 (the after-training evaluation shares the seeds, but
-///   once the policy moves its samples are effectively independent);
-/// - 4 steps at lr 5e-3 (`learning_spread` + this test): seed 0 0.639 → 3.019 (+2.38),
-///   seed 1 0.639 → 1.614 (+0.98), seed 2 0.639 → 1.551 (+0.91); 6 steps, seed 0: → 3.254;
-/// - lr 0: 0.639 → 0.639 (+0.000): the test fails, as it must when nothing is learned.
-/// 0.5 is ≈ 6.7 noise sd above zero and ≈ 0.4 below the smallest rise seen.
+/// The rise mean R_style must exceed. Measured on this config (1 thread, AMD, 2026-11-28), on
+/// the 8 held-out inputs × 4 samples:
+/// - untrained model, evaluation with 6 different seed pairs (`eval_spread`): 1.210, 1.303,
+///   1.313, 1.306, 1.182, 1.364 → mean 1.280, sd 0.069; the difference of two independent
+///   evaluations has sd ≈ 0.069·√2 ≈ 0.098;
+/// - 4 steps at lr 5e-3, seed 0 (this test): 1.100 → 3.580 (+2.48 on inputs never trained on);
+/// - earlier, on the training prompts: seeds 1 and 2 rose +0.98 and +0.91; lr 0 gave +0.000.
+/// 0.5 is ≈ 5 noise sd above zero and ≈ 2.0 below the rise seen.
 const MARGIN: f64 = 0.5;
 /// Learning rate of the run (high, so a handful of steps moves the policy).
 const LR: f64 = 5e-3;

@@ -4,6 +4,7 @@ mod common;
 use stylerl::train::grpo::GrpoTrainer;
 use stylerl::train::grpo_config::GrpoConfig;
 use tch::Tensor;
+use common::assert_close;
 
 /// Trainers seed torch's global RNG (adapter init); tests running in parallel threads would
 /// interleave those draws and make runs that should be equal differ. One at a time.
@@ -226,7 +227,7 @@ fn bitlora_run_saves_dequantized_and_packed_adapters() {
             let s = t.abs().max().double_value(&[]);
             if s > 0.0 {
                 let codes = (t / s).round();
-                assert!((t - codes * s).abs().max().double_value(&[]) < 1e-6);
+                assert_close(t, &(codes * s), 1e-6, "ternary codes times the scale");
             }
         }
     }

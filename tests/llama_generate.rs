@@ -7,6 +7,13 @@ use stylerl::model::{
 };
 use tch::{Device, Kind};
 
+mod common;
+use common::assert_close;
+
+/// Log-probs from prefix-shared, separate and re-scoring passes sum in other orders; float32
+/// keeps them within about 1e-6 of their magnitude, 1e-4 leaves room for vendor kernels.
+const RTOL: f64 = 1e-4;
+
 fn tiny() -> Llama {
     // One torch thread: decode steps (≤ 8 rows) then run through the AVX-512 decode kernel
     // where the CPU has it, so these invariants cover it too.
@@ -74,10 +81,8 @@ fn prefix_sharing_equals_separate_prompt_passes() {
     )
     .unwrap();
     assert_eq!(tokens(&shared), tokens(&separate));
-    for (a, b) in shared.iter().zip(&separate) {
-        for (x, y) in a.logprobs.iter().zip(&b.logprobs) {
-            assert!((x - y).abs() < 1e-4, "{x} vs {y}");
-        }
+    for (i, (a, b)) in shared.iter().zip(&separate).enumerate() {
+        assert_close(&a.logprobs, &b.logprobs, RTOL, &format!("sample {i} log-probs"));
     }
 }
 
@@ -126,10 +131,7 @@ fn reported_logprobs_equal_rescoring_at_the_same_temperature() {
             p.len() as i64,
             cfg.sampling.temperature,
         );
-        let lp: Vec<f32> = Vec::try_from(lp.get(0)).unwrap();
-        for (x, y) in lp.iter().zip(&s.logprobs) {
-            assert!((x - y).abs() < 1e-4, "rescored {x} vs sampled {y}");
-        }
+        assert_close(&lp.get(0), &s.logprobs, RTOL, "rescored vs sampled log-probs");
     }
 }
 

@@ -75,7 +75,8 @@ fn ro<'a>(input: &'a str, output: &'a str) -> Rollout<'a> {
 }
 
 fn close(a: f64, b: f64) {
-    assert!((a - b).abs() < 1e-6, "{a} vs {b}");
+    // Relative: hand values through a few float32 cosines and sums.
+    assert!((a - b).abs() <= 1e-6 * b.abs().max(1.0), "{a} vs {b}");
 }
 
 #[test]

@@ -2,6 +2,9 @@
 use stylerl::train::loss::*;
 use tch::{Device, Kind, Tensor};
 
+mod common;
+use common::assert_close;
+
 fn t2(v: &[&[f32]]) -> Tensor {
     let rows: Vec<Tensor> = v.iter().map(|r| Tensor::from_slice(r)).collect();
     Tensor::stack(&rows, 0)
@@ -170,9 +173,9 @@ fn micro_batches_do_not_change_loss_or_gradient() {
     let (l_full, g_full, s_full) = run(&[8]);
     for chunks in [&[3i64, 3, 2][..], &[1; 8][..], &[5, 3][..]] {
         let (lm, gm, sm) = run(chunks);
-        assert!((lm - l_full).abs() < 1e-6, "{chunks:?}: {lm} vs {l_full}");
-        let d = (&gm - &g_full).abs().max().double_value(&[]);
-        assert!(d < 1e-6, "{chunks:?}: grad differs by {d}");
+        // Chunks only change the order of float32 sums over 8 rows: 1e-5 of the magnitude.
+        assert_close(&lm, &l_full, 1e-5, &format!("{chunks:?}: loss"));
+        assert_close(&gm, &g_full, 1e-5, &format!("{chunks:?}: gradient"));
         assert!((sm.clip_ratio_region() - s_full.clip_ratio_region()).abs() < 1e-12);
     }
     assert!(

@@ -19,6 +19,13 @@ use std::path::{Path, PathBuf};
 
 pub use structured::{load_csv, load_json, load_jsonl, load_parquet};
 
+/// An error about the field or column asked for (missing, not text, no texts in it), as
+/// opposed to a broken file: a caller may add a hint about the setting that names the field
+/// to these only, so a JSON syntax error is not reported as a wrong field name.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct FieldError(pub String);
+
 /// How a plain-text file is cut into texts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TextMode {
@@ -114,7 +121,11 @@ pub fn load_texts(path: &Path, field: Option<&str>) -> Result<Vec<String>> {
         }
     };
     if texts.is_empty() {
-        bail!("dataset {} has no non-empty texts (field/column '{col}'): check the file and the field name", path.display());
+        return Err(FieldError(format!(
+            "dataset {} has no non-empty texts (field/column '{col}'): check the file and the field name",
+            path.display()
+        ))
+        .into());
     }
     Ok(texts)
 }

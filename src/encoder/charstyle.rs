@@ -135,7 +135,7 @@ mod tests {
     #[test]
     fn profiles_are_unit_vectors_and_content_free() {
         let a = profile("The cat sat on the mat.");
-        let b = profile("The dog ran to the van.");
+        let b = profile("The dog lay on the rug."); // same function words, other content
         let c = profile("omg the cat sat on the mat!!! 😂");
         let n: f32 = a.iter().map(|x| x * x).sum();
         assert!((n - 1.0).abs() < 1e-5);

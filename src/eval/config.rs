@@ -28,10 +28,61 @@ pub struct EvalConfig {
     pub not_rewritten_threshold: f64,
     #[serde(default)]
     pub judge: JudgeConfig,
+    /// A system every other one is compared with (paired differences with intervals).
+    pub baseline: Option<String>,
+    #[serde(default)]
+    pub bootstrap: BootstrapSection,
+    #[serde(default)]
+    pub meaning: MeaningSection,
+    /// Extra encoders (specs as for `reward.encoder`) that score the same outputs for style
+    /// similarity, so that hacking the training encoder shows. Empty: none.
+    #[serde(default)]
+    pub judge_encoders: Vec<String>,
     pub systems: Vec<SystemConfig>,
 }
 fn d_threshold() -> f64 {
     0.95
+}
+
+/// `[bootstrap]`: the paired bootstrap behind every interval.
+#[derive(Deserialize, Serialize, Debug, Clone)]
+#[serde(default, deny_unknown_fields)]
+pub struct BootstrapSection {
+    /// Resamples of the held-out inputs (≥ 100; shared/SPEC.md asks for ≥ 2000).
+    pub resamples: usize,
+    pub seed: u64,
+}
+impl Default for BootstrapSection {
+    fn default() -> Self {
+        BootstrapSection {
+            resamples: 2000,
+            seed: 0,
+        }
+    }
+}
+
+/// The content encoder used when `[meaning] encoder` is not given and it exists.
+pub const DEFAULT_MEANING_ENCODER: &str = "models/all-minilm-l6-v2";
+
+/// `[meaning]`: the content encoder of "meaning kept".
+#[derive(Deserialize, Debug, Clone, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct MeaningSection {
+    /// An encoder spec, or "none" to skip. Unset: DEFAULT_MEANING_ENCODER if that directory
+    /// exists, else none.
+    pub encoder: Option<String>,
+}
+impl MeaningSection {
+    /// The encoder to load, or `None` to skip the metric.
+    pub fn resolved(&self) -> Option<String> {
+        match self.encoder.as_deref() {
+            Some("none") => None,
+            Some(e) => Some(e.to_string()),
+            None => Path::new(DEFAULT_MEANING_ENCODER)
+                .is_dir()
+                .then(|| DEFAULT_MEANING_ENCODER.to_string()),
+        }
+    }
 }
 
 /// `[data]`: the held-out inputs.
@@ -180,6 +231,32 @@ impl EvalConfig {
             }
         }
         self.judge.validate()?;
+        if self.bootstrap.resamples < 100 {
+            bail!(
+                "bootstrap.resamples = {}: use at least 100 (2000 or more for reported intervals)",
+                self.bootstrap.resamples
+            );
+        }
+        if let Some(b) = &self.baseline {
+            if !seen.contains(b.as_str()) {
+                let all: Vec<&str> = self.systems.iter().map(|s| s.name.as_str()).collect();
+                bail!(
+                    "baseline = '{b}': must name one of the systems ({})",
+                    all.join(", ")
+                );
+            }
+        }
+        if let Some(e) = self.judge_encoders.iter().find(|e| e.trim().is_empty()) {
+            bail!("judge_encoders has an empty entry '{e}': give encoder specs such as \"stylometric\" or a model directory");
+        }
+        if self
+            .meaning
+            .encoder
+            .as_deref()
+            .is_some_and(|e| e.trim().is_empty())
+        {
+            bail!("meaning.encoder is empty: give a content encoder directory or \"none\"");
+        }
         if self.judge.url.is_some() && !seen.contains(self.judge.baseline.as_str()) {
             bail!(
                 "judge.baseline = '{}': must name one of the systems",
@@ -207,6 +284,16 @@ impl EvalConfig {
                     "--systems: no system named '{n}' (the config has: {})",
                     all.join(", ")
                 );
+            }
+        }
+        // A baseline left out by --systems cannot be compared with: say so, and go on
+        // without the Δ vs baseline column rather than fail a partial re-run.
+        if let Some(b) = &self.baseline {
+            if self.systems.iter().any(|s| &s.name == b) && !only.contains(b) {
+                eprintln!(
+                    "warning: baseline '{b}' is not among --systems: no differences to it are reported (add it to --systems to get them)"
+                );
+                self.baseline = None;
             }
         }
         self.systems.retain(|s| only.contains(&s.name));

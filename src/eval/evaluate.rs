@@ -7,22 +7,28 @@
 //! one model plus the encoder. Inputs are generated in length-sorted batches to waste
 //! little padding; the rows are put back in file order afterwards.
 use super::aggregate::{
-    aggregate, pair_entity_f1, word_count, JudgeCell, ScoredSample, SystemMetrics,
+    add_intervals, aggregate, pair_entity_f1, series, text_mean, word_count, JudgeCell,
+    JudgeSeries, SampleSeries, ScoredSample, SystemMetrics,
 };
+use super::bootstrap::{Resamples, LEVEL};
+use super::chart;
 use super::config::{check_systems_exist, EvalConfig, SystemConfig, SystemKind};
 use super::judge::{Judge, JudgeItem};
 use super::metrics::{edit_similarity, is_not_rewritten};
 use super::prompts::{pick_examples, user_turns};
-use super::table;
+use super::table::{self, TableOptions};
+use crate::encoder::{EncoderOptions, SentenceEncoder};
 use crate::model::chat::ChatMessage;
 use crate::model::generate::{eos_ids, pad_id};
 use crate::model::{adapters, generate, GenerateConfig, SamplingConfig};
-use crate::reward::style::TextStyle;
+use crate::reward::meaning::meaning_kept;
+use crate::reward::style::{StyleScorer, TextStyle};
 use crate::reward::RewardModel;
 use crate::train::sft::load_policy;
 use anyhow::{bail, Context, Result};
 use serde_json::{json, Value};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Instant;
 
 #[derive(clap::Args, Debug)]
@@ -62,6 +68,47 @@ struct Generated {
     seconds: f64,
 }
 
+/// The extra scorers of an evaluation: the content encoder of "meaning kept" and the judge
+/// encoders (each a style scorer over the same reference sentences).
+struct Scorers {
+    meaning: Option<(String, Box<dyn SentenceEncoder>)>,
+    judges: Vec<(String, StyleScorer)>,
+    /// Per judge encoder, the inputs' per-sample style similarity (scored once).
+    judge_inputs: Vec<Vec<Option<f64>>>,
+}
+
+fn load_scorers(cfg: &EvalConfig, refs: &[String], inputs: &[&str]) -> Result<Scorers> {
+    let opts = EncoderOptions {
+        device: crate::util::parse_device(&cfg.reward.encoder_device)
+            .context("reward.encoder_device")?,
+        batch_size: cfg.reward.encoder_batch_size,
+    };
+    let meaning = match cfg.meaning.resolved() {
+        Some(spec) => {
+            let e = crate::encoder::load_with(&spec, &opts)
+                .with_context(|| format!("meaning.encoder '{spec}' (or set it to \"none\")"))?;
+            Some((spec, e))
+        }
+        None => None,
+    };
+    let mut judges = Vec::new();
+    let mut judge_inputs = Vec::new();
+    for spec in &cfg.judge_encoders {
+        let e = crate::encoder::load_with(spec, &opts)
+            .with_context(|| format!("judge_encoders entry '{spec}'"))?;
+        let sc = StyleScorer::new(Arc::from(e), refs.to_vec(), cfg.reward.cache_size)
+            .with_context(|| format!("judge_encoders entry '{spec}'"))?;
+        let m = sc.match_texts(inputs)?;
+        judge_inputs.push(m.iter().map(|t| text_mean(&t.best_sim)).collect());
+        judges.push((spec.clone(), sc));
+    }
+    Ok(Scorers {
+        meaning,
+        judges,
+        judge_inputs,
+    })
+}
+
 /// Runs the whole evaluation and writes the result files.
 pub fn evaluate(cfg: &EvalConfig) -> Result<Report> {
     cfg.validate()?;
@@ -75,11 +122,13 @@ pub fn evaluate(cfg: &EvalConfig) -> Result<Report> {
     let refs: Vec<String> = rm.style.references().to_vec();
     let input_refs: Vec<&str> = inputs.iter().map(|s| s.as_str()).collect();
     let input_match = rm.style.match_texts(&input_refs)?;
+    let scorers = load_scorers(cfg, &refs, &input_refs)?;
     let out_dir = cfg.out_dir();
     std::fs::create_dir_all(&out_dir)
         .with_context(|| format!("cannot create {}", out_dir.display()))?;
 
     let mut rows: Vec<SystemMetrics> = Vec::new();
+    let mut all_series: Vec<SampleSeries> = Vec::new();
     let mut lines: Vec<String> = Vec::new();
     let mut sys_json: Vec<Value> = Vec::new();
     let mut all_outputs: Vec<Vec<String>> = Vec::new();
@@ -98,11 +147,48 @@ pub fn evaluate(cfg: &EvalConfig) -> Result<Report> {
                 stopped_at_eos: g.stopped_at_eos[i],
             })
             .collect();
+        let meaning = match &scorers.meaning {
+            Some((spec, enc)) => {
+                let pairs: Vec<(&str, &str)> = input_refs
+                    .iter()
+                    .copied()
+                    .zip(out_refs.iter().copied())
+                    .collect();
+                Some(
+                    meaning_kept(enc.as_ref(), &pairs)
+                        .with_context(|| format!("meaning.encoder '{spec}'"))?,
+                )
+            }
+            None => None,
+        };
+        let mut judge = Vec::new();
+        for ((spec, sc), inp) in scorers.judges.iter().zip(&scorers.judge_inputs) {
+            let m = sc.match_texts(&out_refs)?;
+            judge.push(JudgeSeries {
+                encoder: spec.clone(),
+                output: m.iter().map(|t| text_mean(&t.best_sim)).collect(),
+                input: inp.clone(),
+            });
+        }
         let m = aggregate(&sys.name, &samples, refs.len(), cfg.not_rewritten_threshold);
+        let ser = series(
+            &samples,
+            cfg.not_rewritten_threshold,
+            meaning.as_deref(),
+            judge,
+        );
         for (i, s) in samples.iter().enumerate() {
-            lines.push(
-                output_line(sys, i, s, &input_match[i], &out_match[i], &refs, cfg).to_string(),
-            );
+            let mut v = output_line(sys, i, s, &input_match[i], &out_match[i], &refs, cfg);
+            if let Some(o) = v.as_object_mut() {
+                o.insert("meaning_kept".into(), json!(meaning.as_ref().map(|m| m[i])));
+                let js: serde_json::Map<String, Value> = ser
+                    .judge
+                    .iter()
+                    .map(|j| (j.encoder.clone(), json!(j.output[i])))
+                    .collect();
+                o.insert("judge_encoder_style_similarity".into(), Value::Object(js));
+            }
+            lines.push(v.to_string());
         }
         sys_json.push(json!({
             "name": sys.name, "kind": sys.kind_name(), "model": sys.model.path,
@@ -115,16 +201,45 @@ pub fn evaluate(cfg: &EvalConfig) -> Result<Report> {
             g.seconds
         );
         rows.push(m);
+        all_series.push(ser);
         all_outputs.push(g.texts);
     }
     let judge_failure = judge_all(cfg, &refs, &inputs, &all_outputs, &mut rows);
 
-    let markdown = table::markdown(&rows, judge_header(cfg));
+    // One set of resamples for every system and metric: differences are paired.
+    let rs = Resamples::new(inputs.len(), cfg.bootstrap.resamples, cfg.bootstrap.seed);
+    let base = cfg
+        .baseline
+        .as_ref()
+        .and_then(|b| cfg.systems.iter().position(|s| &s.name == b));
+    for (k, (row, ser)) in rows.iter_mut().zip(&all_series).enumerate() {
+        let b = base.filter(|&b| b != k).map(|b| &all_series[b]);
+        add_intervals(row, ser, b, &rs, refs.len());
+    }
+
+    let meaning_spec = scorers.meaning.as_ref().map(|(s, _)| s.clone());
+    let opts = TableOptions {
+        judge_baseline: judge_header(cfg).to_string(),
+        baseline: cfg.baseline.clone(),
+        judge_encoders: cfg.judge_encoders.clone(),
+        n_inputs: inputs.len(),
+        resamples: rs.resamples(),
+        meaning_encoder: meaning_spec.clone(),
+        style_encoder: rm.style.encoder_name(),
+    };
+    let markdown = table::markdown(&rows, &opts);
     let metrics = json!({
         "name": cfg.name,
         "heldout": cfg.data.heldout, "n_inputs": inputs.len(),
         "reference": cfg.reward.reference, "n_reference_sentences": refs.len(),
         "encoder": rm.style.encoder_name(),
+        "meaning_encoder": meaning_spec,
+        "judge_encoders": cfg.judge_encoders,
+        "baseline": cfg.baseline,
+        "bootstrap": {
+            "method": "paired percentile bootstrap over held-out inputs",
+            "level": LEVEL, "resamples": rs.resamples(), "seed": cfg.bootstrap.seed,
+        },
         "not_rewritten_threshold": cfg.not_rewritten_threshold,
         "generation": serde_json::to_value(&cfg.generation)?,
         "systems": rows.iter().zip(sys_json).map(|(m, mut s)| {
@@ -145,6 +260,7 @@ pub fn evaluate(cfg: &EvalConfig) -> Result<Report> {
     let mut jsonl = lines.join("\n");
     jsonl.push('\n');
     w("outputs.jsonl", jsonl.as_bytes())?;
+    chart::draw(&rows, &opts, &out_dir.join("chart.svg"))?;
     // The files are kept (generation is the costly part); the exit code reports the judge.
     if let (Some(msg), true) = (judge_failure, cfg.judge.required) {
         bail!("{msg} (results without it are in {}; set judge.required = false to accept that)", out_dir.display());
@@ -302,10 +418,6 @@ fn sentence_matches(m: &TextStyle, refs: &[String]) -> Value {
             })
             .collect(),
     )
-}
-
-fn text_mean(sims: &[f32]) -> Option<f64> {
-    (!sims.is_empty()).then(|| sims.iter().map(|&x| x as f64).sum::<f64>() / sims.len() as f64)
 }
 
 /// One outputs.jsonl record.

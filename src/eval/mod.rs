@@ -1,6 +1,8 @@
 //! Evaluation of rewriting systems: style similarity, not-rewritten share, style vector
 //! consistency (shared/SPEC.md, "Evaluation").
 pub mod aggregate;
+pub mod bootstrap;
+pub mod chart;
 pub mod config;
 pub mod evaluate;
 pub mod judge;

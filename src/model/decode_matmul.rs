@@ -197,7 +197,10 @@ mod tests {
             let got = try_matmul(&x, &wi).expect("kernel should apply");
             let want = x.matmul(&w.tr());
             let d = (&got - &want).abs().max().double_value(&[]);
-            assert!(d < 1e-4, "[{m},{k}]x[{k},{n}]: {d}");
+            // Relative to the outputs' size: sums of up to 576 products in another order
+            // than MKL's agree to about 1e-6 of it in float32.
+            let scale = want.abs().max().double_value(&[]).max(1e-6);
+            assert!(d <= 1e-5 * scale, "[{m},{k}]x[{k},{n}]: {d} vs max {scale}");
         }
     }
 
@@ -211,8 +214,9 @@ mod tests {
         let x = Tensor::randn([2, 3, 20], (Kind::Float, Device::Cpu));
         let y = try_matmul(&x, &w).unwrap();
         assert_eq!(y.size(), [2, 3, 48]);
-        let d = (&y - x.matmul(&w.tr())).abs().max().double_value(&[]);
-        assert!(d < 1e-4);
+        let want = x.matmul(&w.tr());
+        let d = (&y - &want).abs().max().double_value(&[]);
+        assert!(d <= 1e-5 * want.abs().max().double_value(&[]).max(1e-6));
         // Too many rows, a row-major weight, or an input that needs gradients: torch's job.
         assert!(try_matmul(&Tensor::randn([3, 3, 20], (Kind::Float, Device::Cpu)), &w).is_none());
         let row_major = Tensor::randn([48, 20], (Kind::Float, Device::Cpu));

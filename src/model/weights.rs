@@ -8,11 +8,12 @@ use memmap2::Mmap;
 use safetensors::{Dtype, SafeTensors};
 use std::cell::OnceCell;
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use tch::{Device, Kind, Tensor};
 
 /// Memory-mapped safetensors files of a model directory and which file holds each tensor.
 pub struct SafetensorFiles {
+    dir: PathBuf,
     names: Vec<String>,
     mmaps: Vec<Mmap>,
     index: Option<HashMap<String, usize>>,
@@ -68,6 +69,7 @@ impl SafetensorFiles {
             );
         }
         Ok(Self {
+            dir: dir.to_path_buf(),
             names: files,
             mmaps,
             index,
@@ -80,8 +82,16 @@ impl SafetensorFiles {
             .iter()
             .zip(&self.names)
             .map(|(m, n)| {
-                SafeTensors::deserialize(m)
-                    .with_context(|| format!("{n} is not a valid safetensors file"))
+                // One line that names the file and the way to a good copy: a bare
+                // "MetadataIncompleteBuffer" tells a user neither.
+                SafeTensors::deserialize(m).map_err(|e| {
+                    anyhow::anyhow!(
+                        "{} is not a valid safetensors file ({e:?}): it is truncated or corrupt; \
+                         re-create it (scripts/setup.sh for the default models, or run \
+                         `stylerl import-gguf` again)",
+                        self.dir.join(n).display()
+                    )
+                })
             })
             .collect()
     }

@@ -95,9 +95,16 @@ pub fn load_conversations(
     let mut out = Vec::new();
     match cfg.format.as_str() {
         "pairs" => {
+            // The hint about data.*_field only where the field is the problem: a broken line
+            // keeps its own file:line message first.
             let field = |f: &str, key: &str| {
-                crate::data::load_texts(path, Some(f))
-                    .with_context(|| format!("data.{key} = '{f}' (set it to the file's field)"))
+                crate::data::load_texts(path, Some(f)).map_err(|e| {
+                    if e.chain().any(|c| c.is::<crate::data::FieldError>()) {
+                        e.context(format!("data.{key} = '{f}' (set it to the file's field)"))
+                    } else {
+                        e
+                    }
+                })
             };
             let inputs = field(&cfg.input_field, "input_field")?;
             let outputs = field(&cfg.output_field, "output_field")?;

@@ -43,3 +43,86 @@ pub fn tiny_llama(dir: &Path, seed: u64) {
         stylerl::model::Llama::random_init(dir, tch::Device::Cpu, tch::Kind::Float, seed).unwrap();
     m.save_safetensors(&dir.join("model.safetensors")).unwrap();
 }
+
+/// Values a closeness check can compare: tensors (any float kind) and plain numbers.
+pub trait Values {
+    fn values(&self) -> Vec<f64>;
+}
+
+impl Values for tch::Tensor {
+    fn values(&self) -> Vec<f64> {
+        let flat = self.detach().to_kind(tch::Kind::Double).flatten(0, -1);
+        Vec::<f64>::try_from(&flat).expect("a tensor converts to f64 values")
+    }
+}
+
+impl Values for f64 {
+    fn values(&self) -> Vec<f64> {
+        vec![*self]
+    }
+}
+
+impl Values for f32 {
+    fn values(&self) -> Vec<f64> {
+        vec![*self as f64]
+    }
+}
+
+impl Values for [f32] {
+    fn values(&self) -> Vec<f64> {
+        self.iter().map(|&x| x as f64).collect()
+    }
+}
+
+impl Values for [f64] {
+    fn values(&self) -> Vec<f64> {
+        self.to_vec()
+    }
+}
+
+impl Values for Vec<f32> {
+    fn values(&self) -> Vec<f64> {
+        self.as_slice().values()
+    }
+}
+
+impl Values for Vec<f64> {
+    fn values(&self) -> Vec<f64> {
+        self.clone()
+    }
+}
+
+/// Rounding error grows with the size of the values summed, not with a fixed unit, so an
+/// absolute bound like 1e-5 is too tight for logits of order 10 and meaningless for values of
+/// order 1e-6. This floor only keeps an all-zero `want` from demanding exact equality.
+pub const CLOSE_FLOOR: f64 = 1e-6;
+
+/// Asserts max|got − want| ≤ rtol · max(max|want|, CLOSE_FLOOR), element by element over
+/// same-shaped values. Fails on a NaN anywhere, on a shape mismatch, and names `what`.
+/// Choosing rtol: float32 has a unit roundoff of 6e-8; a result reached through a chain of
+/// k accumulations of n terms in a different order can differ by about k·√n·6e-8 relative
+/// to its magnitude (MKL picks other blockings and kernels on AMD than on Intel).
+pub fn assert_close<G, W>(got: &G, want: &W, rtol: f64, what: &str)
+where
+    G: Values + ?Sized,
+    W: Values + ?Sized,
+{
+    let (g, w) = (got.values(), want.values());
+    assert_eq!(g.len(), w.len(), "{what}: {} values vs {} wanted", g.len(), w.len());
+    let scale = w.iter().fold(0f64, |m, x| m.max(x.abs())).max(CLOSE_FLOOR);
+    let mut worst = (0f64, 0usize);
+    for (i, (a, b)) in g.iter().zip(&w).enumerate() {
+        let d = (a - b).abs();
+        assert!(!d.is_nan(), "{what}: value {i} is {a}, wanted {b}");
+        if d > worst.0 {
+            worst = (d, i);
+        }
+    }
+    let (d, i) = worst;
+    assert!(
+        d <= rtol * scale,
+        "{what}: |got − want| = {d:.3e} at value {i} ({} vs {}) exceeds {rtol:.0e} × {scale:.3e}",
+        g[i],
+        w[i]
+    );
+}

@@ -21,6 +21,8 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
+from closeness import assert_close
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -187,7 +189,8 @@ def test_merge_matches_peft_merge_and_unload(work):
     got = load_file(d / "merged.safetensors")
     assert len(got) == 6
     for k, t in got.items():
-        assert torch.allclose(t, merged[k], atol=1e-6, rtol=0), k
+        # W + s·B·A with short products: a few float32 roundings of the weights' magnitude.
+        assert_close(t, merged[k], 1e-6, k)
 
 
 def test_adamw_and_clipping_match_torch(work):
@@ -207,7 +210,8 @@ def test_adamw_and_clipping_match_torch(work):
             g["lr"] = hp["lr"] * (1 - s / steps)
         opt.step()
         for i, p in enumerate(params):
-            assert torch.allclose(got[f"s{s}_p{i}"], p.detach(), atol=1e-6, rtol=0), (s, i)
+            # Elementwise AdamW steps with sqrt and division: a few roundings per step.
+            assert_close(got[f"s{s}_p{i}"], p, 1e-6, f"step {s}, parameter {i}")
     assert 0 < clipped < steps  # both regimes exercised
 
 

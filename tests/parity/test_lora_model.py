@@ -21,6 +21,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from conftest import SMOL, write_jsonl
+from closeness import assert_close
 
 peft = pytest.importorskip("peft")
 transformers = pytest.importorskip("transformers")
@@ -187,7 +188,9 @@ def test_perplexity_with_adapter_matches_peft(stylerl, base, work):
         with torch.no_grad():
             ref = pm(ids, labels=ids).loss.item()
             plain = base(ids, labels=ids).loss.item()
-        assert abs(ref - nll) < 1e-4 and abs(plain - nll) > 1e-3, (ref, nll, plain)
+        # Mean NLL through 30 layers, ours vs PEFT: 1e-4 of its magnitude (see test_llama.RTOL).
+        assert_close(nll, ref, 1e-4, f"mean NLL of {text!r}")
+        assert abs(plain - nll) > 1e-3, (ref, nll, plain)
 
 
 def test_generate_compare_shows_base_and_adapter(stylerl, work):
