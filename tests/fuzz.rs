@@ -183,6 +183,7 @@ fn gguf_must_not_panic(bytes: &[u8]) {
         out: dir.path().join("hf"),
         dtype: "f32".into(),
         pretok: "transformers".into(),
+        force: false,
     };
     let _ = stylerl::gguf::import::run(&args);
 }
@@ -198,6 +199,7 @@ fn the_unmutated_tiny_gguf_imports() {
         out: dir.path().join("hf"),
         dtype: "f32".into(),
         pretok: "transformers".into(),
+        force: false,
     };
     stylerl::gguf::import::run(&args).unwrap();
     assert!(dir.path().join("hf/model.safetensors").is_file());
