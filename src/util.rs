@@ -178,7 +178,9 @@ mod tests {
         let dead = child.id();
         child.wait().unwrap();
         let stale = d.path().join(format!(".out.json.tmp{dead}"));
-        let live = d.path().join(format!(".out.json.tmp{}", std::process::id()));
+        let live = d
+            .path()
+            .join(format!(".out.json.tmp{}", std::process::id()));
         let other = d.path().join(format!(".other.json.tmp{dead}"));
         for f in [&stale, &other] {
             std::fs::write(f, b"x").unwrap();

@@ -672,11 +672,23 @@ fn bad_judge_url_or_timeout_is_refused_before_generation() {
         return;
     }
     let d = workspace();
-    let cfg = eval_config(d.path(), "url = \"http://127.0.0.1:9/v1\"\nbaseline = \"prompted\"");
+    let cfg = eval_config(
+        d.path(),
+        "url = \"http://127.0.0.1:9/v1\"\nbaseline = \"prompted\"",
+    );
     let cases: &[(&str, &[&str])] = &[
-        ("judge.url=notaurl", &["judge.url = 'notaurl'", "no scheme", "http(s)://HOST"]),
-        ("judge.url=ftp://h/v1", &["judge.url = 'ftp://h/v1'", "not http or https"]),
-        ("judge.url=http://:80/v1", &["judge.url = 'http://:80/v1'", "no host"]),
+        (
+            "judge.url=notaurl",
+            &["judge.url = 'notaurl'", "no scheme", "http(s)://HOST"],
+        ),
+        (
+            "judge.url=ftp://h/v1",
+            &["judge.url = 'ftp://h/v1'", "not http or https"],
+        ),
+        (
+            "judge.url=http://:80/v1",
+            &["judge.url = 'http://:80/v1'", "no host"],
+        ),
         ("judge.timeout_s=0", &["judge.timeout_s = 0", "≥ 1"]),
     ];
     for (set, want) in cases {
@@ -694,11 +706,21 @@ fn unreachable_judge_fails_evaluate_unless_not_required() {
     }
     let d = workspace();
     // A loopback port that was just free: nothing listens there.
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let judge = format!("url = \"http://127.0.0.1:{port}/v1\"\nbaseline = \"prompted\"\ntimeout_s = 5\napi_key_env = \"STYLERL_TEST_NO_KEY\"");
     let cfg = eval_config(d.path(), &judge);
     let line = refused(&evaluate(&cfg, &[]), 1);
-    has_all(&line, &["judge failed for system 'trained'", "judge.required = false"]);
+    has_all(
+        &line,
+        &[
+            "judge failed for system 'trained'",
+            "judge.required = false",
+        ],
+    );
     // The costly part is kept: the table shows the failure in the judge column.
     let table = std::fs::read_to_string(d.path().join("results/table.md")).unwrap();
     assert!(table.contains("error"), "{table}");
@@ -724,17 +746,56 @@ fn import_gguf_cleans_stale_temps_and_refuses_a_non_empty_out() {
     let stale = out.join(format!(".model.safetensors.tmp{}", dead_pid()));
     std::fs::write(&stale, b"half a model").unwrap();
     let import = |extra: &[&str]| {
-        bin().arg("import-gguf").arg(&gguf).arg("--out").arg(&out).args(extra).output().unwrap()
+        bin()
+            .arg("import-gguf")
+            .arg(&gguf)
+            .arg("--out")
+            .arg(&out)
+            .args(extra)
+            .output()
+            .unwrap()
     };
     // The temp file alone does not make --out "non-empty": it is removed, then the GGUF is read.
     let line = refused(&import(&[]), 1);
     assert!(!stale.exists(), "stale temp file kept");
-    assert!(line.contains("bad.gguf") && !line.contains("not empty"), "{line}");
+    assert!(
+        line.contains("bad.gguf") && !line.contains("not empty"),
+        "{line}"
+    );
     std::fs::write(out.join("config.json"), "{}").unwrap();
     let line = refused(&import(&[]), 1);
     has_all(&line, &["--out", "is not empty", "--force"]);
-    assert_eq!(std::fs::read_to_string(out.join("config.json")).unwrap(), "{}");
+    assert_eq!(
+        std::fs::read_to_string(out.join("config.json")).unwrap(),
+        "{}"
+    );
     // With --force the directory is accepted (this file then fails as a GGUF).
     let line = refused(&import(&["--force"]), 1);
     assert!(!line.contains("not empty"), "{line}");
+}
+
+// Row 12: GRPO's NaN streak continues across a resume (as SFT's does).
+#[test]
+fn grpo_resume_continues_the_nan_streak() {
+    if !smol_present() {
+        return;
+    }
+    let d = workspace();
+    let g = grpo_config(d.path(), "g");
+    let set = |steps: &str| sets(&["grpo.nan_patience=2", &format!("grpo.steps={steps}")]);
+    // Step 1's only update is skipped: the run says so, and its checkpoint holds streak 1.
+    let line = refused(
+        &grpo(&g, &set("1"), &[("STYLERL_FAULT_NAN_AT_STEPS", "1")]),
+        1,
+    );
+    has_all(
+        &line,
+        &["all 1 update(s) were skipped", "grpo.nan_patience"],
+    );
+    assert!(d.path().join("g/checkpoints/step-1").is_dir());
+    // One more skipped update after the resume makes 2 in a row: the guard stops the run.
+    let mut a = set("2");
+    a.push("--resume-anyway".into());
+    let line = refused(&grpo(&g, &a, &[("STYLERL_FAULT_NAN_AT_STEPS", "2")]), 1);
+    has_all(&line, &["2 steps in a row", "raise grpo.nan_patience"]);
 }

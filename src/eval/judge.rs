@@ -75,7 +75,10 @@ pub fn ca_roots(path: &std::path::Path) -> Result<rustls::RootCertStore> {
         })
         .with_context(|| format!("{}: cannot read PEM certificates", what()))?;
     if certs.is_empty() {
-        bail!("{}: no certificates in it: give a PEM file of CA certificates", what());
+        bail!(
+            "{}: no certificates in it: give a PEM file of CA certificates",
+            what()
+        );
     }
     let mut roots = rustls::RootCertStore::empty();
     for c in certs {
@@ -342,13 +345,25 @@ mod tests {
             ca_bundle: None,
             ..cfg.clone()
         };
-        let e = format!("{:#}", Judge::new(&plain).unwrap().preference(&items, "t").unwrap_err());
-        assert!(e.contains("request to https://127.0.0.1") && e.contains("failed"), "{e}");
+        let e = format!(
+            "{:#}",
+            Judge::new(&plain)
+                .unwrap()
+                .preference(&items, "t")
+                .unwrap_err()
+        );
+        assert!(
+            e.contains("request to https://127.0.0.1") && e.contains("failed"),
+            "{e}"
+        );
         assert_eq!(h.join().unwrap(), 0);
         // A bundle that is not PEM is refused by validate, naming the key.
         std::fs::write(&pem, "not a certificate").unwrap();
         let e = cfg.validate().unwrap_err().to_string();
-        assert!(e.starts_with("judge.ca_bundle = ") && e.contains("no certificates"), "{e}");
+        assert!(
+            e.starts_with("judge.ca_bundle = ") && e.contains("no certificates"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -361,7 +376,13 @@ mod tests {
         ] {
             assert!(check_url(ok).is_ok(), "{ok}");
         }
-        for bad in ["notaurl", "ftp://x/v1", "http:///v1", "http://h:port/v1", "http://[::1/v1"] {
+        for bad in [
+            "notaurl",
+            "ftp://x/v1",
+            "http:///v1",
+            "http://h:port/v1",
+            "http://[::1/v1",
+        ] {
             let e = check_url(bad).unwrap_err().to_string();
             assert!(e.starts_with(&format!("judge.url = '{bad}'")), "{e}");
         }
