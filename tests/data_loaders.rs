@@ -180,9 +180,16 @@ fn unterminated_quote_is_an_error_naming_file_and_line() {
     // The quote opened on line 3 swallows the rest of the file into one field.
     let p = write(&d, "q.csv", "id,body\n1,fine\n2,\"never closed\n3,more\n");
     let e = format!("{:#}", load_texts(&p, Some("body")).unwrap_err());
-    assert!(e.contains("q.csv line 3") && e.contains("never closed"), "{e}");
+    assert!(
+        e.contains("q.csv line 3") && e.contains("never closed"),
+        "{e}"
+    );
     // Escaped quotes and quoted delimiters/newlines are well-formed and stay accepted.
-    let p = write(&d, "ok.tsv", "id\tbody\n1\t\"say \"\"hi\"\"\tthere\nnow\"\n2\tx\"y\n");
+    let p = write(
+        &d,
+        "ok.tsv",
+        "id\tbody\n1\t\"say \"\"hi\"\"\tthere\nnow\"\n2\tx\"y\n",
+    );
     assert_eq!(
         load_texts(&p, Some("body")).unwrap(),
         vec!["say \"hi\"\tthere\nnow", "x\"y"]
@@ -198,7 +205,8 @@ fn a_broken_sft_jsonl_line_is_reported_before_any_field_hint() {
         "sft.jsonl",
         "{\"input\": \"a\", \"output\": \"b\"}\n{\"input\": \"c\", \"output\": }\n",
     );
-    let cfg: SftDataConfig = toml::from_str(&format!("train = {:?}", p.display().to_string())).unwrap();
+    let cfg: SftDataConfig =
+        toml::from_str(&format!("train = {:?}", p.display().to_string())).unwrap();
     let e = load_conversations(&cfg, &p).unwrap_err();
     let chain: Vec<String> = e.chain().map(|c| c.to_string()).collect();
     // What the binary prints: the first part names file:line and says it is not JSON.
@@ -209,7 +217,11 @@ fn a_broken_sft_jsonl_line_is_reported_before_any_field_hint() {
     assert!(!chain.join(": ").contains("input_field"), "{chain:?}");
     // A missing field still gets the hint about the setting.
     let p = write(&d, "f.jsonl", "{\"in\": \"a\", \"output\": \"b\"}\n");
-    let cfg: SftDataConfig = toml::from_str(&format!("train = {:?}", p.display().to_string())).unwrap();
+    let cfg: SftDataConfig =
+        toml::from_str(&format!("train = {:?}", p.display().to_string())).unwrap();
     let e = format!("{:#}", load_conversations(&cfg, &p).unwrap_err());
-    assert!(e.starts_with("data.input_field = 'input'") && e.contains("no field 'input'"), "{e}");
+    assert!(
+        e.starts_with("data.input_field = 'input'") && e.contains("no field 'input'"),
+        "{e}"
+    );
 }

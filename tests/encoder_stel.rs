@@ -4,8 +4,12 @@ use stylerl::encoder::SentenceEncoder;
 use stylerl::reward::stel::{load_triples, stel_accuracy};
 
 fn triples(name: &str) -> Vec<stylerl::reward::stel::Triple> {
-    load_triples(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("datasets/stel").join(name))
-        .unwrap()
+    load_triples(
+        &std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("datasets/stel")
+            .join(name),
+    )
+    .unwrap()
 }
 
 #[test]
@@ -20,11 +24,20 @@ fn the_test_split_covers_at_least_ten_features_and_two_hundred_triples() {
     let dev = triples("dev.jsonl");
     let test_texts: std::collections::HashSet<&str> = t
         .iter()
-        .flat_map(|x| [x.anchor.as_str(), x.same_style.as_str(), x.same_content.as_str()])
+        .flat_map(|x| {
+            [
+                x.anchor.as_str(),
+                x.same_style.as_str(),
+                x.same_content.as_str(),
+            ]
+        })
         .collect();
     for d in &dev {
         for s in [&d.anchor, &d.same_style, &d.same_content] {
-            assert!(!test_texts.contains(s.as_str()), "dev text in the test split: {s}");
+            assert!(
+                !test_texts.contains(s.as_str()),
+                "dev text in the test split: {s}"
+            );
         }
     }
 }
@@ -36,7 +49,11 @@ fn stylometric_encoder_measures_style_on_the_test_split() {
     let enc = stylerl::encoder::load("stylometric").unwrap();
     let r = stel_accuracy(enc.as_ref(), &triples("triples.jsonl")).unwrap();
     eprintln!("{}", stylerl::reward::stel::markdown(&r));
-    assert!(r.accuracy >= 0.85, "STEL-or-Content accuracy {}", r.accuracy);
+    assert!(
+        r.accuracy >= 0.85,
+        "STEL-or-Content accuracy {}",
+        r.accuracy
+    );
 }
 
 /// An encoder that sees only content must fail: all-MiniLM-L6-v2 scores near 0 (measured 0.000).
@@ -45,7 +62,11 @@ fn a_content_encoder_fails_the_test() {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("models/all-minilm-l6-v2");
     let enc = stylerl::encoder::load(dir.to_str().unwrap()).unwrap();
     let r = stel_accuracy(enc.as_ref(), &triples("triples.jsonl")).unwrap();
-    assert!(r.accuracy < 0.2, "MiniLM STEL-or-Content accuracy {}", r.accuracy);
+    assert!(
+        r.accuracy < 0.2,
+        "MiniLM STEL-or-Content accuracy {}",
+        r.accuracy
+    );
 }
 
 /// One vector for every text: every triple is a tie, and ties count as wrong.

@@ -268,7 +268,10 @@ fn evaluate_writes_every_file_with_every_system_and_metric() {
             .sum::<f64>()
             / 3.0;
         let got = sys["input_style_similarity"].as_f64().unwrap();
-        assert!((got - ins).abs() <= 1e-6 * ins.abs().max(1.0), "{got} vs {ins}");
+        assert!(
+            (got - ins).abs() <= 1e-6 * ins.abs().max(1.0),
+            "{got} vs {ins}"
+        );
         // Meaning kept and length ratio: means of the per-output values.
         let mk: f64 = mine
             .iter()

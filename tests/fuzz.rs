@@ -144,7 +144,10 @@ fn tiny_gguf() -> &'static (Vec<u8>, usize) {
                 name: name.into(),
                 dims,
                 ty: 8,
-                data: q8_0_bytes(&(0..n).map(|i| (i % 9) as i8 - 4).collect::<Vec<_>>(), 0.125),
+                data: q8_0_bytes(
+                    &(0..n).map(|i| (i % 9) as i8 - 4).collect::<Vec<_>>(),
+                    0.125,
+                ),
             }
         };
         let mut ts = vec![
@@ -309,7 +312,12 @@ fn json_value() -> impl Strategy<Value = serde_json::Value> {
 }
 
 /// The saved config with one key (an existing one, or a new one) set to `value`.
-fn edit_config(config: &[u8], key: usize, new_key: Option<String>, value: serde_json::Value) -> Vec<u8> {
+fn edit_config(
+    config: &[u8],
+    key: usize,
+    new_key: Option<String>,
+    value: serde_json::Value,
+) -> Vec<u8> {
     let mut v: serde_json::Value = serde_json::from_slice(config).unwrap();
     let m = v.as_object_mut().unwrap();
     let k = new_key.unwrap_or_else(|| m.keys().nth(key % m.len()).unwrap().clone());
@@ -349,7 +357,9 @@ proptest! {
 
 fn demo_config(name: &str) -> String {
     std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/demo").join(name),
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("configs/demo")
+            .join(name),
     )
     .unwrap()
 }
@@ -358,7 +368,11 @@ fn demo_config(name: &str) -> String {
 fn keys(v: &toml::Value, prefix: &str, out: &mut Vec<String>) {
     if let toml::Value::Table(t) = v {
         for (k, x) in t {
-            let key = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
+            let key = if prefix.is_empty() {
+                k.clone()
+            } else {
+                format!("{prefix}.{k}")
+            };
             out.push(key.clone());
             keys(x, &key, out);
         }
@@ -526,7 +540,11 @@ fn found_parquet_with_a_corrupt_thrift_field_is_an_error_not_a_panic() {
     // 234, which the parquet crate reads as a set/map header and answers with
     // `unimplemented!()`.
     let base = sample("parquet");
-    let bytes = apply(&base, &[Mutation::Byte(4967755666228525740, 234)], base.len());
+    let bytes = apply(
+        &base,
+        &[Mutation::Byte(4967755666228525740, 234)],
+        base.len(),
+    );
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("d.parquet");
     std::fs::write(&p, bytes).unwrap();

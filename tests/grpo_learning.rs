@@ -72,11 +72,17 @@ lr = {lr}
 /// Mean R_style of EVAL_SAMPLES sampled rewrites (T = 1) of each evaluation prompt.
 fn eval_style(tr: &GrpoTrainer, seed: u64) -> f64 {
     let tpl = ChatTemplate::from_dir(&common::smol_dir()).unwrap();
-    let heldout = std::fs::read_to_string(common::root().join("datasets/rewrite/heldout.jsonl")).unwrap();
+    let heldout =
+        std::fs::read_to_string(common::root().join("datasets/rewrite/heldout.jsonl")).unwrap();
     let texts: Vec<String> = heldout
         .lines()
         .take(EVAL_PROMPTS)
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["text"].as_str().unwrap().to_string())
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["text"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
         .collect();
     let prompts: Vec<Vec<i64>> = texts
         .iter()

@@ -1,10 +1,10 @@
 //! GRPO on a tiny random Llama: what one step touches, micro-batch invariance, exact resume,
 //! and Bit-LoRA saving. The reward uses the weight-free stylometric encoder.
 mod common;
+use common::assert_close;
 use stylerl::train::grpo::GrpoTrainer;
 use stylerl::train::grpo_config::GrpoConfig;
 use tch::Tensor;
-use common::assert_close;
 
 /// Trainers seed torch's global RNG (adapter init); tests running in parallel threads would
 /// interleave those draws and make runs that should be equal differ. One at a time.

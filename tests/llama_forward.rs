@@ -63,7 +63,12 @@ fn left_padded_batch_equals_one_by_one() {
             .get(0);
         let n = r.len() as i64;
         let what = format!("row {i} batched");
-        assert_close(&batched.get(i as i64).narrow(0, t - n, n), &alone, RTOL, &what);
+        assert_close(
+            &batched.get(i as i64).narrow(0, t - n, n),
+            &alone,
+            RTOL,
+            &what,
+        );
     }
     // Continue the batch with the cache: each row's next-token logits still match its own run.
     let mut cache = m.new_cache(3, t + 1);
@@ -77,7 +82,12 @@ fn left_padded_batch_equals_one_by_one() {
             .forward(&Tensor::from_slice(&ext).unsqueeze(0), None, None)
             .get(0);
         let what = format!("row {i}: cached step after padding");
-        assert_close(&step.get(i as i64).get(0), &alone.get(r.len() as i64), RTOL, &what);
+        assert_close(
+            &step.get(i as i64).get(0),
+            &alone.get(r.len() as i64),
+            RTOL,
+            &what,
+        );
     }
 }
 

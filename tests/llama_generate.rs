@@ -82,7 +82,12 @@ fn prefix_sharing_equals_separate_prompt_passes() {
     .unwrap();
     assert_eq!(tokens(&shared), tokens(&separate));
     for (i, (a, b)) in shared.iter().zip(&separate).enumerate() {
-        assert_close(&a.logprobs, &b.logprobs, RTOL, &format!("sample {i} log-probs"));
+        assert_close(
+            &a.logprobs,
+            &b.logprobs,
+            RTOL,
+            &format!("sample {i} log-probs"),
+        );
     }
 }
 
@@ -131,7 +136,12 @@ fn reported_logprobs_equal_rescoring_at_the_same_temperature() {
             p.len() as i64,
             cfg.sampling.temperature,
         );
-        assert_close(&lp.get(0), &s.logprobs, RTOL, "rescored vs sampled log-probs");
+        assert_close(
+            &lp.get(0),
+            &s.logprobs,
+            RTOL,
+            "rescored vs sampled log-probs",
+        );
     }
 }
 

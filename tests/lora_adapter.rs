@@ -144,7 +144,12 @@ fn delta_is_scaled_b_a_x_in_f32_and_cast_back() {
     let merged = merge_weight(&w, &a, &b, 2.5);
     let applied = x.matmul(&w.tr()) + &got;
     assert_close(&x.matmul(&merged.tr()), &applied, RTOL, "merged vs applied");
-    assert_close(&l.delta_weight(), &(b.matmul(&a) * 2.5), RTOL, "delta weight");
+    assert_close(
+        &l.delta_weight(),
+        &(b.matmul(&a) * 2.5),
+        RTOL,
+        "delta weight",
+    );
 }
 
 #[test]

@@ -143,5 +143,10 @@ fn bitlora_saves_dequantized_and_packed_and_reports_sizes() {
     let x = Tensor::randn([2, 256], opts());
     let p = "model.layers.0.mlp.up_proj";
     let want = plain.delta(p, &x, false).unwrap();
-    assert_close(&ad.delta(p, &x, false).unwrap(), &want, RTOL, "loaded ternary delta");
+    assert_close(
+        &ad.delta(p, &x, false).unwrap(),
+        &want,
+        RTOL,
+        "loaded ternary delta",
+    );
 }

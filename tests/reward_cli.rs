@@ -272,7 +272,10 @@ fn analyze_writes_tables_matching_the_library() {
     let c = stylerl::reward::analyze::characterise(&enc, "docs:body", &texts).unwrap();
     assert_eq!(row[0], enc.name());
     for (i, v) in [(5, c.inner_doc), (6, c.sentence_doc), (7, c.all_sentences)] {
-        assert!((row[i].parse::<f64>().unwrap() - v).abs() <= 1e-5 * v.abs().max(1.0), "{csv}");
+        assert!(
+            (row[i].parse::<f64>().unwrap() - v).abs() <= 1e-5 * v.abs().max(1.0),
+            "{csv}"
+        );
     }
     // Hand check of the pooled column: mean over ordered pairs of distinct sentences.
     let sv: Vec<Vec<f32>> = docs

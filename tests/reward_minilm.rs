@@ -55,7 +55,12 @@ fn reference_sentences_match_themselves_and_batching_changes_nothing() {
             .collect::<Vec<_>>(),
         vec![3, 9]
     );
-    assert_close(&r.r_style, &2.0, RTOL, "r_style of two exact reference sentences");
+    assert_close(
+        &r.r_style,
+        &2.0,
+        RTOL,
+        "r_style of two exact reference sentences",
+    );
     // A fresh model (empty cache) scoring each text alone gives the same numbers.
     let m2 = model();
     for (k, b) in batch.iter().enumerate() {
@@ -64,7 +69,12 @@ fn reference_sentences_match_themselves_and_batching_changes_nothing() {
         assert_close(&x.r_style, &y.r_style, RTOL, &format!("text {k}: r_style"));
         for (a, b) in x.style.sentences.iter().zip(&y.style.sentences) {
             assert_eq!(a.reference, b.reference);
-            assert_close(&a.similarity, &b.similarity, RTOL, &format!("text {k}: similarity"));
+            assert_close(
+                &a.similarity,
+                &b.similarity,
+                RTOL,
+                &format!("text {k}: similarity"),
+            );
         }
     }
     assert!(together.dynamics.inner > 0.0 && together.dynamics.outer > 0.0);

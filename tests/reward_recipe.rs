@@ -124,7 +124,14 @@ fn total_reward_adds_rewrite_and_meaning_terms() {
         input_tokens: 3,
     };
     let s = rm
-        .score_batch(&[ro("The cat sat."), ro("A cat was sitting."), ro("Buy stocks now.")], 0)
+        .score_batch(
+            &[
+                ro("The cat sat."),
+                ro("A cat was sitting."),
+                ro("Buy stocks now."),
+            ],
+            0,
+        )
         .unwrap();
     // A copy: edit similarity 1 → R_rewrite −1; meaning kept → 0.
     close(s.rewards[0].r_rewrite, -1.0);
@@ -133,7 +140,10 @@ fn total_reward_adds_rewrite_and_meaning_terms() {
     // A paraphrase: rewritten; cos 0.8 < 0.9 → 2·(0.8 − 0.9) = −0.2.
     close(s.rewards[1].r_rewrite, 0.0);
     close_f32(s.rewards[1].r_meaning, -0.2);
-    assert_eq!(s.rewards[1].meaning_cos.map(|c| (c * 1e6).round()), Some(0.8e6));
+    assert_eq!(
+        s.rewards[1].meaning_cos.map(|c| (c * 1e6).round()),
+        Some(0.8e6)
+    );
     // Meaning lost: 2·(0 − 0.9) = −1.8.
     close(s.rewards[2].r_total, -1.8);
     close_f32(s.means().r_meaning, (0.0 - 0.2 - 1.8) / 3.0);

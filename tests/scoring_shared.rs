@@ -99,7 +99,12 @@ fn shared_prompt_scoring_equals_full_rows_in_values_and_gradients() {
     let rows = Tensor::from_slice(&comps.iter().map(|(p, _)| *p as i64).collect::<Vec<_>>());
     let shared = shared_prompt_logprobs(&m, &p_ids, &p_mask, &rows, &c_ids, &c_mask, 0.8);
 
-    assert_close(&(&shared * &c_mask), &(&full * &c_mask), RTOL, "shared-prefix log-probs");
+    assert_close(
+        &(&shared * &c_mask),
+        &(&full * &c_mask),
+        RTOL,
+        "shared-prefix log-probs",
+    );
     // Sanity: the values are real log-probs, not all zeros.
     assert!((&full * &c_mask).abs().sum(Kind::Float).double_value(&[]) > 1.0);
 
@@ -134,7 +139,12 @@ fn one_token_completions_need_no_completion_pass() {
         let ids = Tensor::from_slice(&row).unsqueeze(0);
         let lp = token_logprobs(&m, &ids, None, owned[*p].len() as i64, 1.0);
         let want = lp.get(0).get(0);
-        assert_close(&shared.get(r as i64).get(0), &want, RTOL, &format!("row {r}"));
+        assert_close(
+            &shared.get(r as i64).get(0),
+            &want,
+            RTOL,
+            &format!("row {r}"),
+        );
     }
 }
 

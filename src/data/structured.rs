@@ -139,8 +139,8 @@ pub fn load_csv(path: &Path, column: &str, delimiter: u8) -> Result<Vec<String>>
     }
     // The csv reader ends an unterminated quoted field at the end of the file without an
     // error, swallowing every later row into one field.
-    let bytes = std::fs::read(path)
-        .with_context(|| format!("cannot read dataset {}", path.display()))?;
+    let bytes =
+        std::fs::read(path).with_context(|| format!("cannot read dataset {}", path.display()))?;
     if let Some(line) = unterminated_quote(&bytes, delimiter) {
         bail!(
             "dataset {} line {line}: a quoted field opened here is never closed; close it \

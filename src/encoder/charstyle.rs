@@ -131,7 +131,10 @@ mod tests {
 
     #[test]
     fn content_words_become_shapes_and_function_words_stay() {
-        assert_eq!(distort("I met Anna in Bristol at 9!"), "I xxx Xxxx in Xxxxxxx at d!");
+        assert_eq!(
+            distort("I met Anna in Bristol at 9!"),
+            "I xxx Xxxx in Xxxxxxx at d!"
+        );
         assert_eq!(distort("so   cool 😀"), "so xxxx E");
         // Same style, other content: identical distortion.
         assert_eq!(distort("The cat sat."), distort("The dog ran."));

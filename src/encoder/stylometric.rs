@@ -27,52 +27,52 @@ const CONTENT_BOUND: f32 = 0.1;
 /// it; the `constant` feature gives every text the same component, so texts without any
 /// marked habit are close to each other rather than scattered by noise.
 pub const FEATURES: &[(&str, f32, f32, f32)] = &[
-    ("constant", 0.0, 1.0, 1.5),      // always 1
-    ("log_words", 2.4, 0.8, CONTENT_BOUND), // ln(1 + words)
-    ("mean_word_len", 4.6, 1.2, CONTENT_BOUND), // letters per word
-    ("commas", 0.06, 0.07, 0.7),      // ',' per word
-    ("end_period", 0.6, 0.5, 0.5),    // ends with '.' (0/1)
-    ("end_question", 0.0, 0.35, 1.0), // ends with '?' (0/1)
-    ("end_exclaim", 0.0, 0.35, 1.0),  // ends with '!' (0/1)
-    ("end_none", 0.0, 0.5, 1.0),      // ends without . ? ! … or closing quote (0/1)
-    ("ellipsis", 0.0, 0.35, 1.0),     // contains "..." or '…' (0/1)
-    ("colons_semis", 0.0, 0.04, 1.0), // ':' ';' per word
-    ("dashes", 0.0, 0.04, 1.0),       // '—' '–' or a spaced '-' per word
-    ("quotes", 0.0, 0.07, 0.7),       // quotation marks per word
-    ("brackets", 0.0, 0.04, 0.7),     // '(' ')' '[' ']' per word
-    ("upper_letters", 0.04, 0.06, CONTENT_BOUND), // upper-case share of letters
+    ("constant", 0.0, 1.0, 1.5),                    // always 1
+    ("log_words", 2.4, 0.8, CONTENT_BOUND),         // ln(1 + words)
+    ("mean_word_len", 4.6, 1.2, CONTENT_BOUND),     // letters per word
+    ("commas", 0.06, 0.07, 0.7),                    // ',' per word
+    ("end_period", 0.6, 0.5, 0.5),                  // ends with '.' (0/1)
+    ("end_question", 0.0, 0.35, 1.0),               // ends with '?' (0/1)
+    ("end_exclaim", 0.0, 0.35, 1.0),                // ends with '!' (0/1)
+    ("end_none", 0.0, 0.5, 1.0),                    // ends without . ? ! … or closing quote (0/1)
+    ("ellipsis", 0.0, 0.35, 1.0),                   // contains "..." or '…' (0/1)
+    ("colons_semis", 0.0, 0.04, 1.0),               // ':' ';' per word
+    ("dashes", 0.0, 0.04, 1.0),                     // '—' '–' or a spaced '-' per word
+    ("quotes", 0.0, 0.07, 0.7),                     // quotation marks per word
+    ("brackets", 0.0, 0.04, 0.7),                   // '(' ')' '[' ']' per word
+    ("upper_letters", 0.04, 0.06, CONTENT_BOUND),   // upper-case share of letters
     ("titlecase_words", 0.08, 0.12, CONTENT_BOUND), // capitalised words after the first
-    ("allcaps_words", 0.0, 0.06, 1.0), // words of 2+ letters all in capitals
-    ("function_words", 0.45, 0.15, CONTENT_BOUND), // closed-class words
-    ("contractions", 0.0, 0.06, 1.0), // words with an inner apostrophe
-    ("first_person", 0.0, 0.06, 0.4), // I, me, we, our, …
-    ("second_person", 0.0, 0.05, 0.4), // you, your, …
-    ("third_person", 0.05, 0.07, CONTENT_BOUND), // he, she, they, it, …
-    ("digits", 0.01, 0.04, CONTENT_BOUND), // digit share of non-space chars
-    ("emoji", 0.0, 0.05, 1.0),        // emoji per word
-    ("long_words", 0.2, 0.12, CONTENT_BOUND), // words of 7+ letters
-    ("ly_words", 0.02, 0.04, CONTENT_BOUND), // words ending in -ly
-    ("ing_words", 0.03, 0.05, CONTENT_BOUND), // words ending in -ing
-    ("articles", 0.08, 0.06, CONTENT_BOUND), // a, an, the
-    ("repeated_marks", 0.0, 0.35, 1.0), // "!!", "?!", "??" (0/1)
-    ("punct_per_word", 0.15, 0.12, CONTENT_BOUND), // all Unicode punctuation per word
-    ("starts_conj", 0.0, 0.35, 0.7),  // starts with and/but/or/so (0/1)
-    ("starts_lower", 0.0, 0.35, 1.0), // first letter is lower case (0/1)
-    ("words_per_sentence", 2.4, 0.8, 0.7), // ln(1 + words / inner sentences)
-    ("hedges", 0.0, 0.04, 1.0),       // hedge words and phrases per word
-    ("passive", 0.0, 0.05, 0.6),      // be/get + participle per word
-    ("informal", 0.0, 0.05, 1.0),     // chat words (lol, gonna, yeah, …) per word
-    ("latinate", 0.05, 0.07, 0.7),    // long words with -tion, -ity, -ment, -ous, … per word
+    ("allcaps_words", 0.0, 0.06, 1.0),              // words of 2+ letters all in capitals
+    ("function_words", 0.45, 0.15, CONTENT_BOUND),  // closed-class words
+    ("contractions", 0.0, 0.06, 1.0),               // words with an inner apostrophe
+    ("first_person", 0.0, 0.06, 0.4),               // I, me, we, our, …
+    ("second_person", 0.0, 0.05, 0.4),              // you, your, …
+    ("third_person", 0.05, 0.07, CONTENT_BOUND),    // he, she, they, it, …
+    ("digits", 0.01, 0.04, CONTENT_BOUND),          // digit share of non-space chars
+    ("emoji", 0.0, 0.05, 1.0),                      // emoji per word
+    ("long_words", 0.2, 0.12, CONTENT_BOUND),       // words of 7+ letters
+    ("ly_words", 0.02, 0.04, CONTENT_BOUND),        // words ending in -ly
+    ("ing_words", 0.03, 0.05, CONTENT_BOUND),       // words ending in -ing
+    ("articles", 0.08, 0.06, CONTENT_BOUND),        // a, an, the
+    ("repeated_marks", 0.0, 0.35, 1.0),             // "!!", "?!", "??" (0/1)
+    ("punct_per_word", 0.15, 0.12, CONTENT_BOUND),  // all Unicode punctuation per word
+    ("starts_conj", 0.0, 0.35, 0.7),                // starts with and/but/or/so (0/1)
+    ("starts_lower", 0.0, 0.35, 1.0),               // first letter is lower case (0/1)
+    ("words_per_sentence", 2.4, 0.8, 0.7),          // ln(1 + words / inner sentences)
+    ("hedges", 0.0, 0.04, 1.0),                     // hedge words and phrases per word
+    ("passive", 0.0, 0.05, 0.6),                    // be/get + participle per word
+    ("informal", 0.0, 0.05, 1.0),                   // chat words (lol, gonna, yeah, …) per word
+    ("latinate", 0.05, 0.07, 0.7), // long words with -tion, -ity, -ment, -ous, … per word
     ("any_contraction", 0.0, 0.35, 1.0), // presence (0/1) of each marked habit: one
-    ("any_emoji", 0.0, 0.35, 1.0),    // occurrence in a long text counts as much as in a
-    ("any_hedge", 0.0, 0.35, 1.0),    // short one
+    ("any_emoji", 0.0, 0.35, 1.0), // occurrence in a long text counts as much as in a
+    ("any_hedge", 0.0, 0.35, 1.0), // short one
     ("any_passive", 0.0, 0.35, 0.6),
     ("any_informal", 0.0, 0.35, 1.0),
     ("any_first_person", 0.0, 0.35, 0.4),
     ("any_second_person", 0.0, 0.35, 0.4),
     ("any_exclaim", 0.0, 0.35, 1.0),
     ("any_question", 0.0, 0.35, 1.0),
-    ("no_capitals", 0.0, 0.35, 1.0),  // has letters, none upper-case (0/1)
+    ("no_capitals", 0.0, 0.35, 1.0), // has letters, none upper-case (0/1)
     ("many_sentences", 0.0, 0.35, 0.7), // 3 or more inner sentences (0/1)
 ];
 
@@ -99,14 +99,38 @@ const THIRD: &[&str] = &[
 ];
 
 const HEDGES: &[&str] = &[
-    "perhaps", "maybe", "might", "possibly", "probably", "apparently", "seemingly", "somewhat",
-    "arguably", "presumably", "likely", "unlikely", "guess", "suppose", "seems", "seem", "appears",
-    "kinda", "sorta",
+    "perhaps",
+    "maybe",
+    "might",
+    "possibly",
+    "probably",
+    "apparently",
+    "seemingly",
+    "somewhat",
+    "arguably",
+    "presumably",
+    "likely",
+    "unlikely",
+    "guess",
+    "suppose",
+    "seems",
+    "seem",
+    "appears",
+    "kinda",
+    "sorta",
 ];
 /// Two-word hedges ("i think", "sort of"), matched on consecutive lower-cased words.
 const HEDGE_PAIRS: &[(&str, &str)] = &[
-    ("i", "think"), ("i", "believe"), ("i", "feel"), ("sort", "of"), ("kind", "of"),
-    ("a", "bit"), ("more", "or"), ("could", "be"), ("may", "be"), ("not", "sure"),
+    ("i", "think"),
+    ("i", "believe"),
+    ("i", "feel"),
+    ("sort", "of"),
+    ("kind", "of"),
+    ("a", "bit"),
+    ("more", "or"),
+    ("could", "be"),
+    ("may", "be"),
+    ("not", "sure"),
 ];
 const BE_FORMS: &[&str] = &[
     "am", "is", "are", "was", "were", "be", "been", "being", "get", "gets", "got", "gotten",
@@ -243,20 +267,24 @@ pub fn raw_features(sentence: &str) -> Vec<f32> {
         }
         k.max(1) as f32
     };
-    let hedges = lower.iter().filter(|w| HEDGES.contains(&w.as_str())).count()
+    let hedges = lower
+        .iter()
+        .filter(|w| HEDGES.contains(&w.as_str()))
+        .count()
         + lower
             .windows(2)
             .filter(|p| HEDGE_PAIRS.contains(&(p[0].as_str(), p[1].as_str())))
             .count();
-    let is_participle = |w: &str| {
-        (w.len() > 3 && w.ends_with("ed")) || IRREGULAR_PARTICIPLES.contains(&w)
-    };
+    let is_participle =
+        |w: &str| (w.len() > 3 && w.ends_with("ed")) || IRREGULAR_PARTICIPLES.contains(&w);
     // be/get, optionally one adverb or "not", then a participle.
     let passive = (0..lower.len())
         .filter(|&i| BE_FORMS.contains(&lower[i].as_str()))
         .filter(|&i| {
             lower.get(i + 1).is_some_and(|w| is_participle(w))
-                || (lower.get(i + 1).is_some_and(|w| w.ends_with("ly") || w == "not")
+                || (lower
+                    .get(i + 1)
+                    .is_some_and(|w| w.ends_with("ly") || w == "not")
                     && lower.get(i + 2).is_some_and(|w| is_participle(w)))
         })
         .count();
@@ -264,7 +292,10 @@ pub fn raw_features(sentence: &str) -> Vec<f32> {
 
     let flag = |b: bool| b as i32 as f32;
     let emoji = count(&is_emoji);
-    let informal = lower.iter().filter(|w| INFORMAL.contains(&w.as_str())).count() as f32;
+    let informal = lower
+        .iter()
+        .filter(|w| INFORMAL.contains(&w.as_str()))
+        .count() as f32;
     let first = words_where(&|w| FIRST.contains(&stem(w)));
     let second = words_where(&|w| SECOND.contains(&stem(w)));
     vec![

@@ -263,7 +263,10 @@ pub fn evaluate(cfg: &EvalConfig) -> Result<Report> {
     chart::draw(&rows, &opts, &out_dir.join("chart.svg"))?;
     // The files are kept (generation is the costly part); the exit code reports the judge.
     if let (Some(msg), true) = (judge_failure, cfg.judge.required) {
-        bail!("{msg} (results without it are in {}; set judge.required = false to accept that)", out_dir.display());
+        bail!(
+            "{msg} (results without it are in {}; set judge.required = false to accept that)",
+            out_dir.display()
+        );
     }
     Ok(Report {
         out_dir,

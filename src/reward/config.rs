@@ -290,7 +290,9 @@ impl RewardConfig {
             bail!("reward.meaning.encoder is empty: name a content encoder directory, e.g. models/all-minilm-l6-v2");
         }
         if self.neighbours == 0 {
-            bail!("reward.neighbours = 0: must be ≥ 1 (nearest references kept per input sentence)");
+            bail!(
+                "reward.neighbours = 0: must be ≥ 1 (nearest references kept per input sentence)"
+            );
         }
         if self.encoder_batch_size == 0 {
             bail!("reward.encoder_batch_size must be > 0");

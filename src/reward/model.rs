@@ -185,9 +185,8 @@ impl RewardModel {
         let enc: Arc<dyn SentenceEncoder> = Arc::from(enc);
         let mut m = Self::with_encoder(cfg, enc, refs)?;
         if cfg.meaning.weight > 0.0 {
-            let c = crate::encoder::load_with(&cfg.meaning.encoder, &opts).with_context(|| {
-                format!("reward.meaning.encoder '{}'", cfg.meaning.encoder)
-            })?;
+            let c = crate::encoder::load_with(&cfg.meaning.encoder, &opts)
+                .with_context(|| format!("reward.meaning.encoder '{}'", cfg.meaning.encoder))?;
             m.content = Some(Arc::from(c));
         }
         Ok(m)
@@ -300,12 +299,8 @@ impl RewardModel {
             let r_rw = r_rewrite(&self.cfg.rewrite, edit);
             let r_mn = meaning_cos.map_or(0.0, |c| r_meaning(&self.cfg.meaning, c));
             let w = &self.cfg.weights;
-            let r_total = w.style * r_style
-                + w.length * r_len
-                + r_ne
-                + w.punctuation * r_punct
-                + r_rw
-                + r_mn;
+            let r_total =
+                w.style * r_style + w.length * r_len + r_ne + w.punctuation * r_punct + r_rw + r_mn;
             rewards.push(RewardBreakdown {
                 r_total,
                 r_style,

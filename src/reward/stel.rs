@@ -70,7 +70,13 @@ pub fn stel_accuracy(enc: &dyn SentenceEncoder, triples: &[Triple]) -> Result<St
     ensure!(!triples.is_empty(), "no STEL triples to score");
     let texts: Vec<String> = triples
         .iter()
-        .flat_map(|t| [t.anchor.clone(), t.same_style.clone(), t.same_content.clone()])
+        .flat_map(|t| {
+            [
+                t.anchor.clone(),
+                t.same_style.clone(),
+                t.same_content.clone(),
+            ]
+        })
         .collect();
     let mut v = Vec::with_capacity(texts.len());
     for chunk in texts.chunks(96) {

@@ -8,7 +8,7 @@ pub mod names;
 pub mod punct;
 pub mod sentences;
 
+pub use edit::edit_similarity;
 pub use entities::{entities, entity_pair, normalize_entity, Entity, EntityKind};
 pub use punct::{count_punctuation, is_punctuation};
-pub use edit::edit_similarity;
 pub use sentences::sentences;

@@ -108,7 +108,13 @@ where
     W: Values + ?Sized,
 {
     let (g, w) = (got.values(), want.values());
-    assert_eq!(g.len(), w.len(), "{what}: {} values vs {} wanted", g.len(), w.len());
+    assert_eq!(
+        g.len(),
+        w.len(),
+        "{what}: {} values vs {} wanted",
+        g.len(),
+        w.len()
+    );
     let scale = w.iter().fold(0f64, |m, x| m.max(x.abs())).max(CLOSE_FLOOR);
     let mut worst = (0f64, 0usize);
     for (i, (a, b)) in g.iter().zip(&w).enumerate() {
