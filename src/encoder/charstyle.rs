@@ -10,7 +10,7 @@
 //!
 //! Nothing here is tuned on any data set; the hashing is FNV-1a so vectors are stable across
 //! platforms and runs.
-use super::stylometric::FUNCTION_WORDS;
+use super::stylometric::{is_emoji, FUNCTION_WORDS};
 use anyhow::Result;
 
 /// Hash buckets of the n-gram profile.
@@ -21,10 +21,6 @@ pub const MAX_N: usize = 4;
 pub const MAX_SHAPE: usize = 8;
 
 pub struct CharStyle;
-
-fn is_emoji(c: char) -> bool {
-    matches!(c as u32, 0x1F000..=0x1FAFF | 0x2600..=0x27BF | 0x2B00..=0x2BFF)
-}
 
 /// The content-masked form of a text (see the module doc).
 pub fn distort(text: &str) -> String {

@@ -171,7 +171,8 @@ impl Default for Stylometric {
     }
 }
 
-fn is_emoji(c: char) -> bool {
+/// Emoji and pictographs by code block (shared with `charstyle`).
+pub fn is_emoji(c: char) -> bool {
     matches!(c as u32, 0x1F000..=0x1FAFF | 0x2600..=0x27BF | 0x2B00..=0x2BFF)
 }
 
