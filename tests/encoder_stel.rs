@@ -42,15 +42,15 @@ fn the_test_split_covers_at_least_ten_features_and_two_hundred_triples() {
     }
 }
 
-/// Measured 0.854 on 2026-11-28 (dev split 0.892); the goal is 0.9 — the README says
-/// which features fall short (formality, vocabulary).
+/// Measured 0.883 on 2026-11-28 with the formal-register features (0.854 before; dev split
+/// 0.917); the goal is 0.9 — the README says which features fall short.
 #[test]
 fn stylometric_encoder_measures_style_on_the_test_split() {
     let enc = stylerl::encoder::load("stylometric").unwrap();
     let r = stel_accuracy(enc.as_ref(), &triples("triples.jsonl")).unwrap();
     eprintln!("{}", stylerl::reward::stel::markdown(&r));
     assert!(
-        r.accuracy >= 0.85,
+        r.accuracy >= 0.875,
         "STEL-or-Content accuracy {}",
         r.accuracy
     );

@@ -74,6 +74,8 @@ pub const FEATURES: &[(&str, f32, f32, f32)] = &[
     ("any_question", 0.0, 0.35, 1.0),
     ("no_capitals", 0.0, 0.35, 1.0), // has letters, none upper-case (0/1)
     ("many_sentences", 0.0, 0.35, 0.7), // 3 or more inner sentences (0/1)
+    ("formal", 0.0, 0.05, 1.0),      // formal-register markers (kindly, shall, upon, …) per word
+    ("any_formal", 0.0, 0.35, 0.7),
 ];
 
 #[rustfmt::skip]
@@ -149,11 +151,32 @@ const INFORMAL: &[&str] = &[
     "hiya", "ok", "okay", "btw", "tbh", "idk", "imo", "kinda", "sorta", "haha", "hahaha", "ya",
     "u", "ur", "cuz", "coz", "thx", "pls", "plz", "cool", "awesome", "totally", "guys", "stuff",
     "super", "literally", "dude", "wow", "ugh", "yay", "oops", "hmm", "ain't", "y'all",
-    "rn", "asap", "fyi", "xx", "xoxo", "bro", "mate", "cheers",
+    "rn", "asap", "fyi", "xx", "xoxo", "bro", "mate", "cheers", "folks", "dunno", "lemme",
+    "gimme", "yo", "whoa", "yikes", "geez", "jeez", "meh", "huh", "um", "uh", "nah", "bummer",
+    "freaking", "damn", "heck", "crap", "sucks", "legit", "vibe", "vibes", "whatever", "anyway", "anyways", "buddy", "pal", "kiddo", "knackered", "bloody", "gutted", "fab", "mega",
+    "slaps", "sus", "ok'd", "bday", "tho", "stupid", "dumb", "crazy", "insane", "wild", "nuts", "epic", "chill", "cos", "gotcha", "ya'll", "y'know",
 ];
+/// Words that mark a formal, polite or official register whatever the topic: formulaic
+/// politeness, connectives of written argument, and officialese verbs.
+#[rustfmt::skip]
+const FORMAL: &[&str] = &[
+    "kindly", "regret", "regrettably", "sincerely", "respectfully", "hereby", "thus", "therefore",
+    "hence", "furthermore", "moreover", "nevertheless", "nonetheless", "consequently",
+    "accordingly", "whereas", "whom", "upon", "regarding", "concerning", "pursuant", "prior",
+    "subsequent", "subsequently", "approximately", "ensure", "require", "required", "requires",
+    "request", "requested", "inform", "informed", "assist", "assistance", "commence", "commenced",
+    "terminate", "obtain", "obtained", "purchase", "purchased", "reside", "attend", "attendance",
+    "advise", "advised", "grateful", "additionally", "thereby", "whilst", "amongst",
+    "notwithstanding", "sufficient", "numerous", "individuals", "utilise", "utilize", "facilitate",
+    "endeavour", "endeavor", "owing", "shall", "permit", "permitted", "proceed",
+    "appreciate", "appreciated", "convey", "acknowledge", "acknowledged", "ascertain",
+    "rescheduled", "postpone", "postponed", "henceforth", "herewith", "furnish", "furnished",
+    "enquire", "inquire", "enquiries", "inquiries", "submit", "submitted", "therein", "aforementioned", "regards", "madam", "sir", "cordially",
+    "esteemed", ];
 const LATINATE_SUFFIXES: &[&str] = &[
     "tion", "sion", "ment", "ity", "ence", "ance", "ous", "ive", "ize", "ise", "ate", "ible",
-    "able", "ary", "ory", "ial", "ency", "ancy",
+    "able", "ary", "ory", "ial", "ency", "ancy", "al", "ic", "ent", "ant", "ure", "ify", "ism",
+    "ude",
 ];
 
 /// The weight-free stylometric encoder.
@@ -297,6 +320,10 @@ pub fn raw_features(sentence: &str) -> Vec<f32> {
         .iter()
         .filter(|w| INFORMAL.contains(&w.as_str()))
         .count() as f32;
+    let formal = lower
+        .iter()
+        .filter(|w| FORMAL.contains(&w.as_str()))
+        .count() as f32;
     let first = words_where(&|w| FIRST.contains(&stem(w)));
     let second = words_where(&|w| SECOND.contains(&stem(w)));
     vec![
@@ -350,6 +377,8 @@ pub fn raw_features(sentence: &str) -> Vec<f32> {
         flag(s.contains('?')),
         flag(letters > 0.0 && uppers == 0.0),
         flag(inner_sentences >= 3.0),
+        formal / n,
+        flag(formal > 0.0),
     ]
 }
 
