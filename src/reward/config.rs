@@ -17,6 +17,16 @@ pub enum Aggregation {
     Mean,
 }
 
+/// How the reward terms become the number GRPO centres per group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Normalise {
+    /// The weighted sum of the terms (shared/SPEC.md).
+    None,
+    /// Each term standardised within its group, then the weighted sum (reward::normalise).
+    Group,
+}
+
 /// The reference sentences R_style may match (shared/SPEC.md: all of them).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -46,6 +56,8 @@ pub struct RewardConfig {
     /// Most generated-sentence embeddings kept between batches (0 disables the cache).
     pub cache_size: usize,
     pub weights: Weights,
+    /// `none` (the paper) or `group`: standardise each term within its group before summing.
+    pub normalise: Normalise,
     pub dropout: DropoutConfig,
     pub length: LengthConfig,
     pub entities: EntityConfig,
@@ -170,6 +182,7 @@ impl Default for RewardConfig {
             neighbours: 3,
             cache_size: 65536,
             weights: Weights::default(),
+            normalise: Normalise::None,
             dropout: DropoutConfig::default(),
             length: LengthConfig::default(),
             entities: EntityConfig::default(),

@@ -11,6 +11,7 @@ pub mod dropout;
 pub mod dynamics;
 pub mod meaning;
 pub mod model;
+pub mod normalise;
 pub mod penalties;
 pub mod stel;
 pub mod style;

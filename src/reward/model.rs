@@ -7,7 +7,7 @@
 //! `dropout::batch_rng(seed, step)` in batch order (text by text, sentence by sentence);
 //! when every sentence of a text is dropped, the text gets its undropped R_style.
 use super::anchor::{best_within, neighbour_set};
-use super::config::{Aggregation, RewardConfig, StyleTarget};
+use super::config::{Aggregation, Normalise, RewardConfig, StyleTarget};
 use super::dropout::{batch_rng, draw, dropout_rates};
 use super::dynamics::{dynamics, Dynamics};
 use super::meaning::meaning_kept;
@@ -121,6 +121,35 @@ pub struct BatchScores {
 impl BatchScores {
     pub fn totals(&self) -> Vec<f64> {
         self.rewards.iter().map(|r| r.r_total).collect()
+    }
+
+    /// The numbers GRPO turns into advantages: the totals, or with `normalise = "group"` each
+    /// term standardised within its group of `group_size` and summed with its weight.
+    pub fn for_advantages(&self, cfg: &RewardConfig, group_size: usize) -> Vec<f64> {
+        if cfg.normalise == Normalise::None {
+            return self.totals();
+        }
+        let term = |f: &dyn Fn(&RewardBreakdown) -> f64| self.rewards.iter().map(f).collect();
+        // r_ne, r_rewrite and r_meaning carry their weight inside; standardising removes it,
+        // so it is applied again here.
+        let terms: Vec<Vec<f64>> = vec![
+            term(&|r| r.r_style),
+            term(&|r| r.r_length),
+            term(&|r| r.r_ne_overlap),
+            term(&|r| r.r_punctuation),
+            term(&|r| r.r_rewrite),
+            term(&|r| r.r_meaning),
+        ];
+        let w = &cfg.weights;
+        let weights = [
+            w.style,
+            w.length,
+            cfg.entities.weight,
+            w.punctuation,
+            cfg.rewrite.weight,
+            cfg.meaning.weight,
+        ];
+        super::normalise::group_normalised_total(&terms, &weights, group_size)
     }
 
     pub fn means(&self) -> ComponentMeans {

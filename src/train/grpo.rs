@@ -420,12 +420,13 @@ impl GrpoTrainer {
             .collect();
         let scores = self.rm.score_batch(&rollouts, step)?;
         let rewards = scores.totals();
+        let for_adv = scores.for_advantages(&self.cfg.reward, g.num_generations);
         let t_reward = t1.elapsed().as_secs_f64();
 
         // 3. Updates.
         let t2 = Instant::now();
         let adv = advantages(
-            &Tensor::from_slice(&rewards),
+            &Tensor::from_slice(&for_adv),
             g.num_generations as i64,
             g.std_scale,
         )?
