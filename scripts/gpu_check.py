@@ -427,8 +427,12 @@ class MemPoll(threading.Thread):
         super().__init__(daemon=True)
         self.pid, self.gpu, self.peak_mb, self.source = pid, gpu, None, None
         self.stop = threading.Event()
+        self.base = None
         if gpu:
-            self.base = self.device_used_mb()
+            try:
+                self.base = self.device_used_mb()
+            except Exception:  # no baseline: only nvidia-smi's per-process figure can count
+                pass
 
     def device_used_mb(self):
         rows = nvidia_smi("--query-gpu=memory.used")
@@ -444,6 +448,8 @@ class MemPoll(threading.Thread):
             for p, mb in (r for r in nvidia_smi("--query-compute-apps=pid,used_memory") if len(r) == 2):
                 if p == str(self.pid) and mb.isdigit():
                     return float(mb), "nvidia-smi, the process"
+            if self.base is None:
+                return None, None
             return self.device_used_mb() - self.base, "device used memory over the baseline"
         try:
             for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
@@ -535,7 +541,7 @@ class Check:
         return self.run([self.bin, *args], timeout, env, poll_mem)
 
     def child(self, name, timeout, poll_mem=False, device=None):
-        if self.rehearse:
+        if self.rehearse and not os.environ.get("GPU_CHECK_SUBPROCESS"):
             # In-process: each child process would pay ~6 s importing transformers on this
             # 2-core machine, and the rehearsal has 2 minutes. Same functions, same output.
             import contextlib
@@ -850,13 +856,16 @@ class Check:
         s = self.mode["speed_shape"]
         pc = self.param_count(s)
         S = self.mode["sft_seq"]
-        # Forward + backward to the inputs (frozen weights get no weight gradient): 2 × the
-        # forward's 2·N per token, plus attention 4·L·(heads·head_dim)·S per token a pass.
-        attn = 4 * s["num_hidden_layers"] * s["num_attention_heads"] * s["head_dim"] * S
-        flops_tok = 2 * (2 * pc["matmul"] + attn)
+        # LoRA: frozen weights get no weight gradient, so the weight matmuls cost forward +
+        # backward-to-input = 4·N a token (not full training's 6·N); the attention matmuls take
+        # gradients for both operands, 3 × the forward's 4·L·(heads·head_dim)·S (PaLM's count,
+        # causal masking not discounted).
+        attn_fwd = 4 * s["num_hidden_layers"] * s["num_attention_heads"] * s["head_dim"] * S
+        flops_tok = 4 * pc["matmul"] + 3 * attn_fwd
         hw = self.meas.get("hw", {})
         peak = hw.get("bf16_peak_spec_flops") if not self.rehearse else hw.get("matmul_flops")
-        res = {"flops_per_token": flops_tok, "peak_flops": peak,
+        res = {"flops_per_token": flops_tok, "flops_formula": "4*N_matmul + 12*layers*heads*head_dim*seq",
+               "peak_flops": peak,
                "peak_source": "measured f32 matmul (rehearsal)" if self.rehearse else "datasheet dense bf16"}
         for b in self.mode["sft_batches"]:
             out = self.work / f"sft_speed_b{b}"
