@@ -341,8 +341,13 @@ def child_ref_grpo(a):
     tok.padding_side = "left"
 
     def token_logps(ids, mask, n_comp):
-        # Only the completion's logits, as TRL asks for them (logits_to_keep).
-        logits = m(input_ids=ids, attention_mask=mask, logits_to_keep=n_comp + 1).logits[:, :-1].float()
+        # Only the completion's logits, as TRL asks for them (logits_to_keep; transformers
+        # before 4.48 has no such argument and computes them all).
+        try:
+            logits = m(input_ids=ids, attention_mask=mask, logits_to_keep=n_comp + 1).logits
+        except TypeError:
+            logits = m(input_ids=ids, attention_mask=mask).logits
+        logits = logits[:, -n_comp - 1:-1].float()
         return torch.log_softmax(logits, -1).gather(-1, ids[:, -n_comp:, None]).squeeze(-1)
 
     steps = []
@@ -820,6 +825,7 @@ class Check:
         s = self.mode["speed_shape"]
         pc = self.param_count(s)
         bw = self.meas.get("hw", {}).get("copy_bytes_per_s")
+        spec = self.meas.get("hw", {}).get("hbm_spec_bytes_per_s")
         P, T = self.mode["decode_prompt"], self.mode["decode_new"]
         ids = self.prompts(s["vocab_size"], [P] * max(self.mode["decode_batches"]))
         inp = self.work / "decode_ids.jsonl"
@@ -842,6 +848,7 @@ class Check:
                 "decode_tokens_per_s": b * steps / t["decode_s"], "ms_per_step": 1000 * t["decode_s"] / steps,
                 "roofline_ms_per_step": 1000 * floor_s / steps if floor_s else None,
                 "roofline_fraction": floor_s / t["decode_s"] if floor_s else None,
+                "roofline_fraction_at_spec_bandwidth": floor_s * bw / spec / t["decode_s"] if floor_s and spec else None,
             }
         ref, _ = self.child("ref_decode", self.tmo())
         for b, r in ref.items():
@@ -953,6 +960,15 @@ class Check:
             out[k] = rec
         return out
 
+    def commit(self):
+        """The checkout's commit, where the copy has its .git (a carried tree may not)."""
+        try:
+            r = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True, text=True,
+                               timeout=5)
+            return r.stdout.strip() or None
+        except (OSError, subprocess.SubprocessError):
+            return None
+
     def summary(self):
         import torch
 
@@ -960,7 +976,7 @@ class Check:
         s = {
             "schema": SCHEMA, "mode": self.a.mode, "device": self.dev,
             "device_name": self.meas.get("hw", {}).get("device_name"),
-            "torch": torch.__version__, "stylerl_bin": str(self.bin),
+            "torch": torch.__version__, "stylerl_bin": str(self.bin), "commit": self.commit(),
             "started_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - (time.perf_counter() - self.t_start))),
             "wall_s": round(time.perf_counter() - self.t_start, 1), "budget_s": self.a.budget_s,
             "checks": self.checks, "goals": self.goals(),

@@ -60,7 +60,10 @@ export LD_LIBRARY_PATH="$torch_lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 # The python side holds its own budget (470 s on the GPU, 110 s rehearsing); this is the backstop.
 limit=480
 [[ "$mode" == rehearse ]] && limit=120
-timeout -k 10 "$limit" "$PYTHON" "$ROOT/scripts/gpu_check.py" --mode "$mode" --out "$out"
+# GPU_CHECK_WORK: scratch folder for the random models (~8 GB on the GPU run; default a new
+# folder under $TMPDIR or /tmp, removed at the end).
+timeout -k 10 "$limit" "$PYTHON" "$ROOT/scripts/gpu_check.py" --mode "$mode" --out "$out" \
+  ${GPU_CHECK_WORK:+--work "$GPU_CHECK_WORK"}
 rc=$?
 [[ $rc == 124 || $rc == 137 ]] && echo "gpu_check.sh: stopped after $limit s; $out/summary.json may be missing" >&2
 exit $rc
