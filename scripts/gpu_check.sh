@@ -60,10 +60,11 @@ export LD_LIBRARY_PATH="$torch_lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 # The python side holds its own budget (470 s on the GPU, 110 s rehearsing); this is the backstop.
 limit=480
 [[ "$mode" == rehearse ]] && limit=120
+# GPU_CHECK_ONLY=grpo_speed,sft_speed reruns only the steps named (and the steps they stand on).
 # GPU_CHECK_WORK: scratch folder for the random models (~8 GB on the GPU run; default a new
 # folder under $TMPDIR or /tmp, removed at the end).
 timeout -k 10 "$limit" "$PYTHON" "$ROOT/scripts/gpu_check.py" --mode "$mode" --out "$out" \
-  ${GPU_CHECK_WORK:+--work "$GPU_CHECK_WORK"}
+  ${GPU_CHECK_WORK:+--work "$GPU_CHECK_WORK"} ${GPU_CHECK_ONLY:+--only "$GPU_CHECK_ONLY"}
 rc=$?
 [[ $rc == 124 || $rc == 137 ]] && echo "gpu_check.sh: stopped after $limit s; $out/summary.json may be missing" >&2
 exit $rc
