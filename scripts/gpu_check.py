@@ -65,8 +65,7 @@ MODES = {
         grpo=dict(P=4, G=8, L=256, mu=4, micro=16, warmup=1, steps=2), grpo_ref_steps=1,
         copy_mib=2048,
     ),
-    "rehearse": dict(
-        # f32: bf16 matmuls on a CPU without AVX-512 BF16 are emulated, 50x slower
+    "rehearse": dict(  # speed in f32: bf16 matmuls on a CPU without AVX-512 BF16 are ~50x slower
         device="cpu", budget_s=110, speed_shape=SMALL, speed_dtype="f32", parity_layers=2,
         decode_batches=[1, 8, 64], decode_prompt=8, decode_new=8,
         sft_seq=64, sft_batches=[1, 4], sft_warmup=1, sft_steps=2,
@@ -92,7 +91,7 @@ GOALS = {
     "decode_roofline_b1": ("decode at batch 1 reaches >= 70% of the HBM roofline", 0.70),
     "sft_lora_mfu": ("SFT LoRA (sequence 512) reaches >= 40% MFU", 0.40),
     "grpo_vs_reference": ("a GRPO step (G 8, completion 256, mu 4) is >= 2x transformers + PEFT", 2.0),
-    "grpo_paper_memory_gb": ("the 3B GRPO paper config peaks within 40 GB", 40.0),
+    "grpo_paper_memory_gb": ("the 3B GRPO paper config peaks within 40 GB (1e9 bytes)", 40.0),
 }
 
 
@@ -136,7 +135,9 @@ def write_tokenizer(out, vocab_size):
 
     words = [w for w in dataset_words() if w not in SPECIALS]
     vocab = SPECIALS + words
-    vocab += [f"w{i}" for i in range(vocab_size - len(vocab))]
+    known = set(vocab)
+    fillers = (w for w in (f"w{i}" for i in range(vocab_size + len(known))) if w not in known)
+    vocab += [next(fillers) for _ in range(vocab_size - len(vocab))]
     assert len(vocab) == vocab_size, f"vocab_size {vocab_size} < {len(SPECIALS) + len(words)} words"
     tok = Tokenizer(models.WordLevel({w: i for i, w in enumerate(vocab)}, unk_token="<unk>"))
     tok.pre_tokenizer = pre_tokenizers.Whitespace()
@@ -517,12 +518,14 @@ class Check:
         cmd = [str(c) for c in cmd]
         self.log("$ " + " ".join(cmd)[:600])
         e = dict(self.env, **(env or {}))
+        # The memory baseline is taken before the child starts.
+        poll = MemPoll(None, self.dev == "cuda") if poll_mem else None
         t0 = time.perf_counter()
         p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=e, cwd=cwd,
                              start_new_session=True)
         self.current = p
-        poll = MemPoll(p.pid, self.dev == "cuda") if poll_mem else None
         if poll:
+            poll.pid = p.pid
             poll.start()
         try:
             so, se = p.communicate(timeout=limit)
