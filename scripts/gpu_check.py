@@ -625,21 +625,24 @@ class Check:
         fields = dict(l.split(": ", 1) for l in so.splitlines() if ": " in l)
         cuda = fields.get("cuda available") == "true"
         libdir = os.path.join(os.path.dirname(torch.__file__), "lib")
-        ldd = subprocess.run(["ldd", str(self.bin)], capture_output=True, text=True).stdout
-        resolved = {l.split()[0]: l.split()[2] for l in ldd.splitlines() if "=>" in l and "libtorch" in l
-                    and len(l.split()) > 2}
-        from_torch = bool(resolved) and all(Path(p).resolve().parent == Path(libdir).resolve()
-                                            for p in resolved.values())
+        try:
+            ldd = subprocess.run(["ldd", str(self.bin)], capture_output=True, text=True, timeout=20).stdout
+        except (OSError, subprocess.SubprocessError):
+            ldd = None  # no ldd here: the resolution goes unchecked (info still ran)
+        resolved = {l.split()[0]: l.split()[2] for l in (ldd or "").splitlines()
+                    if "=>" in l and "libtorch" in l and len(l.split()) > 2}
+        from_torch = ldd is None or (bool(resolved) and all(Path(p).resolve().parent == Path(libdir).resolve()
+                                                            for p in resolved.values()))
         want = torch.cuda.is_available()
         nums = {"stylerl_cuda_available": cuda, "python_torch_cuda_available": want,
                 "cuda_devices": fields.get("cuda devices"), "cudnn_available": fields.get("cudnn available"),
-                "libtorch_resolved": resolved, "torch_lib_dir": libdir,
+                "libtorch_resolved": resolved if ldd is not None else "ldd not available", "torch_lib_dir": libdir,
                 "libtorch_cuda_linked": "libtorch_cuda.so" in resolved, "torch_version": torch.__version__}
         if cuda != want:
             return nums, False, f"stylerl says cuda available: {cuda}, python's torch says {want}"
         if not from_torch:
             return nums, False, f"libtorch not resolved from {libdir}: {resolved}"
-        if not self.rehearse and not (cuda and "libtorch_cuda.so" in resolved):
+        if not self.rehearse and not (cuda and (ldd is None or "libtorch_cuda.so" in resolved)):
             return nums, False, "no CUDA: stylerl info says cuda available: false"
         return nums, True, ""
 
@@ -1038,7 +1041,7 @@ def main():
             sys.exit(f"gpu_check.py: --only {','.join(sorted(unknown))}: no such step (steps: {', '.join(n for n, *_ in STEPS)})")
         # What the named steps stand on: fresh models unless --work kept them, and the
         # bandwidth / device name that the roofline and MFU are computed from.
-        if not keep_work:
+        if not keep_work and any("build_models" in needs for n, *_, needs in STEPS if n in only):
             only.add("build_models")
         if only & {"decode_speed", "sft_speed"}:
             only.add("bandwidth")
