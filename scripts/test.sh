@@ -28,6 +28,19 @@ STYLERL_DECODE_KERNEL=0 cargo test --release --quiet --no-fail-fast \
 echo "[test] parity tests"
 .venv/bin/python -m pytest -q tests/parity "$@" || failed+=("parity tests")
 
+# The GPU check (scripts/gpu_check.sh) runs only where a GPU is; its CPU rehearsal runs the same
+# steps at tiny shapes here so the script cannot rot. Its log and summary.json stay in the folder.
+echo "[test] GPU check rehearsal (scripts/gpu_check.sh --rehearse)"
+rehearsal="$ROOT/results/_scratch/gpu_check_rehearse"
+mkdir -p "$rehearsal"
+if scripts/gpu_check.sh --rehearse "$rehearsal" > "$rehearsal/stdout.txt" 2>&1; then
+  tail -n 5 "$rehearsal/stdout.txt"
+else
+  grep -E '^\[gpu_check .*\]    [a-z0-9_]+: (fail|error|skipped)' "$rehearsal/stdout.txt"
+  tail -n 5 "$rehearsal/stdout.txt"
+  failed+=("GPU check rehearsal (see $rehearsal/log.txt)")
+fi
+
 if ((${#failed[@]})); then
   printf '[test] FAILED: %s\n' "${failed[@]}"
   exit 1
