@@ -11,6 +11,7 @@ pub mod encoder;
 pub mod eval;
 pub mod gguf;
 pub mod model;
+pub mod report;
 pub mod reward;
 pub mod text;
 pub mod train;

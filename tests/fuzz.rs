@@ -181,14 +181,14 @@ fn gguf_must_not_panic(bytes: &[u8]) {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("m.gguf");
     std::fs::write(&file, bytes).unwrap();
-    let args = stylerl::gguf::import::ImportArgs {
+    let args = stylerl::cli::import_gguf::ImportArgs {
         file,
         out: dir.path().join("hf"),
         dtype: "f32".into(),
         pretok: "transformers".into(),
         force: false,
     };
-    let _ = stylerl::gguf::import::run(&args);
+    let _ = stylerl::cli::import_gguf::run(&args);
 }
 
 #[test]
@@ -197,14 +197,14 @@ fn the_unmutated_tiny_gguf_imports() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("m.gguf");
     std::fs::write(&file, &tiny_gguf().0).unwrap();
-    let args = stylerl::gguf::import::ImportArgs {
+    let args = stylerl::cli::import_gguf::ImportArgs {
         file,
         out: dir.path().join("hf"),
         dtype: "f32".into(),
         pretok: "transformers".into(),
         force: false,
     };
-    stylerl::gguf::import::run(&args).unwrap();
+    stylerl::cli::import_gguf::run(&args).unwrap();
     assert!(dir.path().join("hf/model.safetensors").is_file());
 }
 

@@ -7,7 +7,7 @@
 //! (the system's `created_by`).
 use super::judge::JudgeConfig;
 use crate::reward::RewardConfig;
-use crate::train::sft::ModelSection;
+use crate::model::load::ModelSection;
 use anyhow::{bail, Result};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};

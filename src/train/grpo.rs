@@ -17,39 +17,21 @@ use super::metrics::MetricsWriter;
 use super::optim::{clip_grad_norm, AdamW};
 use super::rng::{epoch_order, step_seed, SplitMix64};
 use super::schedule::Schedule;
-use super::sft::load_policy;
 use super::sft_data::user_turn;
 use crate::model::chat::ChatMessage;
 use crate::model::generate::{eos_ids, pad_id};
 use crate::model::generate::{generate_with_stats, left_pad, GenerateConfig, Sample};
+use crate::model::load::load_policy;
 use crate::model::lora::{trainable_line, LoraAdapter, Quant};
 use crate::model::sampling::SamplingConfig;
 use crate::model::scoring::shared_prompt_logprobs;
 use crate::model::{adapters, Llama, Tokenizer};
+use crate::report::Report;
 use crate::reward::{BatchScores, RewardModel, Rollout};
 use anyhow::{bail, Context, Result};
 use std::path::PathBuf;
 use std::time::Instant;
 use tch::Tensor;
-
-#[derive(clap::Args, Debug)]
-pub struct GrpoArgs {
-    /// TOML config (see configs/demo/grpo.toml).
-    #[arg(long)]
-    pub config: PathBuf,
-    /// Train ternary (1.58-bit) Bit-LoRA adapters.
-    #[arg(long)]
-    pub bitlora: bool,
-    /// Continue from the newest checkpoint in the output directory.
-    #[arg(long)]
-    pub resume: bool,
-    /// Resume although grpo.steps changed (implies --resume).
-    #[arg(long)]
-    pub resume_anyway: bool,
-    /// Override a config value, e.g. --set grpo.steps=5 (repeatable).
-    #[arg(long = "set")]
-    pub set: Vec<String>,
-}
 
 /// One rollout batch, ready for the loss: rows are prompt-major (prompt p's G samples are
 /// rows p·G .. (p+1)·G), and each prompt is stored once.
@@ -115,12 +97,6 @@ pub fn generation_logprobs(samples: &[Sample], width: i64, device: tch::Device) 
     Tensor::from_slice(&out)
         .view([samples.len() as i64, width])
         .to_device(device)
-}
-
-pub fn run(a: &GrpoArgs) -> Result<()> {
-    let mut cfg: GrpoConfig = crate::config::load(&a.config, &a.set)?;
-    cfg.grpo.bitlora |= a.bitlora;
-    train_with(&cfg, a.resume || a.resume_anyway, a.resume_anyway).map(|_| ())
 }
 
 /// What a GRPO result depends on (see [`checkpoint::Fingerprint`]).
@@ -483,17 +459,23 @@ impl GrpoTrainer {
     }
 }
 
-/// Runs GRPO; returns the final adapter directory.
+/// Runs GRPO quietly; returns the final adapter directory.
 pub fn train(cfg: &GrpoConfig, resume: bool) -> Result<PathBuf> {
-    train_with(cfg, resume, false)
+    train_with(cfg, resume, false, &crate::report::Silent)
 }
 
-/// [`train`]; `anyway` accepts a resume whose step count changed.
-pub fn train_with(cfg: &GrpoConfig, resume: bool, anyway: bool) -> Result<PathBuf> {
+/// [`train`]; `anyway` accepts a resume whose step count changed; lines and progress go
+/// to `report`.
+pub fn train_with(
+    cfg: &GrpoConfig,
+    resume: bool,
+    anyway: bool,
+    report: &dyn Report,
+) -> Result<PathBuf> {
     cfg.validate()?;
     let g = &cfg.grpo;
     let mut tr = GrpoTrainer::new(cfg)?;
-    println!(
+    report.result(&format!(
         "{}{}",
         tr.trainable_line(),
         if g.bitlora {
@@ -501,15 +483,15 @@ pub fn train_with(cfg: &GrpoConfig, resume: bool, anyway: bool) -> Result<PathBu
         } else {
             ""
         }
-    );
+    ));
     let ckpt_root = cfg.out_dir.join("checkpoints");
     let base_name = cfg.model.path.display().to_string();
     if resume {
         if !tr.resume_checked(&ckpt_root, anyway)? {
-            eprintln!(
+            report.note(&format!(
                 "--resume: no checkpoint under {}, starting fresh",
                 ckpt_root.display()
-            );
+            ));
         }
     } else if checkpoint::latest(&ckpt_root)?.is_some() {
         bail!(
@@ -521,7 +503,7 @@ pub fn train_with(cfg: &GrpoConfig, resume: bool, anyway: bool) -> Result<PathBu
     let mut metrics = MetricsWriter::open(&cfg.out_dir.join("metrics.jsonl"), from)?;
     let mut samples = MetricsWriter::open(&cfg.out_dir.join("samples.jsonl"), from)?;
     let start_skipped = tr.guard.total;
-    let pb = crate::util::progress_bar(g.steps, "grpo");
+    let pb = report.progress(g.steps, "grpo");
     pb.set_position(tr.state.step);
     while tr.state.step < g.steps {
         let (rec, dump) = tr.step()?;
@@ -549,7 +531,7 @@ pub fn train_with(cfg: &GrpoConfig, resume: bool, anyway: bool) -> Result<PathBu
             )?;
         }
     }
-    pb.finish_and_clear();
+    pb.finish();
     let updates = (g.steps - from.unwrap_or(0)) * g.ppo_epochs as u64;
     checkpoint::refuse_all_skipped(
         &ckpt_root,
@@ -560,17 +542,17 @@ pub fn train_with(cfg: &GrpoConfig, resume: bool, anyway: bool) -> Result<PathBu
     checkpoint::refuse_non_finite(&ckpt_root, tr.state.step, &tr.pol.adapter)?;
     let dir = cfg.out_dir.join("adapter");
     let sizes = crate::model::peft::save_adapter(&tr.pol.adapter, &dir, Some(&base_name))?;
-    println!(
+    report.result(&format!(
         "adapter: {} ({} bytes fp32)",
         dir.display(),
         sizes.fp32_file
-    );
+    ));
     if let Some(p) = sizes.packed_file {
-        println!(
+        report.result(&format!(
             "packed ternary adapter: {} bytes ({:.1}x smaller)",
             p,
             sizes.fp32_file as f64 / p.max(1) as f64
-        );
+        ));
     }
     Ok(dir)
 }

@@ -2,7 +2,7 @@
 use super::loss::StdScale;
 use super::optim::AdamWConfig;
 use super::schedule::ScheduleKind;
-use super::sft::ModelSection;
+use crate::model::load::ModelSection;
 use crate::model::lora::LoraConfig;
 use crate::reward::RewardConfig;
 use serde::Deserialize;

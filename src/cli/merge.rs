@@ -1,7 +1,7 @@
 //! `stylerl merge`: folds LoRA adapters into the base weights and writes a plain Hugging
 //! Face directory that any Llama loader (transformers, vLLM, llama.cpp's converter) reads
 //! without PEFT.
-use super::{adapters, peft, Llama};
+use crate::model::{adapters, peft, Llama};
 use anyhow::{bail, Context, Result};
 use std::path::PathBuf;
 
