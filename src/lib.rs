@@ -13,6 +13,7 @@ pub mod gguf;
 pub mod model;
 pub mod report;
 pub mod reward;
+pub mod rng;
 pub mod text;
 pub mod train;
 pub mod util;

@@ -3,7 +3,7 @@
 use stylerl::model::lora::*;
 use stylerl::train::checkpoint::{self, DataPosition, TrainerState};
 use stylerl::train::optim::{AdamW, AdamWConfig};
-use stylerl::train::rng::SplitMix64;
+use stylerl::rng::SplitMix64;
 use tch::{Device, Kind, Tensor};
 
 fn mods() -> Vec<(String, i64, i64)> {

@@ -5,7 +5,8 @@
 //! GRPO needs); without it every (prompt, sample) row runs its own prompt pass. Rows that hit
 //! an EOS id stop; finished rows are dropped from the batch as they accumulate.
 use super::llama::Llama;
-use super::sampling::{sample, SamplingConfig, SeqRng};
+use super::sampling::{sample, SamplingConfig};
+use crate::rng::{sequence_rng, SplitMix64};
 use anyhow::{bail, Result};
 use std::time::Instant;
 use tch::{Kind, Tensor};
@@ -149,9 +150,9 @@ pub fn generate_with_stats(
         logits = logits.index_select(0, &expand);
         cache = cache.select_rows(&expand, max_len);
     }
-    let mut rngs: Vec<SeqRng> = (0..n)
+    let mut rngs: Vec<SplitMix64> = (0..n)
         .map(|r| {
-            SeqRng::new(
+            sequence_rng(
                 cfg.seed,
                 (cfg.rng_prompt_offset + r / g) as u64,
                 (r % g) as u64,

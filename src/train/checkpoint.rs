@@ -13,7 +13,7 @@
 //! ignores `.tmp-*` leftovers and, if `latest` is missing or stale, takes the highest
 //! complete `step-N` (one holding trainer_state.json, the file written last).
 use super::optim::AdamW;
-use super::rng::SplitMix64;
+use crate::rng::SplitMix64;
 use crate::model::lora::{LoraAdapter, Quant};
 use crate::model::peft;
 use anyhow::{bail, Context, Result};

@@ -15,7 +15,7 @@ use super::guard::NanGuard;
 use super::loss::{advantages, grpo_loss, reward_stats, GrpoLossConfig, GrpoStats};
 use super::metrics::MetricsWriter;
 use super::optim::{clip_grad_norm, AdamW};
-use super::rng::{epoch_order, step_seed, SplitMix64};
+use crate::rng::{epoch_order, step_seed, SplitMix64};
 use super::schedule::Schedule;
 use super::sft_data::user_turn;
 use crate::model::chat::ChatMessage;

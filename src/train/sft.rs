@@ -9,7 +9,7 @@ use super::guard::NanGuard;
 use super::loss::IGNORE_INDEX;
 use super::metrics::MetricsWriter;
 use super::optim::{clip_grad_norm, AdamW, AdamWConfig};
-use super::rng::{epoch_order, step_seed, SplitMix64};
+use crate::rng::{epoch_order, step_seed, SplitMix64};
 use super::schedule::{Schedule, ScheduleKind};
 use super::sft_data::{encode_example, load_conversations, SftDataConfig};
 use crate::model::chat::ChatTemplate;
