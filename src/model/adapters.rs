@@ -3,7 +3,7 @@
 //! optimizer steps and checkpoint restores reach the model without re-attaching.
 use super::linear::LinearAdapter;
 use super::llama::Llama;
-use super::lora::{LoraAdapter, LoraHandle, LoraSet};
+use super::lora::{merge, LoraAdapter, LoraHandle, LoraSet};
 use anyhow::{bail, Context, Result};
 use std::path::Path;
 use tch::{Device, Tensor};
@@ -106,10 +106,7 @@ pub fn merge_into_model(model: &mut Llama, set: &LoraSet) -> Result<usize> {
     let mut n = 0;
     tch::no_grad(|| {
         for lin in model.linears_mut() {
-            if let Some(d) = set.delta_weight(&lin.path) {
-                let merged = (lin.weight.to_kind(tch::Kind::Float)
-                    + d.to_device(lin.weight.device()))
-                .to_kind(lin.weight.kind());
+            if let Some(merged) = merge(&lin.weight, set.delta_weight(&lin.path)) {
                 lin.weight.copy_(&merged);
                 n += 1;
             }

@@ -76,17 +76,12 @@ impl Linear {
             return None;
         }
         let _g = tch::no_grad_guard();
-        let mut w = self.weight.to_kind(tch::Kind::Float);
-        for a in &self.adapters {
-            let d = a.delta_weight()?;
-            let dev = w.device();
-            // Not `+=`: for f32 weights `w` still shares storage with self.weight.
-            #[allow(clippy::assign_op_pattern)]
-            {
-                w = w + d.to_device(dev);
-            }
-        }
-        Some(w.to_kind(self.weight.kind()))
+        let deltas = self
+            .adapters
+            .iter()
+            .map(|a| a.delta_weight())
+            .collect::<Option<Vec<_>>>()?;
+        crate::model::lora::merge(&self.weight, deltas)
     }
 
     pub fn in_features(&self) -> i64 {
