@@ -1,5 +1,5 @@
 //! Flags shared by the commands that load a model.
-use crate::model::load::ModelSpec;
+use crate::adapter::load::ModelSpec;
 use crate::model::Llama;
 use anyhow::{bail, Result};
 use std::path::PathBuf;
@@ -52,6 +52,6 @@ impl ModelOpts {
             self.random_init,
             self.adapters.clone(),
         )?;
-        crate::model::load::load(&spec)
+        crate::adapter::load::load(&spec)
     }
 }

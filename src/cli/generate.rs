@@ -5,9 +5,9 @@ use super::prompts::{
     check_context, encode, encode_full, read_prompts_field, tokenizer_if_needed, ChatOpts,
     PromptInput,
 };
+use crate::infer::generate::{generate_with_stats, GenerateConfig};
+use crate::infer::sampling::SamplingConfig;
 use crate::model::chat::ChatTemplate;
-use crate::model::generate::{generate_with_stats, GenerateConfig};
-use crate::model::sampling::SamplingConfig;
 use crate::model::tokenizer::Tokenizer;
 use crate::model::Llama;
 use anyhow::{bail, Result};
@@ -74,7 +74,7 @@ pub struct GenerateArgs {
 /// One generated sample with its decoded text.
 struct Generated {
     prompt_index: usize,
-    sample: crate::model::generate::Sample,
+    sample: crate::infer::generate::Sample,
     text: String,
 }
 
@@ -99,10 +99,7 @@ fn generate_all(
     let mut st = PassStats::default();
     for (b, chunk) in ids.chunks(a.batch_size).enumerate() {
         // Samples depend on (seed, prompt number in the file, sample number), not on --batch-size.
-        let cfg = GenerateConfig {
-            rng_prompt_offset: b * a.batch_size,
-            ..cfg.clone()
-        };
+        let cfg = cfg.from_prompt(b * a.batch_size);
         let (samples, s) = generate_with_stats(model, chunk, a.num_samples, &cfg)?;
         st.prefill_s += s.prefill_s;
         st.decode_s += s.decode_s;
@@ -185,22 +182,16 @@ pub fn generate(a: &GenerateArgs) -> Result<()> {
     let t_load = Instant::now();
     let mut model = a.m.load()?;
     let load_s = t_load.elapsed().as_secs_f64();
-    let eos = crate::model::generate::eos_ids(&model.config, tok.as_ref());
-    let pad_id = crate::model::generate::pad_id(&model.config, tok.as_ref());
-    let cfg = GenerateConfig {
-        max_new_tokens: a.max_new_tokens,
-        sampling: SamplingConfig {
+    let cfg = GenerateConfig::for_model(&model.config, tok.as_ref())
+        .max_new_tokens(a.max_new_tokens)
+        .sampling(SamplingConfig {
             greedy: a.greedy,
             temperature: a.temperature,
             top_k: a.top_k,
             top_p: a.top_p,
-        },
-        seed: a.seed,
-        eos_ids: if a.ignore_eos { vec![] } else { eos },
-        pad_id,
-        share_prefix: true,
-        rng_prompt_offset: 0,
-    };
+        })
+        .seed(a.seed)
+        .ignore_eos(a.ignore_eos);
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     let st = if a.compare {
         // Same seed for both passes, so sampled outputs differ only through the adapters.

@@ -2,7 +2,7 @@
 //! transformers).
 use super::args::ModelOpts;
 use super::prompts::model_and_inputs;
-use crate::model::generate::left_pad;
+use crate::infer::generate::left_pad;
 use anyhow::{bail, Context, Result};
 use std::path::PathBuf;
 use tch::{Kind, Tensor};

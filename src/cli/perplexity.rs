@@ -1,8 +1,8 @@
 //! `stylerl perplexity`: per-text mean negative log-likelihood under the model.
 use super::args::ModelOpts;
 use super::prompts::model_and_inputs;
-use crate::model::generate::left_pad;
-use crate::model::scoring::token_logprobs;
+use crate::infer::generate::left_pad;
+use crate::infer::scoring::token_logprobs;
 use anyhow::{bail, Result};
 use std::io::Write;
 use std::path::PathBuf;

@@ -19,6 +19,20 @@ pub trait LinearAdapter: Send {
     fn as_any_mut(&mut self) -> &mut dyn std::any::Any;
 }
 
+/// The one merge, W + Σ dᵢ: the deltas (f32 [out, in], each already wᵢ·sᵢ·Bᵢ Aᵢ) are summed
+/// in order, added to W in f32 and rounded once to W's kind, on W's device. None when there
+/// is no delta. Every path that folds adapters into weights (merge command, SFT's merged
+/// model, inference folding, the cached merged weight of a layer) goes through here.
+pub fn merge(w: &Tensor, deltas: impl IntoIterator<Item = Tensor>) -> Option<Tensor> {
+    let sum = sum_deltas(deltas)?;
+    Some((w.to_kind(tch::Kind::Float) + sum.to_device(w.device())).to_kind(w.kind()))
+}
+
+/// Σ dᵢ in order; None when there is none.
+pub fn sum_deltas(deltas: impl IntoIterator<Item = Tensor>) -> Option<Tensor> {
+    deltas.into_iter().reduce(|acc, d| acc + d)
+}
+
 pub struct Linear {
     /// Hugging Face module path, e.g. `model.layers.3.self_attn.q_proj` or `lm_head`.
     pub path: String,
@@ -81,7 +95,7 @@ impl Linear {
             .iter()
             .map(|a| a.delta_weight())
             .collect::<Option<Vec<_>>>()?;
-        crate::model::lora::merge(&self.weight, deltas)
+        merge(&self.weight, deltas)
     }
 
     pub fn in_features(&self) -> i64 {

@@ -13,9 +13,9 @@
 //! ignores `.tmp-*` leftovers and, if `latest` is missing or stale, takes the highest
 //! complete `step-N` (one holding trainer_state.json, the file written last).
 use super::optim::AdamW;
+use crate::adapter::lora::{LoraAdapter, Quant};
+use crate::adapter::peft;
 use crate::rng::SplitMix64;
-use crate::model::lora::{LoraAdapter, Quant};
-use crate::model::peft;
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -105,7 +105,7 @@ pub fn save(
     std::fs::create_dir_all(&tmp)?;
     peft::save_adapter(adapter, &tmp, base_model)?;
     if adapter.quant == Quant::Ternary {
-        super::tensorfile::write(&tmp.join(LATENT_FILE), &adapter.named_parameters(), None)?;
+        crate::io::tensorfile::write(&tmp.join(LATENT_FILE), &adapter.named_parameters(), None)?;
     }
     optim.save(&tmp.join(OPTIM_FILE))?;
     crate::util::write_atomic(

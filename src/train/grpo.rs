@@ -15,19 +15,20 @@ use super::guard::NanGuard;
 use super::loss::{advantages, grpo_loss, reward_stats, GrpoLossConfig, GrpoStats};
 use super::metrics::MetricsWriter;
 use super::optim::{clip_grad_norm, AdamW};
-use crate::rng::{epoch_order, step_seed, SplitMix64};
 use super::schedule::Schedule;
 use super::sft_data::user_turn;
+use crate::adapter::attach as adapters;
+use crate::adapter::load::load_policy;
+use crate::adapter::lora::{trainable_line, LoraAdapter, Quant};
+use crate::infer::generate::{eos_ids, pad_id};
+use crate::infer::generate::{generate_with_stats, left_pad, GenerateConfig, Sample};
+use crate::infer::sampling::SamplingConfig;
+use crate::infer::scoring::shared_prompt_logprobs;
 use crate::model::chat::ChatMessage;
-use crate::model::generate::{eos_ids, pad_id};
-use crate::model::generate::{generate_with_stats, left_pad, GenerateConfig, Sample};
-use crate::model::load::load_policy;
-use crate::model::lora::{trainable_line, LoraAdapter, Quant};
-use crate::model::sampling::SamplingConfig;
-use crate::model::scoring::shared_prompt_logprobs;
-use crate::model::{adapters, Llama, Tokenizer};
+use crate::model::{Llama, Tokenizer};
 use crate::report::Report;
 use crate::reward::{BatchScores, RewardModel, Rollout};
+use crate::rng::{epoch_order, step_seed, SplitMix64};
 use anyhow::{bail, Context, Result};
 use std::path::PathBuf;
 use std::time::Instant;
@@ -350,20 +351,15 @@ impl GrpoTrainer {
         // 1. Generation (no dropout, no grad), prefix shared by each prompt's G samples.
         let t0 = Instant::now();
         self.pol.adapter.set_training(false);
-        let gen_cfg = GenerateConfig {
-            max_new_tokens: g.max_completion_length,
-            sampling: SamplingConfig {
+        let gen_cfg = GenerateConfig::for_model(&self.pol.model.config, Some(&self.pol.tok))
+            .max_new_tokens(g.max_completion_length)
+            .sampling(SamplingConfig {
                 greedy: false,
                 temperature: g.temperature,
                 top_k: g.top_k,
                 top_p: g.top_p,
-            },
-            seed: step_seed(g.seed, step) as u64,
-            eos_ids: self.pol.eos.clone(),
-            pad_id: self.pol.pad,
-            share_prefix: true,
-            rng_prompt_offset: 0,
-        };
+            })
+            .seed(step_seed(g.seed, step) as u64);
         adapters::merge_for_inference(&mut self.pol.model, g.merge_for_generation);
         let generated = tch::no_grad(|| {
             generate_with_stats(&self.pol.model, &step_prompts, g.num_generations, &gen_cfg)
@@ -541,7 +537,7 @@ pub fn train_with(
     )?;
     checkpoint::refuse_non_finite(&ckpt_root, tr.state.step, &tr.pol.adapter)?;
     let dir = cfg.out_dir.join("adapter");
-    let sizes = crate::model::peft::save_adapter(&tr.pol.adapter, &dir, Some(&base_name))?;
+    let sizes = crate::adapter::peft::save_adapter(&tr.pol.adapter, &dir, Some(&base_name))?;
     report.result(&format!(
         "adapter: {} ({} bytes fp32)",
         dir.display(),

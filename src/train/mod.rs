@@ -10,4 +10,3 @@ pub mod optim;
 pub mod schedule;
 pub mod sft;
 pub mod sft_data;
-pub mod tensorfile;

@@ -9,14 +9,16 @@ use super::guard::NanGuard;
 use super::loss::IGNORE_INDEX;
 use super::metrics::MetricsWriter;
 use super::optim::{clip_grad_norm, AdamW, AdamWConfig};
-use crate::rng::{epoch_order, step_seed, SplitMix64};
 use super::schedule::{Schedule, ScheduleKind};
 use super::sft_data::{encode_example, load_conversations, SftDataConfig};
+use crate::adapter::attach as adapters;
+use crate::adapter::load::{load_policy, ModelSection};
+use crate::adapter::lora::{trainable_line, LoraAdapter, LoraConfig, Quant};
+use crate::io::hf_dir::write_model_dir;
 use crate::model::chat::ChatTemplate;
-use crate::model::load::{load_policy, ModelSection};
-use crate::model::lora::{trainable_line, LoraAdapter, LoraConfig, Quant};
-use crate::model::{adapters, Llama, Tokenizer};
+use crate::model::{Llama, Tokenizer};
 use crate::report::Report;
+use crate::rng::{epoch_order, step_seed, SplitMix64};
 use anyhow::{bail, Context, Result};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
@@ -109,7 +111,7 @@ impl SftConfig {
         at_least_one("train.batch_size", t.batch_size as u64)?;
         at_least_one("train.grad_accum", t.grad_accum as u64)?;
         at_least_one("train.nan_max_in_a_row", t.nan_max_in_a_row as u64)?;
-        adamw("train.optimizer", &t.optimizer)?;
+        t.optimizer.validate("train.optimizer")?;
         positive_finite("train.max_grad_norm", t.max_grad_norm)
     }
 }
@@ -256,7 +258,7 @@ pub fn train_with(
     cfg.validate()?;
     let tr = &cfg.train;
     let (mut model, tok, tpl) = load_policy(&cfg.model)?;
-    let pad = crate::model::generate::pad_id(&model.config, Some(&tok));
+    let pad = crate::infer::generate::pad_id(&model.config, Some(&tok));
     let ctx = model.config.max_position_embeddings;
     let train_ex = encode_all(cfg, &cfg.data.train, &tok, &tpl, ctx)?;
     // `--set data.eval=` (an empty path) turns the eval loss off.
@@ -464,19 +466,19 @@ fn finish(
     report: &dyn Report,
 ) -> Result<PathBuf> {
     let dir = cfg.out_dir.join("adapter");
-    crate::model::peft::save_adapter(adapter, &dir, Some(&cfg.model.path.display().to_string()))?;
+    crate::adapter::peft::save_adapter(adapter, &dir, Some(&cfg.model.path.display().to_string()))?;
     report.result(&format!("adapter: {}", dir.display()));
     if cfg.train.merge {
-        let mut set = crate::model::lora::LoraSet::new();
-        set.push(crate::model::peft::load_adapter(&dir, model.device)?, 1.0);
+        let mut set = crate::adapter::lora::LoraSet::new();
+        set.push(crate::adapter::peft::load_adapter(&dir, model.device)?, 1.0);
         adapters::detach_all(model);
-        let extra = crate::model::peft::load_set(&cfg.model.adapters, model.device)?;
+        let extra = crate::adapter::peft::load_set(&cfg.model.adapters, model.device)?;
         for (a, w) in extra.adapters {
             set.push(a, w);
         }
         adapters::merge_into_model(model, &set)?;
         let out = cfg.out_dir.join("merged");
-        adapters::save_model_dir(model, &cfg.model.path, &out)?;
+        write_model_dir(model.named_tensors(), &cfg.model.path, &out)?;
         report.result(&format!("merged model: {}", out.display()));
     }
     Ok(dir)

@@ -4,9 +4,9 @@
 //! adapters: the `[model]` table of the training and evaluation configs ([`ModelSection`])
 //! and the `--model/--device/--dtype/--adapter` flags of the model commands. Both turn into
 //! a [`ModelSpec`], where the device and dtype are parsed once, and [`load`] builds the model.
-use super::chat::ChatTemplate;
-use super::llama::Llama;
-use super::tokenizer::Tokenizer;
+use crate::model::chat::ChatTemplate;
+use crate::model::llama::Llama;
+use crate::model::tokenizer::Tokenizer;
 use anyhow::{bail, Result};
 use serde::Deserialize;
 use std::path::PathBuf;
@@ -53,7 +53,7 @@ pub fn load(spec: &ModelSpec) -> Result<Llama> {
         Llama::load(&spec.path, spec.device, spec.kind)?
     };
     if !spec.adapters.is_empty() {
-        super::adapters::load_and_attach(&mut model, &spec.adapters, spec.device)?;
+        super::attach::load_and_attach(&mut model, &spec.adapters, spec.device)?;
     }
     Ok(model)
 }

@@ -117,7 +117,7 @@ impl LoraSet {
 
     /// Σ wᵢ · scalingᵢ Bᵢ Aᵢ for merging, f32 [out, in]; None when no adapter covers `path`.
     pub fn delta_weight(&self, path: &str) -> Option<Tensor> {
-        super::sum_deltas(
+        crate::model::linear::sum_deltas(
             self.adapters
                 .iter()
                 .filter_map(|(a, w)| a.layers.get(path).map(|l| l.delta_weight() * *w)),
@@ -150,7 +150,7 @@ impl LoraSet {
                     d.size()
                 );
             }
-            *w = super::merge(w, [d]).expect("one delta");
+            *w = crate::model::linear::merge(w, [d]).expect("one delta");
             changed += 1;
         }
         Ok(changed)

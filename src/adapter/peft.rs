@@ -4,12 +4,12 @@
 //! [out, r], f32. On load we also accept PEFT's in-memory form with an adapter name
 //! (`.lora_A.default.weight`). Bit-LoRA adapters are saved here dequantized (the ternary
 //! values s·{−1,0,1}), so they load anywhere as plain LoRA, and additionally packed in
-//! `adapter_ternary.safetensors` (see `model::bitlora`).
+//! `adapter_ternary.safetensors` (see `adapter::bitlora`).
 use super::bitlora;
 use super::lora::{
     key_a, key_b, leaf_name, LoraAdapter, LoraConfig, LoraLayer, Quant, TargetModules, PREFIX,
 };
-use crate::train::tensorfile;
+use crate::io::tensorfile;
 use anyhow::{bail, Context, Result};
 use serde_json::json;
 use std::collections::BTreeMap;

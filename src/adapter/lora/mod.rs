@@ -170,21 +170,7 @@ pub fn kaiming_uniform_bound(fan_in: i64) -> f64 {
 /// W' = W + scaling·B A, computed in f32 and returned in W's kind.
 pub fn merge_weight(w: &Tensor, a: &Tensor, b: &Tensor, scaling: f64) -> Tensor {
     let d = b.to_kind(Kind::Float).matmul(&a.to_kind(Kind::Float)) * scaling;
-    merge(w, [d]).expect("one delta")
-}
-
-/// The one merge, W + Σ dᵢ: the deltas (f32 [out, in], each already wᵢ·sᵢ·Bᵢ Aᵢ) are summed
-/// in order, added to W in f32 and rounded once to W's kind, on W's device. None when there
-/// is no delta. Every path that folds adapters into weights (merge command, SFT's merged
-/// model, inference folding, the cached merged weight of a layer) goes through here.
-pub fn merge(w: &Tensor, deltas: impl IntoIterator<Item = Tensor>) -> Option<Tensor> {
-    let sum = sum_deltas(deltas)?;
-    Some((w.to_kind(Kind::Float) + sum.to_device(w.device())).to_kind(w.kind()))
-}
-
-/// Σ dᵢ in order; None when there is none.
-pub fn sum_deltas(deltas: impl IntoIterator<Item = Tensor>) -> Option<Tensor> {
-    deltas.into_iter().reduce(|acc, d| acc + d)
+    crate::model::linear::merge(w, [d]).expect("one delta")
 }
 
 /// One whole-model adapter: a config and a layer per targeted module path.

@@ -113,14 +113,8 @@ mod tests {
     fn rng_is_reproducible_and_streams_differ() {
         let a: Vec<u64> = (0..4).map(|_| sequence_rng(7, 1, 2).next()).collect();
         assert!(a.windows(2).all(|w| w[0] == w[1]));
-        assert_ne!(
-            sequence_rng(7, 1, 2).next(),
-            sequence_rng(7, 1, 3).next()
-        );
-        assert_ne!(
-            sequence_rng(7, 1, 2).next(),
-            sequence_rng(8, 1, 2).next()
-        );
+        assert_ne!(sequence_rng(7, 1, 2).next(), sequence_rng(7, 1, 3).next());
+        assert_ne!(sequence_rng(7, 1, 2).next(), sequence_rng(8, 1, 2).next());
         let mut r = sequence_rng(1, 0, 0);
         let mean: f64 = (0..10000).map(|_| r.next_f64()).sum::<f64>() / 10000.0;
         assert!((mean - 0.5).abs() < 0.02, "{mean}");
