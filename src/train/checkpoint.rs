@@ -160,6 +160,32 @@ fn prune(root: &Path, keep: usize, current: u64) -> Result<()> {
     Ok(())
 }
 
+/// Without `--resume`, a directory that already holds checkpoints is refused, so two runs
+/// never mix their checkpoints.
+pub fn refuse_existing(root: &Path) -> Result<()> {
+    if latest(root)?.is_some() {
+        bail!(
+            "{} already holds checkpoints: pass --resume to continue, or choose another out_dir",
+            root.display()
+        );
+    }
+    Ok(())
+}
+
+/// The note for a `--resume` that finds no checkpoint.
+pub fn fresh_note(root: &Path) -> String {
+    format!(
+        "--resume: no checkpoint under {}, starting fresh",
+        root.display()
+    )
+}
+
+/// Whether step `step` (1-based, after its update) of `total` writes a checkpoint: every
+/// `every` steps (0: never) and always the last.
+pub fn is_due(step: u64, total: u64, every: u64) -> bool {
+    step == total || (every > 0 && step % every == 0)
+}
+
 /// The checkpoint to resume from: the one `latest` names when it is complete, else the
 /// highest complete `step-N`; None when there is none.
 pub fn latest(root: &Path) -> Result<Option<PathBuf>> {

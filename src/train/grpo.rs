@@ -309,9 +309,7 @@ impl GrpoTrainer {
                 eprintln!("resuming from {} (step {})", dir.display(), s.step);
                 self.order = epoch_order(s.data.order_seed, s.data.epoch, self.texts.len());
                 // The NaN streak continues across a resume, as in SFT.
-                if let Some(g) = s.extra.get("nan_guard") {
-                    let saved: NanGuard = serde_json::from_value(g.clone())
-                        .context("checkpoint: bad nan_guard state")?;
+                if let Some(saved) = NanGuard::saved_in(&s.extra)? {
                     self.guard = self.guard.resumed(&saved);
                 } else if let Some(n) = s.extra.get("nan_total").and_then(|v| v.as_u64()) {
                     self.guard.total = n;
@@ -484,16 +482,10 @@ pub fn train_with(
     let base_name = cfg.model.path.display().to_string();
     if resume {
         if !tr.resume_checked(&ckpt_root, anyway)? {
-            report.note(&format!(
-                "--resume: no checkpoint under {}, starting fresh",
-                ckpt_root.display()
-            ));
+            report.note(&checkpoint::fresh_note(&ckpt_root));
         }
-    } else if checkpoint::latest(&ckpt_root)?.is_some() {
-        bail!(
-            "{} already holds checkpoints: pass --resume to continue, or choose another out_dir",
-            ckpt_root.display()
-        );
+    } else {
+        checkpoint::refuse_existing(&ckpt_root)?;
     }
     let from = resume.then_some(tr.state.step);
     let mut metrics = MetricsWriter::open(&cfg.out_dir.join("metrics.jsonl"), from)?;
@@ -515,7 +507,7 @@ pub fn train_with(
             rec["reward"].as_f64().unwrap_or(f64::NAN)
         ));
         pb.inc(1);
-        if s == g.steps || (g.checkpoint_every > 0 && s % g.checkpoint_every == 0) {
+        if checkpoint::is_due(s, g.steps, g.checkpoint_every) {
             tr.state.extra = serde_json::json!({"nan_total": tr.guard.total, "nan_guard": tr.guard, "fingerprint": fingerprint(&tr.cfg)});
             checkpoint::save(
                 &ckpt_root,

@@ -319,26 +319,17 @@ pub fn train_with(
                 ));
                 state = s;
             }
-            None => report.note(&format!(
-                "--resume: no checkpoint under {}, starting fresh",
-                ckpt_root.display()
-            )),
+            None => report.note(&checkpoint::fresh_note(&ckpt_root)),
         }
-    } else if checkpoint::latest(&ckpt_root)?.is_some() {
-        bail!(
-            "{} already holds checkpoints: pass --resume to continue, or choose another out_dir",
-            ckpt_root.display()
-        );
+    } else {
+        checkpoint::refuse_existing(&ckpt_root)?;
     }
     let mut metrics = MetricsWriter::open(
         &cfg.out_dir.join("metrics.jsonl"),
         resume.then_some(state.step),
     )?;
     let mut guard = NanGuard::new(tr.nan_max_in_a_row, "train.nan_max_in_a_row");
-    if let Some(g) = state.extra.get("nan_guard") {
-        // the streak continues across a resume, as it would have without the interruption
-        let saved: NanGuard =
-            serde_json::from_value(g.clone()).context("checkpoint: bad nan_guard state")?;
+    if let Some(saved) = NanGuard::saved_in(&state.extra)? {
         guard = guard.resumed(&saved);
     }
     let start_skipped = guard.total;
@@ -424,7 +415,7 @@ pub fn train_with(
         metrics.write(&rec)?;
         pb.set_message(format!("loss {loss_sum:.3}"));
         pb.inc(1);
-        if last || (tr.checkpoint_every > 0 && state.step % tr.checkpoint_every == 0) {
+        if checkpoint::is_due(state.step, total, tr.checkpoint_every) {
             state.extra = serde_json::json!({"nan_guard": guard, "fingerprint": fp});
             checkpoint::save(
                 &ckpt_root,
