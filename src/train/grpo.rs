@@ -410,19 +410,7 @@ impl GrpoTrainer {
         );
         let old = (g.old_logprobs == OldLogprobs::Generation)
             .then(|| generation_logprobs(&gen, batch.mask.size()[1], self.pol.model.device));
-        let (upd, skipped) = update(
-            &mut self.pol,
-            &batch,
-            old,
-            &adv,
-            &g,
-            &mut self.optim,
-            &self.params,
-            &self.sched,
-            &mut self.state,
-            &mut self.guard,
-            step,
-        )?;
+        let (upd, skipped) = self.update(&batch, old, &adv, &g, step)?;
         let t_train = t2.elapsed().as_secs_f64();
         self.state.step = step + 1;
 
@@ -450,6 +438,96 @@ impl GrpoTrainer {
             })
             .collect();
         Ok((rec, dump))
+    }
+
+    /// The μ optimizer updates of one rollout batch; returns their stats and how many the
+    /// NaN guard skipped.
+    fn update(
+        &mut self,
+        batch: &RolloutBatch,
+        old: Option<Tensor>,
+        adv: &Tensor,
+        g: &super::grpo_config::GrpoSection,
+        step: u64,
+    ) -> Result<(UpdateStats, u64)> {
+        let b = batch.completion_ids.size()[0];
+        let mb = g.micro_batch_size as i64;
+        let lcfg = GrpoLossConfig {
+            eps_low: g.eps_low,
+            eps_high: g.eps_high,
+            beta: g.beta,
+            num_completions: b,
+            max_completion_length: g.max_completion_length as i64,
+        };
+        let chunks: Vec<(i64, i64)> = (0..b)
+            .step_by(mb as usize)
+            .map(|s| (s, mb.min(b - s)))
+            .collect();
+        let old: Vec<Tensor> = match old {
+            Some(o) => chunks.iter().map(|&(s, n)| o.narrow(0, s, n)).collect(),
+            None => tch::no_grad(|| {
+                chunks
+                    .iter()
+                    .map(|&(s, n)| score_rows(&self.pol.model, batch, s, n, g.temperature))
+                    .collect()
+            }),
+        };
+        let reference: Option<Vec<Tensor>> = (g.beta > 0.0).then(|| {
+            self.pol.model.set_adapters_enabled(false);
+            let r = tch::no_grad(|| {
+                chunks
+                    .iter()
+                    .map(|&(s, n)| score_rows(&self.pol.model, batch, s, n, g.temperature))
+                    .collect()
+            });
+            self.pol.model.set_adapters_enabled(true);
+            r
+        });
+        let mut out = UpdateStats {
+            loss: 0.0,
+            grad_norm: 0.0,
+            lr: 0.0,
+            clip: GrpoStats::default(),
+        };
+        let mut skipped = 0;
+        // The SFT test knob (STYLERL_FAULT_NAN_AT_STEPS) poisons this step's loss too.
+        let poison = super::sft::fault_nan_steps()?;
+        self.pol.adapter.set_training(true);
+        for _epoch in 0..g.ppo_epochs {
+            let mut loss_sum = 0.0;
+            for (c, &(s, n)) in chunks.iter().enumerate() {
+                let new = score_rows(&self.pol.model, batch, s, n, g.temperature);
+                let (loss, st) = grpo_loss(
+                    &new,
+                    &old[c],
+                    &adv.narrow(0, s, n),
+                    &batch.mask.narrow(0, s, n),
+                    reference.as_ref().map(|r| &r[c]),
+                    &lcfg,
+                );
+                loss_sum += loss.double_value(&[]);
+                loss.backward();
+                out.clip.add(&st);
+            }
+            if poison.contains(&(step + 1)) {
+                loss_sum = f64::NAN;
+            }
+            let gn = clip_grad_norm(&self.params, g.max_grad_norm);
+            let lr = self.sched.lr_at(self.state.scheduler_step);
+            if self.guard.check(step, &[loss_sum, gn])? {
+                self.optim.set_lr(lr);
+                self.optim.step();
+            } else {
+                skipped += 1;
+            }
+            self.optim.zero_grad();
+            self.state.scheduler_step += 1;
+            out.loss += loss_sum / g.ppo_epochs as f64;
+            out.grad_norm += gn / g.ppo_epochs as f64;
+            out.lr = lr;
+        }
+        self.pol.adapter.set_training(false);
+        Ok((out, skipped))
     }
 }
 
@@ -551,100 +629,6 @@ struct UpdateStats {
     grad_norm: f64,
     lr: f64,
     clip: GrpoStats,
-}
-
-#[allow(clippy::too_many_arguments)]
-fn update(
-    pol: &mut Policy,
-    batch: &RolloutBatch,
-    old: Option<Tensor>,
-    adv: &Tensor,
-    g: &super::grpo_config::GrpoSection,
-    optim: &mut AdamW,
-    params: &[Tensor],
-    sched: &Schedule,
-    state: &mut TrainerState,
-    guard: &mut NanGuard,
-    step: u64,
-) -> Result<(UpdateStats, u64)> {
-    let b = batch.completion_ids.size()[0];
-    let mb = g.micro_batch_size as i64;
-    let lcfg = GrpoLossConfig {
-        eps_low: g.eps_low,
-        eps_high: g.eps_high,
-        beta: g.beta,
-        num_completions: b,
-        max_completion_length: g.max_completion_length as i64,
-    };
-    let chunks: Vec<(i64, i64)> = (0..b)
-        .step_by(mb as usize)
-        .map(|s| (s, mb.min(b - s)))
-        .collect();
-    let old: Vec<Tensor> = match old {
-        Some(o) => chunks.iter().map(|&(s, n)| o.narrow(0, s, n)).collect(),
-        None => tch::no_grad(|| {
-            chunks
-                .iter()
-                .map(|&(s, n)| score_rows(&pol.model, batch, s, n, g.temperature))
-                .collect()
-        }),
-    };
-    let reference: Option<Vec<Tensor>> = (g.beta > 0.0).then(|| {
-        pol.model.set_adapters_enabled(false);
-        let r = tch::no_grad(|| {
-            chunks
-                .iter()
-                .map(|&(s, n)| score_rows(&pol.model, batch, s, n, g.temperature))
-                .collect()
-        });
-        pol.model.set_adapters_enabled(true);
-        r
-    });
-    let mut out = UpdateStats {
-        loss: 0.0,
-        grad_norm: 0.0,
-        lr: 0.0,
-        clip: GrpoStats::default(),
-    };
-    let mut skipped = 0;
-    // The SFT test knob (STYLERL_FAULT_NAN_AT_STEPS) poisons this step's loss too.
-    let poison = super::sft::fault_nan_steps()?;
-    pol.adapter.set_training(true);
-    for _epoch in 0..g.ppo_epochs {
-        let mut loss_sum = 0.0;
-        for (c, &(s, n)) in chunks.iter().enumerate() {
-            let new = score_rows(&pol.model, batch, s, n, g.temperature);
-            let (loss, st) = grpo_loss(
-                &new,
-                &old[c],
-                &adv.narrow(0, s, n),
-                &batch.mask.narrow(0, s, n),
-                reference.as_ref().map(|r| &r[c]),
-                &lcfg,
-            );
-            loss_sum += loss.double_value(&[]);
-            loss.backward();
-            out.clip.add(&st);
-        }
-        if poison.contains(&(step + 1)) {
-            loss_sum = f64::NAN;
-        }
-        let gn = clip_grad_norm(params, g.max_grad_norm);
-        let lr = sched.lr_at(state.scheduler_step);
-        if guard.check(step, &[loss_sum, gn])? {
-            optim.set_lr(lr);
-            optim.step();
-        } else {
-            skipped += 1;
-        }
-        optim.zero_grad();
-        state.scheduler_step += 1;
-        out.loss += loss_sum / g.ppo_epochs as f64;
-        out.grad_norm += gn / g.ppo_epochs as f64;
-        out.lr = lr;
-    }
-    pol.adapter.set_training(false);
-    Ok((out, skipped))
 }
 
 #[allow(clippy::too_many_arguments)]
