@@ -31,7 +31,7 @@ M64 = (1 << 64) - 1
 
 
 def splitmix_perm(seed, n):
-    """stylerl's train::rng::SplitMix64::permutation (Fisher–Yates with rejection)."""
+    """stylerl's rng::SplitMix64::permutation (Fisher–Yates with rejection)."""
     state = seed
 
     def nxt():

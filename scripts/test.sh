@@ -15,6 +15,9 @@ fi
 
 failed=()
 
+echo "[test] layout (import cycles, clap/println outside src/cli)"
+python3 scripts/check_layout.py || failed+=("layout")
+
 echo "[test] cargo test"
 cargo test --release --quiet --no-fail-fast -- --test-threads=2 || failed+=("cargo test")
 

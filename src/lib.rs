@@ -4,14 +4,19 @@
 //! style rewards and style reward dropout, optional Bit-LoRA) → `evaluate`.
 //! Formulas follow shared/SPEC.md; module docs note where a choice was ours.
 
+pub mod adapter;
 pub mod cli;
 pub mod config;
 pub mod data;
 pub mod encoder;
 pub mod eval;
 pub mod gguf;
+pub mod infer;
+pub mod io;
 pub mod model;
+pub mod report;
 pub mod reward;
+pub mod rng;
 pub mod text;
 pub mod train;
 pub mod util;

@@ -5,7 +5,7 @@ use stylerl::eval::aggregate::{
     add_intervals, aggregate, keys, series, JudgeSeries, SampleSeries, ScoredSample,
 };
 use stylerl::eval::bootstrap::{percentile, some, Resamples};
-use stylerl::train::rng::SplitMix64;
+use stylerl::rng::SplitMix64;
 
 fn close(a: f64, b: f64) -> bool {
     (a - b).abs() <= 1e-12 * (1.0 + a.abs().max(b.abs()))

@@ -181,14 +181,14 @@ fn gguf_must_not_panic(bytes: &[u8]) {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("m.gguf");
     std::fs::write(&file, bytes).unwrap();
-    let args = stylerl::gguf::import::ImportArgs {
+    let args = stylerl::cli::import_gguf::ImportArgs {
         file,
         out: dir.path().join("hf"),
         dtype: "f32".into(),
         pretok: "transformers".into(),
         force: false,
     };
-    let _ = stylerl::gguf::import::run(&args);
+    let _ = stylerl::cli::import_gguf::run(&args);
 }
 
 #[test]
@@ -197,14 +197,14 @@ fn the_unmutated_tiny_gguf_imports() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("m.gguf");
     std::fs::write(&file, &tiny_gguf().0).unwrap();
-    let args = stylerl::gguf::import::ImportArgs {
+    let args = stylerl::cli::import_gguf::ImportArgs {
         file,
         out: dir.path().join("hf"),
         dtype: "f32".into(),
         pretok: "transformers".into(),
         force: false,
     };
-    stylerl::gguf::import::run(&args).unwrap();
+    stylerl::cli::import_gguf::run(&args).unwrap();
     assert!(dir.path().join("hf/model.safetensors").is_file());
 }
 
@@ -238,7 +238,7 @@ proptest! {
 
 /// A saved PEFT adapter directory (2 layers, q/k/v/o/gate/up/down, r = 4).
 fn adapter_files() -> &'static (Vec<u8>, Vec<u8>) {
-    use stylerl::model::lora::{LoraAdapter, LoraConfig, Quant, TargetModules};
+    use stylerl::adapter::lora::{LoraAdapter, LoraConfig, Quant, TargetModules};
     static A: OnceLock<(Vec<u8>, Vec<u8>)> = OnceLock::new();
     A.get_or_init(|| {
         let mut mods = Vec::new();
@@ -263,7 +263,7 @@ fn adapter_files() -> &'static (Vec<u8>, Vec<u8>) {
         };
         let a = LoraAdapter::new(&cfg, &mods, Quant::None, tch::Device::Cpu).unwrap();
         let dir = tempfile::tempdir().unwrap();
-        stylerl::model::peft::save_adapter(&a, dir.path(), None).unwrap();
+        stylerl::adapter::peft::save_adapter(&a, dir.path(), None).unwrap();
         (
             std::fs::read(dir.path().join("adapter_model.safetensors")).unwrap(),
             std::fs::read(dir.path().join("adapter_config.json")).unwrap(),
@@ -276,14 +276,14 @@ fn adapter_must_not_panic(weights: &[u8], config: &[u8]) {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("adapter_model.safetensors"), weights).unwrap();
     std::fs::write(dir.path().join("adapter_config.json"), config).unwrap();
-    if let Ok(a) = stylerl::model::peft::load_adapter(dir.path(), tch::Device::Cpu) {
-        let _ = stylerl::model::peft::load_values_into(
+    if let Ok(a) = stylerl::adapter::peft::load_adapter(dir.path(), tch::Device::Cpu) {
+        let _ = stylerl::adapter::peft::load_values_into(
             &a,
             &dir.path().join("adapter_model.safetensors"),
         );
     }
     let spec = format!("{}:0.5", dir.path().display());
-    let _ = stylerl::model::peft::load_set(&[spec], tch::Device::Cpu);
+    let _ = stylerl::adapter::peft::load_set(&[spec], tch::Device::Cpu);
 }
 
 /// A JSON value of any kind, numbers included that no config field expects.

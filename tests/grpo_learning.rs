@@ -9,8 +9,8 @@
 //! untrained model (`eval_spread`, ignored: run it with `--ignored --nocapture` to re-measure).
 mod common;
 use stylerl::model::chat::{ChatMessage, ChatTemplate};
-use stylerl::model::generate::{generate, GenerateConfig};
-use stylerl::model::sampling::SamplingConfig;
+use stylerl::infer::generate::{generate, GenerateConfig};
+use stylerl::infer::sampling::SamplingConfig;
 use stylerl::reward::Rollout;
 use stylerl::train::grpo::GrpoTrainer;
 use stylerl::train::grpo_config::GrpoConfig;

@@ -221,7 +221,7 @@ fn bitlora_run_saves_dequantized_and_packed_adapters() {
         .len();
     assert!(packed * 4 < fp32, "packed {packed} vs fp32 {fp32}");
     // The dequantized factors are ternary times one scale per tensor.
-    let a = stylerl::model::peft::load_adapter(&adapter_dir, tch::Device::Cpu).unwrap();
+    let a = stylerl::adapter::peft::load_adapter(&adapter_dir, tch::Device::Cpu).unwrap();
     for l in a.layers.values() {
         for t in [&l.a, &l.b] {
             let s = t.abs().max().double_value(&[]);

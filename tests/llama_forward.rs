@@ -1,7 +1,8 @@
 //! Forward-pass invariants on a tiny random Llama (no weights needed): the KV cache gives the
 //! full forward's logits, left padding changes nothing, gradients reach adapter parameters.
-use stylerl::model::generate::left_pad;
-use stylerl::model::{token_logprobs, LinearAdapter, Llama, LlamaConfig};
+use stylerl::infer::generate::left_pad;
+use stylerl::infer::token_logprobs;
+use stylerl::model::{LinearAdapter, Llama, LlamaConfig};
 use tch::{Device, Kind, Tensor};
 
 mod common;

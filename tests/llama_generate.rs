@@ -1,10 +1,9 @@
 //! Generation invariants on a tiny random Llama: seeded sampling is reproducible, prefix
 //! sharing equals separate prompt passes, batching does not change a prompt's samples,
 //! reported log-probs equal re-scoring, EOS stops a row.
-use stylerl::model::generate::left_pad;
-use stylerl::model::{
-    generate, token_logprobs, GenerateConfig, Llama, LlamaConfig, Sample, SamplingConfig,
-};
+use stylerl::infer::generate::left_pad;
+use stylerl::infer::{generate, token_logprobs, GenerateConfig, Sample, SamplingConfig};
+use stylerl::model::{Llama, LlamaConfig};
 use tch::{Device, Kind};
 
 mod common;

@@ -1,6 +1,6 @@
 //! LoRA math, targeting, the trainable line, composition, merge and the PEFT files.
-use stylerl::model::lora::*;
-use stylerl::model::peft;
+use stylerl::adapter::lora::*;
+use stylerl::adapter::peft;
 use tch::{Device, Kind, Tensor};
 
 mod common;
@@ -261,7 +261,7 @@ fn save_and_load_round_trip_in_peft_layout() {
     );
     assert_eq!(cfgj["base_model_name_or_path"], "models/x");
     let f =
-        stylerl::train::tensorfile::read(&dir.path().join("adapter_model.safetensors")).unwrap();
+        stylerl::io::tensorfile::read(&dir.path().join("adapter_model.safetensors")).unwrap();
     let k = "base_model.model.model.layers.1.mlp.down_proj.lora_A.weight";
     assert_eq!(f.get(k, dir.path()).unwrap().size(), vec![4, 48]);
     assert_eq!(f.tensors.len(), 8);
@@ -296,14 +296,14 @@ fn loader_errors_name_the_problem() {
     .unwrap();
     peft::save_adapter(&a, dir.path(), None).unwrap();
     let wpath = dir.path().join("adapter_model.safetensors");
-    let mut f = stylerl::train::tensorfile::read(&wpath).unwrap().tensors;
+    let mut f = stylerl::io::tensorfile::read(&wpath).unwrap().tensors;
     // missing B
     let keep: Vec<(String, Tensor)> = f
         .iter()
         .filter(|(k, _)| !k.ends_with("layers.1.self_attn.q_proj.lora_B.weight"))
         .map(|(k, t)| (k.clone(), t.shallow_clone()))
         .collect();
-    stylerl::train::tensorfile::write(&wpath, &keep, None).unwrap();
+    stylerl::io::tensorfile::write(&wpath, &keep, None).unwrap();
     let e = peft::load_adapter(dir.path(), Device::Cpu)
         .unwrap_err()
         .to_string();
@@ -313,7 +313,7 @@ fn loader_errors_name_the_problem() {
     );
     // mis-shaped A
     f[0].1 = Tensor::zeros([3, 32], (Kind::Float, Device::Cpu));
-    stylerl::train::tensorfile::write(&wpath, &f, None).unwrap();
+    stylerl::io::tensorfile::write(&wpath, &f, None).unwrap();
     let e = peft::load_adapter(dir.path(), Device::Cpu)
         .unwrap_err()
         .to_string();
@@ -324,7 +324,7 @@ fn loader_errors_name_the_problem() {
         "base_model.model.lm_head.weight".into(),
         Tensor::zeros([2], (Kind::Float, Device::Cpu)),
     ));
-    stylerl::train::tensorfile::write(&wpath, &f, None).unwrap();
+    stylerl::io::tensorfile::write(&wpath, &f, None).unwrap();
     let e = peft::load_adapter(dir.path(), Device::Cpu)
         .unwrap_err()
         .to_string();
@@ -338,7 +338,7 @@ fn loader_errors_name_the_problem() {
         .iter()
         .map(|(k, t)| (k.replace(".weight", ".default.weight"), t.shallow_clone()))
         .collect();
-    stylerl::train::tensorfile::write(&wpath, &named, None).unwrap();
+    stylerl::io::tensorfile::write(&wpath, &named, None).unwrap();
     assert_eq!(
         peft::load_adapter(dir.path(), Device::Cpu)
             .unwrap()

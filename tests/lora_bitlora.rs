@@ -1,7 +1,7 @@
 //! Bit-LoRA: straight-through gradients, learning from B = 0, the packed file and sizes.
-use stylerl::model::bitlora::*;
-use stylerl::model::lora::*;
-use stylerl::model::peft;
+use stylerl::adapter::bitlora::*;
+use stylerl::adapter::lora::*;
+use stylerl::adapter::peft;
 use stylerl::train::optim::{AdamW, AdamWConfig};
 use tch::{Device, Kind, Tensor};
 

@@ -11,11 +11,11 @@
 //!   optim_rust.safetensors        AdamW + clip_grad_norm over the given gradients
 //!   sched_rust.json               learning rates of the three schedules
 use std::path::{Path, PathBuf};
-use stylerl::model::lora::*;
-use stylerl::model::peft;
+use stylerl::adapter::lora::*;
+use stylerl::adapter::peft;
 use stylerl::train::optim::{clip_grad_norm, AdamW, AdamWConfig};
 use stylerl::train::schedule::{Schedule, ScheduleKind};
-use stylerl::train::tensorfile;
+use stylerl::io::tensorfile;
 use tch::{Device, Kind, Tensor};
 
 fn dir() -> PathBuf {

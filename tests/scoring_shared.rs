@@ -1,8 +1,10 @@
 //! Prefix-shared scoring (each prompt run once, its keys/values copied to its G rows) must
 //! give the log-probs and the adapter gradients of scoring every row in full.
-use stylerl::model::generate::left_pad;
-use stylerl::model::lora::{LoraConfig, Quant};
-use stylerl::model::{adapters, shared_prompt_logprobs, token_logprobs, Llama, LlamaConfig};
+use stylerl::infer::generate::left_pad;
+use stylerl::adapter::lora::{LoraConfig, Quant};
+use stylerl::adapter::attach as adapters;
+use stylerl::infer::{shared_prompt_logprobs, token_logprobs};
+use stylerl::model::{Llama, LlamaConfig};
 use tch::{Device, Kind, Tensor};
 
 mod common;
@@ -30,7 +32,7 @@ fn completions() -> Vec<(usize, Vec<i64>)> {
 }
 
 /// A tiny model with a LoRA adapter whose B is non-zero, so A gets gradients too.
-fn model_with_adapter() -> (Llama, stylerl::model::lora::LoraAdapter) {
+fn model_with_adapter() -> (Llama, stylerl::adapter::lora::LoraAdapter) {
     let mut m =
         Llama::random_from_config(LlamaConfig::tiny(97), Device::Cpu, Kind::Float, 5).unwrap();
     let cfg = LoraConfig {
@@ -48,7 +50,7 @@ fn model_with_adapter() -> (Llama, stylerl::model::lora::LoraAdapter) {
     (m, ad)
 }
 
-fn grads(ad: &stylerl::model::lora::LoraAdapter) -> Vec<Tensor> {
+fn grads(ad: &stylerl::adapter::lora::LoraAdapter) -> Vec<Tensor> {
     ad.parameters()
         .iter()
         .map(|p| {

@@ -2,7 +2,7 @@
 //! seed 000's Q/A LoRA, the CPU demo, the paper-scale run. Their data files load with the
 //! configured fields.
 use std::path::Path;
-use stylerl::model::lora::TargetModules;
+use stylerl::adapter::lora::TargetModules;
 use stylerl::train::sft::SftConfig;
 use stylerl::train::sft_data::load_conversations;
 

@@ -1,9 +1,9 @@
 //! Checkpoints: round trip, crash leftovers ignored, keep-last-K, Bit-LoRA latent weights,
 //! and a resumed toy training run that ends equal to an uninterrupted one.
-use stylerl::model::lora::*;
+use stylerl::adapter::lora::*;
 use stylerl::train::checkpoint::{self, DataPosition, TrainerState};
 use stylerl::train::optim::{AdamW, AdamWConfig};
-use stylerl::train::rng::SplitMix64;
+use stylerl::rng::SplitMix64;
 use tch::{Device, Kind, Tensor};
 
 fn mods() -> Vec<(String, i64, i64)> {
@@ -151,7 +151,7 @@ fn leftovers_are_ignored_and_old_checkpoints_pruned() {
         40
     );
     // each checkpoint's adapter is a PEFT adapter directory
-    let loaded = stylerl::model::peft::load_adapter(&root.join("step-40"), Device::Cpu).unwrap();
+    let loaded = stylerl::adapter::peft::load_adapter(&root.join("step-40"), Device::Cpu).unwrap();
     assert_eq!(loaded.layers.len(), 2);
 }
 

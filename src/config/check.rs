@@ -65,15 +65,6 @@ pub fn top_k(key: &str, v: Option<i64>) -> Result<()> {
     Ok(())
 }
 
-/// AdamW hyper-parameters under `prefix` (e.g. `train.optimizer`).
-pub fn adamw(prefix: &str, c: &crate::train::optim::AdamWConfig) -> Result<()> {
-    positive_finite(&format!("{prefix}.lr"), c.lr)?;
-    unit_half_open(&format!("{prefix}.beta1"), c.beta1)?;
-    unit_half_open(&format!("{prefix}.beta2"), c.beta2)?;
-    positive_finite(&format!("{prefix}.eps"), c.eps)?;
-    nonneg_finite(&format!("{prefix}.weight_decay"), c.weight_decay)
-}
-
 /// A device string that parses and, for CUDA, names a visible device.
 pub fn device(key: &str, v: &str) -> Result<()> {
     // Context, not a new error: the CLI finds the NoCuda inside to exit 2.

@@ -3,7 +3,6 @@
 pub mod batching;
 pub mod bert;
 pub mod charstyle;
-pub mod cmd;
 pub mod pooling;
 pub mod st_dir;
 pub mod stylometric;

@@ -6,7 +6,7 @@
 //! cancels the input-to-input variation out of a difference. A statistic is any function
 //! of a list of indices, so corpus-level metrics (style vector consistency) are recomputed
 //! from the resampled samples, not averaged. Intervals are percentile 95 %.
-use crate::train::rng::SplitMix64;
+use crate::rng::SplitMix64;
 use serde::Serialize;
 
 /// A point estimate on all inputs and its 95 % percentile bootstrap interval.

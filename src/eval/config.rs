@@ -6,8 +6,8 @@
 //! anything is loaded, with one line naming each missing path and the command that makes it
 //! (the system's `created_by`).
 use super::judge::JudgeConfig;
+use crate::adapter::load::ModelSection;
 use crate::reward::RewardConfig;
-use crate::train::sft::ModelSection;
 use anyhow::{bail, Result};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};

@@ -17,41 +17,20 @@ use super::judge::{Judge, JudgeItem};
 use super::metrics::{edit_similarity, is_not_rewritten};
 use super::prompts::{pick_examples, user_turns};
 use super::table::{self, TableOptions};
+use crate::adapter::attach as adapters;
+use crate::adapter::load::load_policy;
 use crate::encoder::{EncoderOptions, SentenceEncoder};
+use crate::infer::generate::{eos_ids, pad_id};
+use crate::infer::{generate, GenerateConfig, SamplingConfig};
 use crate::model::chat::ChatMessage;
-use crate::model::generate::{eos_ids, pad_id};
-use crate::model::{adapters, generate, GenerateConfig, SamplingConfig};
 use crate::reward::meaning::meaning_kept;
 use crate::reward::style::{StyleScorer, TextStyle};
 use crate::reward::RewardModel;
-use crate::train::sft::load_policy;
 use anyhow::{bail, Context, Result};
 use serde_json::{json, Value};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
-
-#[derive(clap::Args, Debug)]
-pub struct EvaluateArgs {
-    /// TOML config (see configs/demo/evaluate.toml).
-    #[arg(long)]
-    pub config: PathBuf,
-    /// Override a config value, e.g. --set data.limit=8 (repeatable).
-    #[arg(long = "set")]
-    pub set: Vec<String>,
-    /// Evaluate only these systems (comma-separated names from the config).
-    #[arg(long, value_delimiter = ',')]
-    pub systems: Vec<String>,
-}
-
-pub fn run(a: &EvaluateArgs) -> Result<()> {
-    let mut cfg: EvalConfig = crate::config::load(&a.config, &a.set)?;
-    cfg.select_systems(&a.systems)?;
-    let report = evaluate(&cfg)?;
-    print!("{}", report.markdown);
-    eprintln!("results: {}", report.out_dir.display());
-    Ok(())
-}
 
 /// What an evaluation produced.
 pub struct Report {

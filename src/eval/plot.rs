@@ -3,16 +3,7 @@
 use anyhow::{bail, Context, Result};
 use plotters::prelude::*;
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-
-#[derive(clap::Args, Debug)]
-pub struct PlotArgs {
-    /// A run directory holding metrics.jsonl (or the metrics.jsonl file itself).
-    pub run_dir: PathBuf,
-    /// Output SVG (default: RUN_DIR/plots/metrics.svg).
-    #[arg(long)]
-    pub out: Option<PathBuf>,
-}
+use std::path::Path;
 
 /// Panels: a title and the metric keys drawn in it (missing keys are skipped, empty panels dropped).
 const PANELS: &[(&str, &[&str])] = &[
@@ -78,23 +69,6 @@ pub fn read_metrics(path: &Path) -> Result<BTreeMap<String, Vec<(f64, f64)>>> {
         }
     }
     Ok(series)
-}
-
-pub fn run(a: &PlotArgs) -> Result<()> {
-    let metrics = if a.run_dir.is_dir() {
-        a.run_dir.join("metrics.jsonl")
-    } else {
-        a.run_dir.clone()
-    };
-    let series = read_metrics(&metrics)?;
-    let base = metrics.parent().unwrap_or(Path::new("."));
-    let out = a
-        .out
-        .clone()
-        .unwrap_or_else(|| base.join("plots").join("metrics.svg"));
-    let n = plot_series(&series, &out)?;
-    println!("wrote {} ({n} panels)", out.display());
-    Ok(())
 }
 
 /// Draws every non-empty panel into one SVG grid; returns the number of panels.

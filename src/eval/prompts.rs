@@ -2,7 +2,7 @@
 //! (`sft_data::user_turn(DEFAULT_INSTRUCTION, input)`, no system message); the prompted
 //! baseline gets K reference sentences as style examples before the same kind of request.
 use super::config::{ExampleSelection, SystemConfig, SystemKind, DEFAULT_PROMPTED_TEMPLATE};
-use crate::train::rng::SplitMix64;
+use crate::rng::SplitMix64;
 use crate::train::sft_data::{user_turn, DEFAULT_INSTRUCTION};
 
 /// Indices of the K reference sentences shown to a prompted system, ascending (reference

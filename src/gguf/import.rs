@@ -9,27 +9,24 @@ use super::hf_config::{config_json, generation_config_json, LlamaDims};
 use super::reader::GgufFile;
 use super::tensors::{hf_name, hf_shape, rope_heads, unpermute_rows};
 use super::tokenizer::{self, PreTokStyle};
+use crate::report::Report;
 use anyhow::{bail, Context, Result};
 use safetensors::tensor::{Dtype, TensorView};
 use std::path::{Path, PathBuf};
 
-#[derive(clap::Args, Debug)]
-pub struct ImportArgs {
+/// What to import and how (the `import-gguf` flags).
+#[derive(Debug, Clone)]
+pub struct ImportOptions {
     /// The .gguf file to read.
     pub file: PathBuf,
     /// Output directory (created).
-    #[arg(long)]
     pub out: PathBuf,
     /// Weight dtype written to model.safetensors: f32, bf16 or f16.
-    #[arg(long, default_value = "f32")]
     pub dtype: String,
-    /// Split convention where transformers' GGUF tokenizer and llama.cpp differ (only
-    /// whitespace runs before digits, for starcoder-style vocabularies such as SmolLM):
-    /// `transformers` or `llama.cpp` (the model's original tokenizer.json).
-    #[arg(long, default_value = "transformers")]
+    /// Split convention where transformers' GGUF tokenizer and llama.cpp differ:
+    /// `transformers` or `llama.cpp`.
     pub pretok: String,
-    /// Write into --out even when it already holds files (they are replaced).
-    #[arg(long)]
+    /// Write into `out` even when it already holds files (they are replaced).
     pub force: bool,
 }
 
@@ -69,7 +66,9 @@ struct Converted {
     bytes: Vec<u8>,
 }
 
-pub fn run(a: &ImportArgs) -> Result<()> {
+/// Converts `a.file` into a Hugging Face directory at `a.out`; the summary line and the
+/// progress go to `report`.
+pub fn import(a: &ImportOptions, report: &dyn Report) -> Result<()> {
     let start = std::time::Instant::now();
     let dtype = match a.dtype.as_str() {
         "f32" | "float32" => Dtype::F32,
@@ -105,13 +104,13 @@ pub fn run(a: &ImportArgs) -> Result<()> {
     let tok = tokenizer::build(&g, dims.context, style).with_context(ctx)?;
     let tied = g.tensor("output.weight").is_none();
 
-    let pb = crate::util::progress_bar(g.tensors.len() as u64, "tensors");
+    let pb = report.progress(g.tensors.len() as u64, "tensors");
     let mut converted = Vec::with_capacity(g.tensors.len());
     for t in &g.tensors {
         converted.push(convert(&g, t, &dims, dtype).with_context(ctx)?);
         pb.inc(1);
     }
-    pb.finish_and_clear();
+    pb.finish();
 
     let out = &a.out;
     std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
@@ -150,7 +149,7 @@ pub fn run(a: &ImportArgs) -> Result<()> {
     write_json(out, "tokenizer_config.json", &tok.config)?;
     write_json(out, "special_tokens_map.json", &tok.special_tokens_map)?;
     let params: u64 = g.tensors.iter().map(|t| t.n_elements()).sum();
-    eprintln!(
+    report.note(&format!(
         "imported {} tensors ({:.1}M parameters, {dtype_name}{}) from {} into {} in {:.1}s",
         converted.len(),
         params as f64 / 1e6,
@@ -158,7 +157,7 @@ pub fn run(a: &ImportArgs) -> Result<()> {
         a.file.display(),
         out.display(),
         start.elapsed().as_secs_f64()
-    );
+    ));
     Ok(())
 }
 

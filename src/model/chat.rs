@@ -95,14 +95,20 @@ impl ChatTemplate {
             .map_err(|e| anyhow::anyhow!("chat template failed: {e}"))
     }
 
-    /// One user turn (optionally after a system turn), ready for the assistant's answer.
-    pub fn render_user(&self, system: Option<&str>, user: &str) -> Result<String> {
+    /// One user turn (optionally after a system turn); with `add_generation_prompt`, ready
+    /// for the assistant's answer.
+    pub fn render_user(
+        &self,
+        system: Option<&str>,
+        user: &str,
+        add_generation_prompt: bool,
+    ) -> Result<String> {
         let mut m = Vec::new();
         if let Some(s) = system {
             m.push(ChatMessage::new("system", s));
         }
         m.push(ChatMessage::new("user", user));
-        self.render(&m, true)
+        self.render(&m, add_generation_prompt)
     }
 }
 

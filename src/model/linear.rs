@@ -19,6 +19,20 @@ pub trait LinearAdapter: Send {
     fn as_any_mut(&mut self) -> &mut dyn std::any::Any;
 }
 
+/// The one merge, W + Σ dᵢ: the deltas (f32 [out, in], each already wᵢ·sᵢ·Bᵢ Aᵢ) are summed
+/// in order, added to W in f32 and rounded once to W's kind, on W's device. None when there
+/// is no delta. Every path that folds adapters into weights (merge command, SFT's merged
+/// model, inference folding, the cached merged weight of a layer) goes through here.
+pub fn merge(w: &Tensor, deltas: impl IntoIterator<Item = Tensor>) -> Option<Tensor> {
+    let sum = sum_deltas(deltas)?;
+    Some((w.to_kind(tch::Kind::Float) + sum.to_device(w.device())).to_kind(w.kind()))
+}
+
+/// Σ dᵢ in order; None when there is none.
+pub fn sum_deltas(deltas: impl IntoIterator<Item = Tensor>) -> Option<Tensor> {
+    deltas.into_iter().reduce(|acc, d| acc + d)
+}
+
 pub struct Linear {
     /// Hugging Face module path, e.g. `model.layers.3.self_attn.q_proj` or `lm_head`.
     pub path: String,
@@ -76,17 +90,12 @@ impl Linear {
             return None;
         }
         let _g = tch::no_grad_guard();
-        let mut w = self.weight.to_kind(tch::Kind::Float);
-        for a in &self.adapters {
-            let d = a.delta_weight()?;
-            let dev = w.device();
-            // Not `+=`: for f32 weights `w` still shares storage with self.weight.
-            #[allow(clippy::assign_op_pattern)]
-            {
-                w = w + d.to_device(dev);
-            }
-        }
-        Some(w.to_kind(self.weight.kind()))
+        let deltas = self
+            .adapters
+            .iter()
+            .map(|a| a.delta_weight())
+            .collect::<Option<Vec<_>>>()?;
+        merge(&self.weight, deltas)
     }
 
     pub fn in_features(&self) -> i64 {

@@ -1,5 +1,6 @@
-//! The policy model: Llama-family transformer in tch, KV cache, batched generation, chat
-//! templates, and LoRA / Bit-LoRA adapters in PEFT's format.
+//! The base model: Llama-family transformer in tch (config, weights, RoPE, KV cache, the
+//! linear layer adapters attach to), tokenizer and chat templates. Running it lives in
+//! `infer`, adapters and the loader that attaches them in `adapter`.
 //!
 //! For training code (LoRA, SFT, GRPO):
 //! - [`Llama::load`] / [`Llama::random_init`] build the model; base weights never require grad.
@@ -9,36 +10,20 @@
 //!   [`Llama::set_adapters_enabled`]).
 //! - [`Llama::forward`] / [`Llama::forward_hidden`] take ids [B,T] and an attention mask
 //!   (padding on either side); without a cache gradients flow into adapter parameters.
-//! - [`token_logprobs`] scores given tokens at a temperature exactly as [`generate`] reports
-//!   them; [`generate`] samples G completions per prompt with prefix sharing.
-pub mod adapters;
-pub mod bitlora;
 pub mod chat;
-pub mod cmd;
-pub mod cmd_run;
-pub mod cmd_score;
 pub mod config;
 pub mod decode_matmul;
-pub mod generate;
 pub mod kv_cache;
 pub mod linear;
 pub mod llama;
-pub mod lora;
-pub mod merge_cmd;
 pub mod modules;
-pub mod peft;
 pub mod rope;
-pub mod sampling;
-pub mod scoring;
 pub mod tokenizer;
 pub mod weights;
 
 pub use chat::{ChatMessage, ChatTemplate};
 pub use config::LlamaConfig;
-pub use generate::{generate, generate_with_stats, GenerateConfig, GenerateStats, Sample};
 pub use kv_cache::KvCache;
 pub use linear::{Linear, LinearAdapter};
 pub use llama::Llama;
-pub use sampling::SamplingConfig;
-pub use scoring::{shared_prompt_logprobs, token_logprobs};
 pub use tokenizer::Tokenizer;

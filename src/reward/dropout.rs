@@ -38,13 +38,9 @@ pub fn dropout_rates(m: &[Vec<f32>], gamma: f64, eps_min: f64, eps_max: f64) -> 
         .collect()
 }
 
-/// The RNG of one batch: a SplitMix64 mix of the config seed and the step, so every step
-/// draws a different, reproducible stream (rand 0.8 `StdRng`, ChaCha12).
+/// The RNG of one batch, seeded by [`crate::rng::batch_seed`] (rand 0.8 `StdRng`, ChaCha12).
 pub fn batch_rng(seed: u64, step: u64) -> StdRng {
-    let mut z = seed ^ step.wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    StdRng::seed_from_u64(z ^ (z >> 31))
+    StdRng::seed_from_u64(crate::rng::batch_seed(seed, step))
 }
 
 /// One draw: dropped with probability `rate`. Exactly one uniform is consumed per sentence

@@ -5,7 +5,6 @@
 //! [`RewardModel::score_batch`] with one [`Rollout`] per completion each step.
 pub mod analyze;
 pub mod anchor;
-pub mod cmd;
 pub mod config;
 pub mod dropout;
 pub mod dynamics;

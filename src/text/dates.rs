@@ -6,7 +6,7 @@
 //! Slashed dates are read month/day/year (US) unless the first number exceeds 12;
 //! dotted dates (1.3.2024) are day.month.year; two-digit years map to 20yy below 70,
 //! else 19yy.
-use super::entities::{Candidate, EntityKind};
+use super::candidate::{Candidate, EntityKind};
 use regex::{Captures, Regex};
 use std::sync::OnceLock;
 

@@ -8,26 +8,12 @@
 //! canonical `norm` (case-folded, separators removed, dates/times in one format) and the
 //! reward compares norms, so a rewrite that reformats "$1,200" as "1200 USD" keeps it.
 //! Number words ("three") are not numbers here.
+use super::candidate::Candidate;
+pub use super::candidate::{normalize_entity, EntityKind};
 use regex::{Captures, Regex};
 use serde::Serialize;
 use std::collections::HashSet;
 use std::sync::OnceLock;
-
-/// The entity classes of shared/SPEC.md. People, places and organisations cannot be told
-/// apart by rules, so they share `Name`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum EntityKind {
-    Name,
-    Number,
-    Date,
-    Time,
-    Money,
-    Email,
-    Url,
-    Handle,
-    Hashtag,
-}
 
 /// One entity occurrence: its class, the text as written, its canonical form and byte offset.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -37,15 +23,6 @@ pub struct Entity {
     pub norm: String,
     #[serde(skip)]
     pub start: usize,
-}
-
-/// A match proposed by one pass: byte range, class and canonical form.
-#[derive(Debug, Clone)]
-pub struct Candidate {
-    pub start: usize,
-    pub end: usize,
-    pub kind: EntityKind,
-    pub norm: String,
 }
 
 /// A plain number with thousands separators (`1,234.56`, `1 000`, `1.234,56`) or a decimal.
@@ -169,27 +146,6 @@ fn claim(cands: Vec<Candidate>, taken: &mut [bool], found: &mut Vec<Candidate>) 
             found.push(c);
         }
     }
-}
-
-/// Generic normal form: case-folded, curly quotes made straight, whitespace collapsed,
-/// punctuation trimmed from both ends, a trailing possessive `'s` removed.
-pub fn normalize_entity(s: &str) -> String {
-    let folded: String = s
-        .chars()
-        .map(|c| match c {
-            '’' | '‘' | '`' => '\'',
-            '“' | '”' => '"',
-            c => c,
-        })
-        .collect::<String>()
-        .to_lowercase();
-    let collapsed = folded.split_whitespace().collect::<Vec<_>>().join(" ");
-    let trim = |c: char| super::punct::is_punctuation(c) || c.is_whitespace();
-    let mut t = collapsed.trim_matches(trim).to_string();
-    if let Some(stripped) = t.strip_suffix("'s") {
-        t = stripped.trim_matches(trim).to_string();
-    }
-    t
 }
 
 /// Canonical digits of a [`NUM`] match: separators removed, decimal comma made a point,

@@ -1,6 +1,7 @@
 //! Text utilities: sentence splitting, entity extraction, punctuation counting.
 //!
 //! Everything here is pure and model-free, so rewards and tests can call it directly.
+pub mod candidate;
 pub mod dates;
 pub mod edit;
 pub mod entities;

@@ -13,7 +13,7 @@
 //!   ("New York City"); a possessive ends a name and an acronym after a title-case word
 //!   starts a new one; a leading "the" is dropped from the normal form;
 //! - all-caps memo words ([`CAPS_STOP`]) and lines written mostly in capitals are skipped.
-use super::entities::{normalize_entity, Candidate, EntityKind};
+use super::candidate::{normalize_entity, Candidate, EntityKind};
 use regex::Regex;
 use std::collections::HashSet;
 use std::sync::OnceLock;

@@ -13,9 +13,9 @@
 //! ignores `.tmp-*` leftovers and, if `latest` is missing or stale, takes the highest
 //! complete `step-N` (one holding trainer_state.json, the file written last).
 use super::optim::AdamW;
-use super::rng::SplitMix64;
-use crate::model::lora::{LoraAdapter, Quant};
-use crate::model::peft;
+use crate::adapter::lora::{LoraAdapter, Quant};
+use crate::adapter::peft;
+use crate::rng::SplitMix64;
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -105,7 +105,7 @@ pub fn save(
     std::fs::create_dir_all(&tmp)?;
     peft::save_adapter(adapter, &tmp, base_model)?;
     if adapter.quant == Quant::Ternary {
-        super::tensorfile::write(&tmp.join(LATENT_FILE), &adapter.named_parameters(), None)?;
+        crate::io::tensorfile::write(&tmp.join(LATENT_FILE), &adapter.named_parameters(), None)?;
     }
     optim.save(&tmp.join(OPTIM_FILE))?;
     crate::util::write_atomic(
@@ -158,6 +158,32 @@ fn prune(root: &Path, keep: usize, current: u64) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Without `--resume`, a directory that already holds checkpoints is refused, so two runs
+/// never mix their checkpoints.
+pub fn refuse_existing(root: &Path) -> Result<()> {
+    if latest(root)?.is_some() {
+        bail!(
+            "{} already holds checkpoints: pass --resume to continue, or choose another out_dir",
+            root.display()
+        );
+    }
+    Ok(())
+}
+
+/// The note for a `--resume` that finds no checkpoint.
+pub fn fresh_note(root: &Path) -> String {
+    format!(
+        "--resume: no checkpoint under {}, starting fresh",
+        root.display()
+    )
+}
+
+/// Whether step `step` (1-based, after its update) of `total` writes a checkpoint: every
+/// `every` steps (0: never) and always the last.
+pub fn is_due(step: u64, total: u64, every: u64) -> bool {
+    step == total || (every > 0 && step % every == 0)
 }
 
 /// The checkpoint to resume from: the one `latest` names when it is complete, else the

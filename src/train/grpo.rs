@@ -15,41 +15,24 @@ use super::guard::NanGuard;
 use super::loss::{advantages, grpo_loss, reward_stats, GrpoLossConfig, GrpoStats};
 use super::metrics::MetricsWriter;
 use super::optim::{clip_grad_norm, AdamW};
-use super::rng::{epoch_order, step_seed, SplitMix64};
 use super::schedule::Schedule;
-use super::sft::load_policy;
 use super::sft_data::user_turn;
+use crate::adapter::attach as adapters;
+use crate::adapter::load::load_policy;
+use crate::adapter::lora::{trainable_line, LoraAdapter, Quant};
+use crate::infer::generate::{eos_ids, pad_id};
+use crate::infer::generate::{generate_with_stats, left_pad, GenerateConfig, Sample};
+use crate::infer::sampling::SamplingConfig;
+use crate::infer::scoring::shared_prompt_logprobs;
 use crate::model::chat::ChatMessage;
-use crate::model::generate::{eos_ids, pad_id};
-use crate::model::generate::{generate_with_stats, left_pad, GenerateConfig, Sample};
-use crate::model::lora::{trainable_line, LoraAdapter, Quant};
-use crate::model::sampling::SamplingConfig;
-use crate::model::scoring::shared_prompt_logprobs;
-use crate::model::{adapters, Llama, Tokenizer};
+use crate::model::{Llama, Tokenizer};
+use crate::report::Report;
 use crate::reward::{BatchScores, RewardModel, Rollout};
+use crate::rng::{epoch_order, step_seed, SplitMix64};
 use anyhow::{bail, Context, Result};
 use std::path::PathBuf;
 use std::time::Instant;
 use tch::Tensor;
-
-#[derive(clap::Args, Debug)]
-pub struct GrpoArgs {
-    /// TOML config (see configs/demo/grpo.toml).
-    #[arg(long)]
-    pub config: PathBuf,
-    /// Train ternary (1.58-bit) Bit-LoRA adapters.
-    #[arg(long)]
-    pub bitlora: bool,
-    /// Continue from the newest checkpoint in the output directory.
-    #[arg(long)]
-    pub resume: bool,
-    /// Resume although grpo.steps changed (implies --resume).
-    #[arg(long)]
-    pub resume_anyway: bool,
-    /// Override a config value, e.g. --set grpo.steps=5 (repeatable).
-    #[arg(long = "set")]
-    pub set: Vec<String>,
-}
 
 /// One rollout batch, ready for the loss: rows are prompt-major (prompt p's G samples are
 /// rows p·G .. (p+1)·G), and each prompt is stored once.
@@ -115,12 +98,6 @@ pub fn generation_logprobs(samples: &[Sample], width: i64, device: tch::Device) 
     Tensor::from_slice(&out)
         .view([samples.len() as i64, width])
         .to_device(device)
-}
-
-pub fn run(a: &GrpoArgs) -> Result<()> {
-    let mut cfg: GrpoConfig = crate::config::load(&a.config, &a.set)?;
-    cfg.grpo.bitlora |= a.bitlora;
-    train_with(&cfg, a.resume || a.resume_anyway, a.resume_anyway).map(|_| ())
 }
 
 /// What a GRPO result depends on (see [`checkpoint::Fingerprint`]).
@@ -332,9 +309,7 @@ impl GrpoTrainer {
                 eprintln!("resuming from {} (step {})", dir.display(), s.step);
                 self.order = epoch_order(s.data.order_seed, s.data.epoch, self.texts.len());
                 // The NaN streak continues across a resume, as in SFT.
-                if let Some(g) = s.extra.get("nan_guard") {
-                    let saved: NanGuard = serde_json::from_value(g.clone())
-                        .context("checkpoint: bad nan_guard state")?;
+                if let Some(saved) = NanGuard::saved_in(&s.extra)? {
                     self.guard = self.guard.resumed(&saved);
                 } else if let Some(n) = s.extra.get("nan_total").and_then(|v| v.as_u64()) {
                     self.guard.total = n;
@@ -374,20 +349,15 @@ impl GrpoTrainer {
         // 1. Generation (no dropout, no grad), prefix shared by each prompt's G samples.
         let t0 = Instant::now();
         self.pol.adapter.set_training(false);
-        let gen_cfg = GenerateConfig {
-            max_new_tokens: g.max_completion_length,
-            sampling: SamplingConfig {
+        let gen_cfg = GenerateConfig::for_model(&self.pol.model.config, Some(&self.pol.tok))
+            .max_new_tokens(g.max_completion_length)
+            .sampling(SamplingConfig {
                 greedy: false,
                 temperature: g.temperature,
                 top_k: g.top_k,
                 top_p: g.top_p,
-            },
-            seed: step_seed(g.seed, step) as u64,
-            eos_ids: self.pol.eos.clone(),
-            pad_id: self.pol.pad,
-            share_prefix: true,
-            rng_prompt_offset: 0,
-        };
+            })
+            .seed(step_seed(g.seed, step) as u64);
         adapters::merge_for_inference(&mut self.pol.model, g.merge_for_generation);
         let generated = tch::no_grad(|| {
             generate_with_stats(&self.pol.model, &step_prompts, g.num_generations, &gen_cfg)
@@ -441,19 +411,7 @@ impl GrpoTrainer {
         );
         let old = (g.old_logprobs == OldLogprobs::Generation)
             .then(|| generation_logprobs(&gen, batch.mask.size()[1], self.pol.model.device));
-        let (upd, skipped) = update(
-            &mut self.pol,
-            &batch,
-            old,
-            &adv,
-            &g,
-            &mut self.optim,
-            &self.params,
-            &self.sched,
-            &mut self.state,
-            &mut self.guard,
-            step,
-        )?;
+        let (upd, skipped) = self.update(&batch, old, &adv, &g, step)?;
         let t_train = t2.elapsed().as_secs_f64();
         self.state.step = step + 1;
 
@@ -482,19 +440,115 @@ impl GrpoTrainer {
             .collect();
         Ok((rec, dump))
     }
+
+    /// The μ optimizer updates of one rollout batch; returns their stats and how many the
+    /// NaN guard skipped.
+    fn update(
+        &mut self,
+        batch: &RolloutBatch,
+        old: Option<Tensor>,
+        adv: &Tensor,
+        g: &super::grpo_config::GrpoSection,
+        step: u64,
+    ) -> Result<(UpdateStats, u64)> {
+        let b = batch.completion_ids.size()[0];
+        let mb = g.micro_batch_size as i64;
+        let lcfg = GrpoLossConfig {
+            eps_low: g.eps_low,
+            eps_high: g.eps_high,
+            beta: g.beta,
+            num_completions: b,
+            max_completion_length: g.max_completion_length as i64,
+        };
+        let chunks: Vec<(i64, i64)> = (0..b)
+            .step_by(mb as usize)
+            .map(|s| (s, mb.min(b - s)))
+            .collect();
+        let old: Vec<Tensor> = match old {
+            Some(o) => chunks.iter().map(|&(s, n)| o.narrow(0, s, n)).collect(),
+            None => tch::no_grad(|| {
+                chunks
+                    .iter()
+                    .map(|&(s, n)| score_rows(&self.pol.model, batch, s, n, g.temperature))
+                    .collect()
+            }),
+        };
+        let reference: Option<Vec<Tensor>> = (g.beta > 0.0).then(|| {
+            self.pol.model.set_adapters_enabled(false);
+            let r = tch::no_grad(|| {
+                chunks
+                    .iter()
+                    .map(|&(s, n)| score_rows(&self.pol.model, batch, s, n, g.temperature))
+                    .collect()
+            });
+            self.pol.model.set_adapters_enabled(true);
+            r
+        });
+        let mut out = UpdateStats {
+            loss: 0.0,
+            grad_norm: 0.0,
+            lr: 0.0,
+            clip: GrpoStats::default(),
+        };
+        let mut skipped = 0;
+        // The SFT test knob (STYLERL_FAULT_NAN_AT_STEPS) poisons this step's loss too.
+        let poison = super::sft::fault_nan_steps()?;
+        self.pol.adapter.set_training(true);
+        for _epoch in 0..g.ppo_epochs {
+            let mut loss_sum = 0.0;
+            for (c, &(s, n)) in chunks.iter().enumerate() {
+                let new = score_rows(&self.pol.model, batch, s, n, g.temperature);
+                let (loss, st) = grpo_loss(
+                    &new,
+                    &old[c],
+                    &adv.narrow(0, s, n),
+                    &batch.mask.narrow(0, s, n),
+                    reference.as_ref().map(|r| &r[c]),
+                    &lcfg,
+                );
+                loss_sum += loss.double_value(&[]);
+                loss.backward();
+                out.clip.add(&st);
+            }
+            if poison.contains(&(step + 1)) {
+                loss_sum = f64::NAN;
+            }
+            let gn = clip_grad_norm(&self.params, g.max_grad_norm);
+            let lr = self.sched.lr_at(self.state.scheduler_step);
+            if self.guard.check(step, &[loss_sum, gn])? {
+                self.optim.set_lr(lr);
+                self.optim.step();
+            } else {
+                skipped += 1;
+            }
+            self.optim.zero_grad();
+            self.state.scheduler_step += 1;
+            out.loss += loss_sum / g.ppo_epochs as f64;
+            out.grad_norm += gn / g.ppo_epochs as f64;
+            out.lr = lr;
+        }
+        self.pol.adapter.set_training(false);
+        Ok((out, skipped))
+    }
 }
 
-/// Runs GRPO; returns the final adapter directory.
+/// Runs GRPO quietly; returns the final adapter directory.
 pub fn train(cfg: &GrpoConfig, resume: bool) -> Result<PathBuf> {
-    train_with(cfg, resume, false)
+    train_with(cfg, resume, false, &crate::report::Silent)
 }
 
-/// [`train`]; `anyway` accepts a resume whose step count changed.
-pub fn train_with(cfg: &GrpoConfig, resume: bool, anyway: bool) -> Result<PathBuf> {
+/// [`train`]; `anyway` accepts a resume whose step count changed; lines and progress go
+/// to `report`.
+pub fn train_with(
+    cfg: &GrpoConfig,
+    resume: bool,
+    anyway: bool,
+    report: &dyn Report,
+) -> Result<PathBuf> {
     cfg.validate()?;
     let g = &cfg.grpo;
     let mut tr = GrpoTrainer::new(cfg)?;
-    println!(
+    report.result(&format!(
         "{}{}",
         tr.trainable_line(),
         if g.bitlora {
@@ -502,27 +556,21 @@ pub fn train_with(cfg: &GrpoConfig, resume: bool, anyway: bool) -> Result<PathBu
         } else {
             ""
         }
-    );
+    ));
     let ckpt_root = cfg.out_dir.join("checkpoints");
     let base_name = cfg.model.path.display().to_string();
     if resume {
         if !tr.resume_checked(&ckpt_root, anyway)? {
-            eprintln!(
-                "--resume: no checkpoint under {}, starting fresh",
-                ckpt_root.display()
-            );
+            report.note(&checkpoint::fresh_note(&ckpt_root));
         }
-    } else if checkpoint::latest(&ckpt_root)?.is_some() {
-        bail!(
-            "{} already holds checkpoints: pass --resume to continue, or choose another out_dir",
-            ckpt_root.display()
-        );
+    } else {
+        checkpoint::refuse_existing(&ckpt_root)?;
     }
     let from = resume.then_some(tr.state.step);
     let mut metrics = MetricsWriter::open(&cfg.out_dir.join("metrics.jsonl"), from)?;
     let mut samples = MetricsWriter::open(&cfg.out_dir.join("samples.jsonl"), from)?;
     let start_skipped = tr.guard.total;
-    let pb = crate::util::progress_bar(g.steps, "grpo");
+    let pb = report.progress(g.steps, "grpo");
     pb.set_position(tr.state.step);
     while tr.state.step < g.steps {
         let (rec, dump) = tr.step()?;
@@ -538,7 +586,7 @@ pub fn train_with(cfg: &GrpoConfig, resume: bool, anyway: bool) -> Result<PathBu
             rec["reward"].as_f64().unwrap_or(f64::NAN)
         ));
         pb.inc(1);
-        if s == g.steps || (g.checkpoint_every > 0 && s % g.checkpoint_every == 0) {
+        if checkpoint::is_due(s, g.steps, g.checkpoint_every) {
             tr.state.extra = serde_json::json!({"nan_total": tr.guard.total, "nan_guard": tr.guard, "fingerprint": fingerprint(&tr.cfg)});
             checkpoint::save(
                 &ckpt_root,
@@ -550,7 +598,7 @@ pub fn train_with(cfg: &GrpoConfig, resume: bool, anyway: bool) -> Result<PathBu
             )?;
         }
     }
-    pb.finish_and_clear();
+    pb.finish();
     let updates = (g.steps - from.unwrap_or(0)) * g.ppo_epochs as u64;
     checkpoint::refuse_all_skipped(
         &ckpt_root,
@@ -560,18 +608,18 @@ pub fn train_with(cfg: &GrpoConfig, resume: bool, anyway: bool) -> Result<PathBu
     )?;
     checkpoint::refuse_non_finite(&ckpt_root, tr.state.step, &tr.pol.adapter)?;
     let dir = cfg.out_dir.join("adapter");
-    let sizes = crate::model::peft::save_adapter(&tr.pol.adapter, &dir, Some(&base_name))?;
-    println!(
+    let sizes = crate::adapter::peft::save_adapter(&tr.pol.adapter, &dir, Some(&base_name))?;
+    report.result(&format!(
         "adapter: {} ({} bytes fp32)",
         dir.display(),
         sizes.fp32_file
-    );
+    ));
     if let Some(p) = sizes.packed_file {
-        println!(
+        report.result(&format!(
             "packed ternary adapter: {} bytes ({:.1}x smaller)",
             p,
             sizes.fp32_file as f64 / p.max(1) as f64
-        );
+        ));
     }
     Ok(dir)
 }
@@ -582,100 +630,6 @@ struct UpdateStats {
     grad_norm: f64,
     lr: f64,
     clip: GrpoStats,
-}
-
-#[allow(clippy::too_many_arguments)]
-fn update(
-    pol: &mut Policy,
-    batch: &RolloutBatch,
-    old: Option<Tensor>,
-    adv: &Tensor,
-    g: &super::grpo_config::GrpoSection,
-    optim: &mut AdamW,
-    params: &[Tensor],
-    sched: &Schedule,
-    state: &mut TrainerState,
-    guard: &mut NanGuard,
-    step: u64,
-) -> Result<(UpdateStats, u64)> {
-    let b = batch.completion_ids.size()[0];
-    let mb = g.micro_batch_size as i64;
-    let lcfg = GrpoLossConfig {
-        eps_low: g.eps_low,
-        eps_high: g.eps_high,
-        beta: g.beta,
-        num_completions: b,
-        max_completion_length: g.max_completion_length as i64,
-    };
-    let chunks: Vec<(i64, i64)> = (0..b)
-        .step_by(mb as usize)
-        .map(|s| (s, mb.min(b - s)))
-        .collect();
-    let old: Vec<Tensor> = match old {
-        Some(o) => chunks.iter().map(|&(s, n)| o.narrow(0, s, n)).collect(),
-        None => tch::no_grad(|| {
-            chunks
-                .iter()
-                .map(|&(s, n)| score_rows(&pol.model, batch, s, n, g.temperature))
-                .collect()
-        }),
-    };
-    let reference: Option<Vec<Tensor>> = (g.beta > 0.0).then(|| {
-        pol.model.set_adapters_enabled(false);
-        let r = tch::no_grad(|| {
-            chunks
-                .iter()
-                .map(|&(s, n)| score_rows(&pol.model, batch, s, n, g.temperature))
-                .collect()
-        });
-        pol.model.set_adapters_enabled(true);
-        r
-    });
-    let mut out = UpdateStats {
-        loss: 0.0,
-        grad_norm: 0.0,
-        lr: 0.0,
-        clip: GrpoStats::default(),
-    };
-    let mut skipped = 0;
-    // The SFT test knob (STYLERL_FAULT_NAN_AT_STEPS) poisons this step's loss too.
-    let poison = super::sft::fault_nan_steps()?;
-    pol.adapter.set_training(true);
-    for _epoch in 0..g.ppo_epochs {
-        let mut loss_sum = 0.0;
-        for (c, &(s, n)) in chunks.iter().enumerate() {
-            let new = score_rows(&pol.model, batch, s, n, g.temperature);
-            let (loss, st) = grpo_loss(
-                &new,
-                &old[c],
-                &adv.narrow(0, s, n),
-                &batch.mask.narrow(0, s, n),
-                reference.as_ref().map(|r| &r[c]),
-                &lcfg,
-            );
-            loss_sum += loss.double_value(&[]);
-            loss.backward();
-            out.clip.add(&st);
-        }
-        if poison.contains(&(step + 1)) {
-            loss_sum = f64::NAN;
-        }
-        let gn = clip_grad_norm(params, g.max_grad_norm);
-        let lr = sched.lr_at(state.scheduler_step);
-        if guard.check(step, &[loss_sum, gn])? {
-            optim.set_lr(lr);
-            optim.step();
-        } else {
-            skipped += 1;
-        }
-        optim.zero_grad();
-        state.scheduler_step += 1;
-        out.loss += loss_sum / g.ppo_epochs as f64;
-        out.grad_norm += gn / g.ppo_epochs as f64;
-        out.lr = lr;
-    }
-    pol.adapter.set_training(false);
-    Ok((out, skipped))
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -2,8 +2,8 @@
 use super::loss::StdScale;
 use super::optim::AdamWConfig;
 use super::schedule::ScheduleKind;
-use super::sft::ModelSection;
-use crate::model::lora::LoraConfig;
+use crate::adapter::load::ModelSection;
+use crate::adapter::lora::LoraConfig;
 use crate::reward::RewardConfig;
 use serde::Deserialize;
 use std::path::PathBuf;
@@ -181,7 +181,7 @@ impl GrpoConfig {
         unit_half_open("grpo.eps_low", g.eps_low)?;
         nonneg_finite("grpo.eps_high", g.eps_high)?;
         nonneg_finite("grpo.beta", g.beta)?;
-        adamw("grpo.optimizer", &g.optimizer)?;
+        g.optimizer.validate("grpo.optimizer")?;
         positive_finite("grpo.max_grad_norm", g.max_grad_norm)
     }
 }

@@ -34,6 +34,17 @@ impl NanGuard {
         }
     }
 
+    /// The guard a checkpoint saved in its `extra` (key `nan_guard`), if any: a resumed run
+    /// continues its streak, as it would have without the interruption.
+    pub fn saved_in(extra: &serde_json::Value) -> Result<Option<NanGuard>> {
+        match extra.get("nan_guard") {
+            Some(g) => serde_json::from_value(g.clone())
+                .map(Some)
+                .map_err(|e| anyhow::anyhow!("checkpoint: bad nan_guard state: {e}")),
+            None => Ok(None),
+        }
+    }
+
     /// Ok(true): apply the update. Ok(false): skip it (counted). Err: too many in a row.
     pub fn check(&mut self, step: u64, values: &[f64]) -> Result<bool> {
         if values.iter().all(|v| v.is_finite()) {

@@ -7,8 +7,6 @@ pub mod guard;
 pub mod loss;
 pub mod metrics;
 pub mod optim;
-pub mod rng;
 pub mod schedule;
 pub mod sft;
 pub mod sft_data;
-pub mod tensorfile;

@@ -23,6 +23,19 @@ pub struct AdamWConfig {
     pub weight_decay: f64,
 }
 
+impl AdamWConfig {
+    /// Every hyper-parameter in range; errors name the key under `prefix`
+    /// (e.g. `train.optimizer.lr`).
+    pub fn validate(&self, prefix: &str) -> Result<()> {
+        use crate::config::check::{nonneg_finite, positive_finite, unit_half_open};
+        positive_finite(&format!("{prefix}.lr"), self.lr)?;
+        unit_half_open(&format!("{prefix}.beta1"), self.beta1)?;
+        unit_half_open(&format!("{prefix}.beta2"), self.beta2)?;
+        positive_finite(&format!("{prefix}.eps"), self.eps)?;
+        nonneg_finite(&format!("{prefix}.weight_decay"), self.weight_decay)
+    }
+}
+
 impl Default for AdamWConfig {
     fn default() -> Self {
         AdamWConfig {
@@ -120,12 +133,12 @@ impl AdamW {
             ("config".to_string(), serde_json::to_string(&self.cfg)?),
             ("num_params".to_string(), self.params.len().to_string()),
         ]);
-        super::tensorfile::write(path, &self.state_tensors(), Some(meta))
+        crate::io::tensorfile::write(path, &self.state_tensors(), Some(meta))
     }
 
     /// Restores the state saved by [`AdamW::save`] for the same parameter list.
     pub fn load(&mut self, path: &Path) -> Result<()> {
-        let f = super::tensorfile::read(path)?;
+        let f = crate::io::tensorfile::read(path)?;
         let n: usize = f
             .metadata
             .get("num_params")

@@ -9,54 +9,21 @@ use super::guard::NanGuard;
 use super::loss::IGNORE_INDEX;
 use super::metrics::MetricsWriter;
 use super::optim::{clip_grad_norm, AdamW, AdamWConfig};
-use super::rng::{epoch_order, step_seed, SplitMix64};
 use super::schedule::{Schedule, ScheduleKind};
 use super::sft_data::{encode_example, load_conversations, SftDataConfig};
+use crate::adapter::attach as adapters;
+use crate::adapter::load::{load_policy, ModelSection};
+use crate::adapter::lora::{trainable_line, LoraAdapter, LoraConfig, Quant};
+use crate::io::hf_dir::write_model_dir;
 use crate::model::chat::ChatTemplate;
-use crate::model::lora::{trainable_line, LoraAdapter, LoraConfig, Quant};
-use crate::model::{adapters, Llama, Tokenizer};
+use crate::model::{Llama, Tokenizer};
+use crate::report::Report;
+use crate::rng::{epoch_order, step_seed, SplitMix64};
 use anyhow::{bail, Context, Result};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 use tch::Tensor;
-
-#[derive(clap::Args, Debug)]
-pub struct SftArgs {
-    /// TOML config (see configs/demo/sft.toml).
-    #[arg(long)]
-    pub config: PathBuf,
-    /// Override a config value, e.g. --set train.max_steps=10 (repeatable).
-    #[arg(long = "set")]
-    pub set: Vec<String>,
-    /// Continue from the newest checkpoint in the output directory.
-    #[arg(long)]
-    pub resume: bool,
-    /// Resume although train.max_steps changed (implies --resume).
-    #[arg(long)]
-    pub resume_anyway: bool,
-}
-
-/// `[model]` table shared by the training configs.
-#[derive(Deserialize, Debug, Clone)]
-#[serde(deny_unknown_fields)]
-pub struct ModelSection {
-    /// Hugging Face Llama-family directory.
-    pub path: PathBuf,
-    #[serde(default = "d_device")]
-    pub device: String,
-    #[serde(default = "d_dtype")]
-    pub dtype: String,
-    /// Adapters applied (frozen) under the trained one, `PATH[:WEIGHT]`.
-    #[serde(default)]
-    pub adapters: Vec<String>,
-}
-fn d_device() -> String {
-    "cpu".into()
-}
-fn d_dtype() -> String {
-    "f32".into()
-}
 
 /// `[train]` table of an SFT config.
 #[derive(Deserialize, Debug, Clone)]
@@ -129,14 +96,6 @@ pub struct SftConfig {
     pub train: SftTrainConfig,
 }
 
-impl ModelSection {
-    /// Device and dtype parse (CUDA visible when asked for); `prefix` is the table's key.
-    pub fn validate(&self, prefix: &str) -> Result<()> {
-        crate::config::check::device(&format!("{prefix}.device"), &self.device)?;
-        crate::config::check::dtype(&format!("{prefix}.dtype"), &self.dtype)
-    }
-}
-
 impl SftConfig {
     /// Every range, before anything is loaded; one line naming the key on failure.
     pub fn validate(&self) -> Result<()> {
@@ -152,28 +111,9 @@ impl SftConfig {
         at_least_one("train.batch_size", t.batch_size as u64)?;
         at_least_one("train.grad_accum", t.grad_accum as u64)?;
         at_least_one("train.nan_max_in_a_row", t.nan_max_in_a_row as u64)?;
-        adamw("train.optimizer", &t.optimizer)?;
+        t.optimizer.validate("train.optimizer")?;
         positive_finite("train.max_grad_norm", t.max_grad_norm)
     }
-}
-
-/// Loads a model directory with frozen extra adapters applied.
-pub fn load_policy(m: &ModelSection) -> Result<(Llama, Tokenizer, ChatTemplate)> {
-    if !m.path.join("config.json").exists() {
-        bail!(
-            "model.path '{}' is not a model directory (no config.json): run the stage that writes it (e.g. `stylerl sft` for runs/*/sft/merged) or fix the path",
-            m.path.display()
-        );
-    }
-    let device = crate::util::parse_device(&m.device)?;
-    let kind = crate::util::parse_dtype(&m.dtype)?;
-    let mut model = Llama::load(&m.path, device, kind)?;
-    if !m.adapters.is_empty() {
-        adapters::load_and_attach(&mut model, &m.adapters, device)?;
-    }
-    let tok = Tokenizer::from_dir(&m.path)?;
-    let tpl = ChatTemplate::from_dir(&m.path)?;
-    Ok((model, tok, tpl))
 }
 
 fn encode_all(
@@ -278,11 +218,6 @@ pub(crate) fn fault_nan_steps() -> Result<Vec<u64>> {
         .collect()
 }
 
-pub fn run(a: &SftArgs) -> Result<()> {
-    let cfg: SftConfig = crate::config::load(&a.config, &a.set)?;
-    train_with(&cfg, a.resume || a.resume_anyway, a.resume_anyway).map(|_| ())
-}
-
 /// What an SFT result depends on (see [`checkpoint::Fingerprint`]); `total` is the step count.
 pub fn fingerprint(cfg: &SftConfig, total: u64) -> checkpoint::Fingerprint {
     use serde_json::json;
@@ -307,17 +242,23 @@ pub fn fingerprint(cfg: &SftConfig, total: u64) -> checkpoint::Fingerprint {
     f
 }
 
-/// Runs SFT; returns the final adapter directory.
+/// Runs SFT quietly; returns the final adapter directory.
 pub fn train(cfg: &SftConfig, resume: bool) -> Result<PathBuf> {
-    train_with(cfg, resume, false)
+    train_with(cfg, resume, false, &crate::report::Silent)
 }
 
-/// [`train`]; `anyway` accepts a resume whose step count changed.
-pub fn train_with(cfg: &SftConfig, resume: bool, anyway: bool) -> Result<PathBuf> {
+/// [`train`]; `anyway` accepts a resume whose step count changed; lines and progress go
+/// to `report`.
+pub fn train_with(
+    cfg: &SftConfig,
+    resume: bool,
+    anyway: bool,
+    report: &dyn Report,
+) -> Result<PathBuf> {
     cfg.validate()?;
     let tr = &cfg.train;
     let (mut model, tok, tpl) = load_policy(&cfg.model)?;
-    let pad = crate::model::generate::pad_id(&model.config, Some(&tok));
+    let pad = crate::infer::generate::pad_id(&model.config, Some(&tok));
     let ctx = model.config.max_position_embeddings;
     let train_ex = encode_all(cfg, &cfg.data.train, &tok, &tpl, ctx)?;
     // `--set data.eval=` (an empty path) turns the eval loss off.
@@ -332,13 +273,10 @@ pub fn train_with(cfg: &SftConfig, resume: bool, anyway: bool) -> Result<PathBuf
     // Adapter init (A) draws from torch's RNG: seed it so runs are reproducible.
     tch::manual_seed(step_seed(tr.seed, u64::MAX));
     let adapter = adapters::new_trainable(&mut model, &cfg.lora, Quant::None)?;
-    println!(
-        "{}",
-        trainable_line(
-            adapter.num_parameters(),
-            adapters::base_parameter_count(&model) + adapter.num_parameters()
-        )
-    );
+    report.result(&trainable_line(
+        adapter.num_parameters(),
+        adapters::base_parameter_count(&model) + adapter.num_parameters(),
+    ));
     let params = adapter.parameters();
     let mut optim = AdamW::new(adapter.parameters(), tr.optimizer);
     let sched = Schedule {
@@ -374,29 +312,24 @@ pub fn train_with(cfg: &SftConfig, resume: bool, anyway: bool) -> Result<PathBuf
             anyway,
         )? {
             Some((dir, s)) => {
-                eprintln!("resuming from {} (step {})", dir.display(), s.step);
+                report.note(&format!(
+                    "resuming from {} (step {})",
+                    dir.display(),
+                    s.step
+                ));
                 state = s;
             }
-            None => eprintln!(
-                "--resume: no checkpoint under {}, starting fresh",
-                ckpt_root.display()
-            ),
+            None => report.note(&checkpoint::fresh_note(&ckpt_root)),
         }
-    } else if checkpoint::latest(&ckpt_root)?.is_some() {
-        bail!(
-            "{} already holds checkpoints: pass --resume to continue, or choose another out_dir",
-            ckpt_root.display()
-        );
+    } else {
+        checkpoint::refuse_existing(&ckpt_root)?;
     }
     let mut metrics = MetricsWriter::open(
         &cfg.out_dir.join("metrics.jsonl"),
         resume.then_some(state.step),
     )?;
     let mut guard = NanGuard::new(tr.nan_max_in_a_row, "train.nan_max_in_a_row");
-    if let Some(g) = state.extra.get("nan_guard") {
-        // the streak continues across a resume, as it would have without the interruption
-        let saved: NanGuard =
-            serde_json::from_value(g.clone()).context("checkpoint: bad nan_guard state")?;
+    if let Some(saved) = NanGuard::saved_in(&state.extra)? {
         guard = guard.resumed(&saved);
     }
     let start_skipped = guard.total;
@@ -406,7 +339,7 @@ pub fn train_with(cfg: &SftConfig, resume: bool, anyway: bool) -> Result<PathBuf
         .ok()
         .and_then(|v| v.parse::<u64>().ok());
     let mut order = epoch_order(state.data.order_seed, state.data.epoch, train_ex.len());
-    let pb = crate::util::progress_bar(total, "sft");
+    let pb = report.progress(total, "sft");
     pb.set_position(state.step);
     let start = state.step;
     // The held-out loss before any update, the baseline the run must beat.
@@ -482,7 +415,7 @@ pub fn train_with(cfg: &SftConfig, resume: bool, anyway: bool) -> Result<PathBuf
         metrics.write(&rec)?;
         pb.set_message(format!("loss {loss_sum:.3}"));
         pb.inc(1);
-        if last || (tr.checkpoint_every > 0 && state.step % tr.checkpoint_every == 0) {
+        if checkpoint::is_due(state.step, total, tr.checkpoint_every) {
             state.extra = serde_json::json!({"nan_guard": guard, "fingerprint": fp});
             checkpoint::save(
                 &ckpt_root,
@@ -494,15 +427,17 @@ pub fn train_with(cfg: &SftConfig, resume: bool, anyway: bool) -> Result<PathBuf
             )?;
         }
     }
-    pb.finish_and_clear();
+    pb.finish();
     if let (Some(a), Some(b)) = (first_eval, last_eval) {
-        println!("eval loss: {a:.4} at step 0, {b:.4} at step {total}");
+        report.result(&format!(
+            "eval loss: {a:.4} at step 0, {b:.4} at step {total}"
+        ));
     }
     if guard.total > 0 {
-        println!(
+        report.result(&format!(
             "skipped {} update(s) with a non-finite loss or gradient",
             guard.total
-        );
+        ));
     }
     let ran = total.saturating_sub(start);
     checkpoint::refuse_all_skipped(
@@ -512,25 +447,30 @@ pub fn train_with(cfg: &SftConfig, resume: bool, anyway: bool) -> Result<PathBuf
         "train.nan_max_in_a_row",
     )?;
     checkpoint::refuse_non_finite(&ckpt_root, state.step, &adapter)?;
-    finish(cfg, &mut model, &adapter)
+    finish(cfg, &mut model, &adapter, report)
 }
 
-fn finish(cfg: &SftConfig, model: &mut Llama, adapter: &LoraAdapter) -> Result<PathBuf> {
+fn finish(
+    cfg: &SftConfig,
+    model: &mut Llama,
+    adapter: &LoraAdapter,
+    report: &dyn Report,
+) -> Result<PathBuf> {
     let dir = cfg.out_dir.join("adapter");
-    crate::model::peft::save_adapter(adapter, &dir, Some(&cfg.model.path.display().to_string()))?;
-    println!("adapter: {}", dir.display());
+    crate::adapter::peft::save_adapter(adapter, &dir, Some(&cfg.model.path.display().to_string()))?;
+    report.result(&format!("adapter: {}", dir.display()));
     if cfg.train.merge {
-        let mut set = crate::model::lora::LoraSet::new();
-        set.push(crate::model::peft::load_adapter(&dir, model.device)?, 1.0);
+        let mut set = crate::adapter::lora::LoraSet::new();
+        set.push(crate::adapter::peft::load_adapter(&dir, model.device)?, 1.0);
         adapters::detach_all(model);
-        let extra = crate::model::peft::load_set(&cfg.model.adapters, model.device)?;
+        let extra = crate::adapter::peft::load_set(&cfg.model.adapters, model.device)?;
         for (a, w) in extra.adapters {
             set.push(a, w);
         }
         adapters::merge_into_model(model, &set)?;
         let out = cfg.out_dir.join("merged");
-        adapters::save_model_dir(model, &cfg.model.path, &out)?;
-        println!("merged model: {}", out.display());
+        write_model_dir(model.named_tensors(), &cfg.model.path, &out)?;
+        report.result(&format!("merged model: {}", out.display()));
     }
     Ok(dir)
 }

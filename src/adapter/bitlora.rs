@@ -124,12 +124,12 @@ pub fn packed_entries(items: &[(String, Packed)]) -> Vec<(String, Tensor)> {
 /// Writes a packed ternary file atomically.
 pub fn write_packed(path: &std::path::Path, items: &[(String, Packed)]) -> Result<()> {
     let meta = std::collections::HashMap::from([("format".to_string(), PACKED_FORMAT.to_string())]);
-    crate::train::tensorfile::write(path, &packed_entries(items), Some(meta))
+    crate::io::tensorfile::write(path, &packed_entries(items), Some(meta))
 }
 
 /// Reads a packed ternary file back into (key, packed) pairs, in file order.
 pub fn read_packed(path: &std::path::Path) -> Result<Vec<(String, Packed)>> {
-    let f = crate::train::tensorfile::read(path)?;
+    let f = crate::io::tensorfile::read(path)?;
     if f.metadata.get("format").map(String::as_str) != Some(PACKED_FORMAT) {
         bail!(
             "{}: not a stylerl ternary file (metadata format != {PACKED_FORMAT})",

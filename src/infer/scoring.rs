@@ -3,8 +3,8 @@
 //! Uses the same `logprobs_at_temperature` (logits / T, then log_softmax in f32) as sampling,
 //! so a completion scored here at the sampling temperature reproduces the log-probs that
 //! `generate` reported. Gradients flow into adapter parameters when they require grad.
-use super::llama::Llama;
 use super::sampling::logprobs_at_temperature;
+use crate::model::llama::Llama;
 use tch::Tensor;
 
 /// Log-probs [B, T − start] of `input_ids[:, t]` given `input_ids[:, ..t]` for t in start..T.

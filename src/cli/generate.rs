@@ -1,161 +1,80 @@
-//! `stylerl generate` and the input helpers of the model commands (arguments live in cmd.rs;
-//! perplexity and logits in cmd_score.rs).
-use super::chat::{ChatMessage, ChatTemplate};
-use super::cmd::{GenerateArgs, ModelOpts};
-use super::generate::{generate_with_stats, GenerateConfig};
-use super::llama::Llama;
-use super::sampling::SamplingConfig;
-use super::tokenizer::Tokenizer;
-use anyhow::{bail, Context, Result};
+//! `stylerl generate`: batched sampling with a KV cache; `--compare` puts the base model
+//! beside its adapters.
+use super::args::ModelOpts;
+use super::prompts::{
+    check_context, encode, encode_full, read_prompts_field, tokenizer_if_needed, ChatOpts,
+    PromptInput,
+};
+use crate::infer::generate::{generate_with_stats, GenerateConfig};
+use crate::infer::sampling::SamplingConfig;
+use crate::model::chat::ChatTemplate;
+use crate::model::tokenizer::Tokenizer;
+use crate::model::Llama;
+use anyhow::{bail, Result};
 use std::io::Write;
-use std::path::Path;
+use std::path::PathBuf;
 use std::time::Instant;
 
-/// A prompt line: text to tokenize, or token ids given directly.
-pub enum PromptInput {
-    Text(String),
-    Ids(Vec<i64>),
-}
-
-/// Reads JSON lines (strings or id arrays); a line that is not JSON is taken as plain text.
-pub fn read_prompts(path: &Path) -> Result<Vec<PromptInput>> {
-    read_prompts_field(path, None)
-}
-
-/// As [`read_prompts`]; with `field`, JSON object lines give that field's string.
-pub fn read_prompts_field(path: &Path, field: Option<&str>) -> Result<Vec<PromptInput>> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let mut out = Vec::new();
-    for (n, line) in text.lines().enumerate() {
-        if line.trim().is_empty() {
-            continue;
-        }
-        out.push(match serde_json::from_str::<serde_json::Value>(line) {
-            Ok(serde_json::Value::String(s)) => PromptInput::Text(s),
-            Ok(serde_json::Value::Object(o)) if field.is_some() => {
-                let f = field.unwrap_or_default();
-                match o.get(f) {
-                    Some(serde_json::Value::String(s)) => PromptInput::Text(s.clone()),
-                    _ => bail!(
-                        "{} line {}: no string field '{f}' (set --input-field)",
-                        path.display(),
-                        n + 1
-                    ),
-                }
-            }
-            Ok(serde_json::Value::Array(a)) => PromptInput::Ids(
-                a.iter()
-                    .map(|x| x.as_i64())
-                    .collect::<Option<Vec<_>>>()
-                    .with_context(|| {
-                        format!(
-                            "{} line {}: an array must hold token ids",
-                            path.display(),
-                            n + 1
-                        )
-                    })?,
-            ),
-            _ => PromptInput::Text(line.to_string()),
-        });
-    }
-    if out.is_empty() {
-        bail!("{} has no prompts", path.display());
-    }
-    Ok(out)
-}
-
-/// Refuses early when --model is not a model directory (before any tokenizing).
-pub(super) fn check_model_dir(m: &ModelOpts) -> Result<()> {
-    if !m.model.join("config.json").is_file() {
-        bail!(
-            "--model {}: no config.json there (expected a Hugging Face model directory)",
-            m.model.display()
-        );
-    }
-    Ok(())
-}
-
-/// Loads (or randomly initialises) the model named by the options, with its `--adapter`s
-/// attached (frozen, composed with their weights).
-pub fn load_model(m: &ModelOpts) -> Result<Llama> {
-    if let Some(n) = m.threads {
-        tch::set_num_threads(n);
-    }
-    let device = crate::util::parse_device(&m.device)?;
-    let kind = crate::util::parse_dtype(&m.dtype)?;
-    let mut model = if m.random_init {
-        Llama::random_init(&m.model, device, kind, 0)?
-    } else {
-        Llama::load(&m.model, device, kind)?
-    };
-    if !m.adapters.is_empty() {
-        super::adapters::load_and_attach(&mut model, &m.adapters, device)?;
-    }
-    Ok(model)
-}
-
-pub(super) fn tokenizer_if_needed(
-    dir: &Path,
-    prompts: &[PromptInput],
-) -> Result<Option<Tokenizer>> {
-    let needs = prompts.iter().any(|p| matches!(p, PromptInput::Text(_)));
-    if needs || dir.join("tokenizer.json").exists() {
-        Ok(Some(Tokenizer::from_dir(dir)?))
-    } else {
-        Ok(None)
-    }
-}
-
-/// How text prompts become token ids.
-#[derive(Clone, Copy)]
-pub(super) struct ChatOpts<'a> {
-    template: &'a ChatTemplate,
-    system: Option<&'a str>,
-    add_generation_prompt: bool,
-}
-
-/// The prompt as the model sees it: text (rendered through the chat template when given) and ids.
-fn encode_full(
-    tok: &Option<Tokenizer>,
-    p: &PromptInput,
-    chat: Option<ChatOpts>,
-) -> Result<(Option<String>, Vec<i64>)> {
-    let t = match p {
-        PromptInput::Ids(ids) => return Ok((None, ids.clone())),
-        PromptInput::Text(t) => t,
-    };
-    let tok = tok
-        .as_ref()
-        .context("text prompts need the model directory's tokenizer.json")?;
-    match chat {
-        // Like apply_chat_template(tokenize=True): the rendered text already holds its specials.
-        Some(c) => {
-            let mut m = Vec::new();
-            if let Some(s) = c.system {
-                m.push(ChatMessage::new("system", s));
-            }
-            m.push(ChatMessage::new("user", t));
-            let text = c.template.render(&m, c.add_generation_prompt)?;
-            let ids = tok.encode(&text, false)?;
-            Ok((Some(text), ids))
-        }
-        None => Ok((Some(t.clone()), tok.encode(t, true)?)),
-    }
-}
-
-pub(super) fn encode(
-    tok: &Option<Tokenizer>,
-    p: &PromptInput,
-    chat: Option<ChatOpts>,
-) -> Result<Vec<i64>> {
-    Ok(encode_full(tok, p, chat)?.1)
+#[derive(clap::Args, Debug)]
+pub struct GenerateArgs {
+    #[command(flatten)]
+    pub m: ModelOpts,
+    /// Render prompts through the chat template (user turn, generation prompt).
+    #[arg(long)]
+    pub chat: bool,
+    /// System message for --chat.
+    #[arg(long)]
+    pub system: Option<String>,
+    #[arg(long, conflicts_with = "input")]
+    pub prompt: Option<String>,
+    /// A file of prompts: JSON lines (strings, or arrays of token ids), or plain text lines.
+    #[arg(long)]
+    pub input: Option<PathBuf>,
+    /// With --input: JSON lines are objects and the prompt is this field (e.g. `question`).
+    #[arg(long, requires = "input")]
+    pub input_field: Option<String>,
+    /// Generate with the adapters off (base) and on, and print both for each prompt.
+    #[arg(long)]
+    pub compare: bool,
+    #[arg(long, default_value_t = 64)]
+    pub max_new_tokens: usize,
+    #[arg(long, default_value_t = 1.0)]
+    pub temperature: f64,
+    #[arg(long)]
+    pub top_p: Option<f64>,
+    #[arg(long)]
+    pub top_k: Option<i64>,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    #[arg(long)]
+    pub greedy: bool,
+    /// Samples per prompt (they share the prompt's KV cache).
+    #[arg(long, default_value_t = 1)]
+    pub num_samples: usize,
+    /// Prompts generated together in one batch.
+    #[arg(long, default_value_t = 8)]
+    pub batch_size: usize,
+    /// Print JSON lines (prompt, text, token ids, logprobs) instead of plain text.
+    #[arg(long)]
+    pub json: bool,
+    /// Never stop at EOS (always max_new_tokens; for benchmarks).
+    #[arg(long)]
+    pub ignore_eos: bool,
+    /// Only print each prompt as the model would see it ({"text", "ids"} JSON lines); no model is loaded.
+    #[arg(long)]
+    pub render_only: bool,
+    /// With --chat: leave out the assistant turn opener (add_generation_prompt=false).
+    #[arg(long)]
+    pub no_generation_prompt: bool,
+    /// Print one JSON timing line to stderr (load, prefill, decode seconds, tokens/s).
+    #[arg(long)]
+    pub timing: bool,
 }
 
 /// One generated sample with its decoded text.
 struct Generated {
     prompt_index: usize,
-    sample: super::generate::Sample,
+    sample: crate::infer::generate::Sample,
     text: String,
 }
 
@@ -180,10 +99,7 @@ fn generate_all(
     let mut st = PassStats::default();
     for (b, chunk) in ids.chunks(a.batch_size).enumerate() {
         // Samples depend on (seed, prompt number in the file, sample number), not on --batch-size.
-        let cfg = GenerateConfig {
-            rng_prompt_offset: b * a.batch_size,
-            ..cfg.clone()
-        };
+        let cfg = cfg.from_prompt(b * a.batch_size);
         let (samples, s) = generate_with_stats(model, chunk, a.num_samples, &cfg)?;
         st.prefill_s += s.prefill_s;
         st.decode_s += s.decode_s;
@@ -226,24 +142,9 @@ fn check_generate_flags(a: &GenerateArgs) -> Result<()> {
     dtype("--dtype", &a.m.dtype)
 }
 
-/// Refuses a prompt longer than the model's context (max_position_embeddings) before any
-/// cache or attention buffer is allocated for it; names the prompt (1-based).
-pub fn check_context(ids: &[Vec<i64>], max_positions: i64, what: &str) -> Result<()> {
-    for (i, p) in ids.iter().enumerate() {
-        if p.len() as i64 > max_positions {
-            bail!(
-                "{what} {}: {} tokens, more than the model's context of {max_positions} (max_position_embeddings): shorten it",
-                i + 1,
-                p.len()
-            );
-        }
-    }
-    Ok(())
-}
-
 pub fn generate(a: &GenerateArgs) -> Result<()> {
     check_generate_flags(a)?;
-    check_model_dir(&a.m)?;
+    a.m.check_dir()?;
     let prompts = match (&a.prompt, &a.input) {
         (Some(p), None) => vec![PromptInput::Text(p.clone())],
         (None, Some(f)) => read_prompts_field(f, a.input_field.as_deref())?,
@@ -276,27 +177,21 @@ pub fn generate(a: &GenerateArgs) -> Result<()> {
         .iter()
         .map(|p| encode(&tok, p, chat))
         .collect::<Result<_>>()?;
-    let ctx = super::LlamaConfig::from_dir(&a.m.model)?.max_position_embeddings;
+    let ctx = crate::model::LlamaConfig::from_dir(&a.m.model)?.max_position_embeddings;
     check_context(&ids, ctx, "prompt")?;
     let t_load = Instant::now();
-    let mut model = load_model(&a.m)?;
+    let mut model = a.m.load()?;
     let load_s = t_load.elapsed().as_secs_f64();
-    let eos = super::generate::eos_ids(&model.config, tok.as_ref());
-    let pad_id = super::generate::pad_id(&model.config, tok.as_ref());
-    let cfg = GenerateConfig {
-        max_new_tokens: a.max_new_tokens,
-        sampling: SamplingConfig {
+    let cfg = GenerateConfig::for_model(&model.config, tok.as_ref())
+        .max_new_tokens(a.max_new_tokens)
+        .sampling(SamplingConfig {
             greedy: a.greedy,
             temperature: a.temperature,
             top_k: a.top_k,
             top_p: a.top_p,
-        },
-        seed: a.seed,
-        eos_ids: if a.ignore_eos { vec![] } else { eos },
-        pad_id,
-        share_prefix: true,
-        rng_prompt_offset: 0,
-    };
+        })
+        .seed(a.seed)
+        .ignore_eos(a.ignore_eos);
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     let st = if a.compare {
         // Same seed for both passes, so sampled outputs differ only through the adapters.

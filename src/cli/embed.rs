@@ -41,11 +41,11 @@ pub fn embed(a: &EmbedArgs) -> Result<()> {
     let device = crate::util::parse_device(&a.device)?;
     anyhow::ensure!(a.batch_size > 0, "--batch-size must be at least 1");
     let texts = read_inputs(&a.input)?;
-    let opts = super::EncoderOptions {
+    let opts = crate::encoder::EncoderOptions {
         device,
         batch_size: a.batch_size,
     };
-    let enc = super::load_with(&a.encoder, &opts)?;
+    let enc = crate::encoder::load_with(&a.encoder, &opts)?;
     let start = std::time::Instant::now();
     let vecs = enc.encode(&texts)?;
     let secs = start.elapsed().as_secs_f64();

@@ -4,7 +4,7 @@ use super::{LoraAdapter, LoraLayer};
 use anyhow::{bail, Context, Result};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use tch::{Kind, Tensor};
+use tch::Tensor;
 
 /// One adapter's layer as a model's linear layer sees it: weight · delta(x), dropout
 /// following the owning adapter's training flag. The model's `LinearAdapter` impl for this
@@ -117,17 +117,11 @@ impl LoraSet {
 
     /// Σ wᵢ · scalingᵢ Bᵢ Aᵢ for merging, f32 [out, in]; None when no adapter covers `path`.
     pub fn delta_weight(&self, path: &str) -> Option<Tensor> {
-        let mut acc: Option<Tensor> = None;
-        for (a, w) in &self.adapters {
-            if let Some(l) = a.layers.get(path) {
-                let d = l.delta_weight() * *w;
-                acc = Some(match acc {
-                    Some(s) => s + d,
-                    None => d,
-                });
-            }
-        }
-        acc
+        crate::model::linear::sum_deltas(
+            self.adapters
+                .iter()
+                .filter_map(|(a, w)| a.layers.get(path).map(|l| l.delta_weight() * *w)),
+        )
     }
 }
 
@@ -156,7 +150,7 @@ impl LoraSet {
                     d.size()
                 );
             }
-            *w = (w.to_kind(Kind::Float) + d.to_device(w.device())).to_kind(w.kind());
+            *w = crate::model::linear::merge(w, [d]).expect("one delta");
             changed += 1;
         }
         Ok(changed)

@@ -1,5 +1,23 @@
-//! Command-line entry: one subcommand a stage. Each command's arguments live
-//! beside the code that runs it; this file only routes and reports errors.
+//! Command-line entry: one subcommand a stage, one file a command. This is the only part of
+//! the crate that parses flags and prints results; the library returns values and reports
+//! progress through [`crate::report::Report`]. This file routes and reports errors.
+pub mod analyze;
+pub mod args;
+pub mod console;
+pub mod embed;
+pub mod evaluate;
+pub mod generate;
+pub mod grpo;
+pub mod import_gguf;
+pub mod logits;
+pub mod merge;
+pub mod perplexity;
+pub mod plot;
+pub mod prompts;
+pub mod reward;
+pub mod sft;
+pub mod tokenize;
+
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
@@ -16,31 +34,31 @@ pub struct Cli {
 #[derive(Subcommand)]
 pub enum Command {
     /// Convert a llama.cpp GGUF file into a Hugging Face model directory.
-    ImportGguf(crate::gguf::import::ImportArgs),
+    ImportGguf(import_gguf::ImportArgs),
     /// Tokenize text with a model directory's tokenizer.json (ids as JSON lines).
-    Tokenize(crate::model::cmd::TokenizeArgs),
+    Tokenize(tokenize::TokenizeArgs),
     /// Generate text with a Llama-family model (batched, KV cache).
-    Generate(crate::model::cmd::GenerateArgs),
+    Generate(generate::GenerateArgs),
     /// Per-line perplexity of a text file under a model.
-    Perplexity(crate::model::cmd::PerplexityArgs),
+    Perplexity(perplexity::PerplexityArgs),
     /// Dump the logits of prompts (for parity checks against transformers).
-    Logits(crate::model::cmd::LogitsArgs),
+    Logits(logits::LogitsArgs),
     /// Sentence embeddings with a sentence-transformers directory or `stylometric`.
-    Embed(crate::encoder::cmd::EmbedArgs),
+    Embed(embed::EmbedArgs),
     /// Fold LoRA adapters into a model and write a merged Hugging Face directory.
-    Merge(crate::model::merge_cmd::MergeArgs),
+    Merge(merge::MergeArgs),
     /// Stage 1: LoRA warm-up on (input, rewrite) pairs.
-    Sft(crate::train::sft::SftArgs),
+    Sft(sft::SftArgs),
     /// Stage 2: Dr.GRPO with style rewards (and style reward dropout); --bitlora for ternary adapters.
-    Grpo(crate::train::grpo::GrpoArgs),
+    Grpo(grpo::GrpoArgs),
     /// Score one rewrite against a reference: every reward component, per sentence.
-    Reward(crate::reward::cmd::RewardArgs),
+    Reward(reward::RewardArgs),
     /// Encoder characterisation table (within-document and across-corpus similarity).
-    Analyze(crate::reward::cmd::AnalyzeArgs),
+    Analyze(analyze::AnalyzeArgs),
     /// Rewrite held-out inputs with each system and compare them in tables.
-    Evaluate(crate::eval::evaluate::EvaluateArgs),
+    Evaluate(evaluate::EvaluateArgs),
     /// Draw a run's training metrics (metrics.jsonl) as an SVG grid of charts.
-    Plot(crate::eval::plot::PlotArgs),
+    Plot(plot::PlotArgs),
     /// Show the build: libtorch, CUDA availability, threads.
     Info,
 }
@@ -82,19 +100,19 @@ pub fn main() -> i32 {
 
 fn run(cmd: Command) -> anyhow::Result<()> {
     match cmd {
-        Command::ImportGguf(a) => crate::gguf::import::run(&a),
-        Command::Tokenize(a) => crate::model::cmd::tokenize(&a),
-        Command::Generate(a) => crate::model::cmd::generate(&a),
-        Command::Perplexity(a) => crate::model::cmd::perplexity(&a),
-        Command::Logits(a) => crate::model::cmd::logits(&a),
-        Command::Embed(a) => crate::encoder::cmd::embed(&a),
-        Command::Merge(a) => crate::model::merge_cmd::run(&a),
-        Command::Sft(a) => crate::train::sft::run(&a),
-        Command::Grpo(a) => crate::train::grpo::run(&a),
-        Command::Reward(a) => crate::reward::cmd::reward(&a),
-        Command::Analyze(a) => crate::reward::cmd::analyze(&a),
-        Command::Evaluate(a) => crate::eval::evaluate::run(&a),
-        Command::Plot(a) => crate::eval::plot::run(&a),
+        Command::ImportGguf(a) => import_gguf::run(&a),
+        Command::Tokenize(a) => tokenize::tokenize(&a),
+        Command::Generate(a) => generate::generate(&a),
+        Command::Perplexity(a) => perplexity::perplexity(&a),
+        Command::Logits(a) => logits::logits(&a),
+        Command::Embed(a) => embed::embed(&a),
+        Command::Merge(a) => merge::run(&a),
+        Command::Sft(a) => sft::run(&a),
+        Command::Grpo(a) => grpo::run(&a),
+        Command::Reward(a) => reward::reward(&a),
+        Command::Analyze(a) => analyze::analyze(&a),
+        Command::Evaluate(a) => evaluate::run(&a),
+        Command::Plot(a) => plot::run(&a),
         Command::Info => {
             println!("stylerl {}", env!("CARGO_PKG_VERSION"));
             println!("cuda available: {}", tch::Cuda::is_available());

@@ -4,10 +4,12 @@
 //! [out, r], f32. On load we also accept PEFT's in-memory form with an adapter name
 //! (`.lora_A.default.weight`). Bit-LoRA adapters are saved here dequantized (the ternary
 //! values s·{−1,0,1}), so they load anywhere as plain LoRA, and additionally packed in
-//! `adapter_ternary.safetensors` (see `model::bitlora`).
+//! `adapter_ternary.safetensors` (see `adapter::bitlora`).
 use super::bitlora;
-use super::lora::{leaf_name, LoraAdapter, LoraConfig, LoraLayer, Quant, TargetModules};
-use crate::train::tensorfile;
+use super::lora::{
+    key_a, key_b, leaf_name, LoraAdapter, LoraConfig, LoraLayer, Quant, TargetModules, PREFIX,
+};
+use crate::io::tensorfile;
 use anyhow::{bail, Context, Result};
 use serde_json::json;
 use std::collections::BTreeMap;
@@ -17,14 +19,6 @@ use tch::{Device, Kind, Tensor};
 pub const CONFIG_FILE: &str = "adapter_config.json";
 pub const WEIGHTS_FILE: &str = "adapter_model.safetensors";
 pub const TERNARY_FILE: &str = "adapter_ternary.safetensors";
-const PREFIX: &str = "base_model.model.";
-
-pub fn key_a(path: &str) -> String {
-    format!("{PREFIX}{path}.lora_A.weight")
-}
-pub fn key_b(path: &str) -> String {
-    format!("{PREFIX}{path}.lora_B.weight")
-}
 
 /// Sizes written by [`save_adapter`], in bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

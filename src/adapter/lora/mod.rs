@@ -20,6 +20,18 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use tch::{Device, Kind, Tensor};
 
+/// PEFT's name prefix of every adapter tensor.
+pub const PREFIX: &str = "base_model.model.";
+
+/// PEFT's key of a module's A factor (`base_model.model.<path>.lora_A.weight`).
+pub fn key_a(path: &str) -> String {
+    format!("{PREFIX}{path}.lora_A.weight")
+}
+/// PEFT's key of a module's B factor.
+pub fn key_b(path: &str) -> String {
+    format!("{PREFIX}{path}.lora_B.weight")
+}
+
 /// How the factors enter the forward pass.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Quant {
@@ -158,7 +170,7 @@ pub fn kaiming_uniform_bound(fan_in: i64) -> f64 {
 /// W' = W + scaling·B A, computed in f32 and returned in W's kind.
 pub fn merge_weight(w: &Tensor, a: &Tensor, b: &Tensor, scaling: f64) -> Tensor {
     let d = b.to_kind(Kind::Float).matmul(&a.to_kind(Kind::Float)) * scaling;
-    (w.to_kind(Kind::Float) + d.to_device(w.device())).to_kind(w.kind())
+    crate::model::linear::merge(w, [d]).expect("one delta")
 }
 
 /// One whole-model adapter: a config and a layer per targeted module path.
@@ -246,8 +258,8 @@ impl LoraAdapter {
     pub fn named_parameters(&self) -> Vec<(String, Tensor)> {
         let mut out = Vec::new();
         for (p, l) in &self.layers {
-            out.push((super::peft::key_a(p), l.a.shallow_clone()));
-            out.push((super::peft::key_b(p), l.b.shallow_clone()));
+            out.push((key_a(p), l.a.shallow_clone()));
+            out.push((key_b(p), l.b.shallow_clone()));
         }
         out
     }

@@ -4,6 +4,7 @@
 //! drawn as a uniform number and turned into a token by inverse CDF on the device. A
 //! sequence's sample therefore depends only on (seed, prompt, sample index) and its own
 //! logits, never on what else is in the batch or on how the batch was laid out.
+use crate::rng::SplitMix64;
 use tch::{Kind, Tensor};
 
 #[derive(Debug, Clone)]
@@ -24,34 +25,6 @@ impl Default for SamplingConfig {
             top_k: None,
             top_p: None,
         }
-    }
-}
-
-/// SplitMix64: tiny, fast, and stable across crate versions (reproducible forever).
-#[derive(Debug, Clone)]
-pub struct SeqRng(u64);
-
-impl SeqRng {
-    /// Independent stream for (seed, prompt index, sample index).
-    pub fn new(seed: u64, prompt: u64, sample: u64) -> Self {
-        let mut r = SeqRng(seed ^ 0x5851_F42D_4C95_7F2D);
-        let a = r.next_u64() ^ prompt.wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        let mut r = SeqRng(a);
-        let b = r.next_u64() ^ sample.wrapping_mul(0xD1B5_4A32_D192_ED03);
-        SeqRng(b)
-    }
-
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in [0, 1) with 53 random bits.
-    pub fn next_f64(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
     }
 }
 
@@ -111,7 +84,7 @@ pub fn inverse_cdf(probs: &Tensor, uniforms: &[f64]) -> Tensor {
 /// Next tokens [N] and their log-probs [N] from last-position logits [N, V].
 /// The log-prob is log softmax(logits / T) at the chosen token: under the temperature-scaled
 /// distribution, before top-k/top-p truncation (what the policy-gradient ratio needs).
-pub fn sample(logits: &Tensor, cfg: &SamplingConfig, rngs: &mut [SeqRng]) -> (Tensor, Tensor) {
+pub fn sample(logits: &Tensor, cfg: &SamplingConfig, rngs: &mut [SplitMix64]) -> (Tensor, Tensor) {
     let logits = logits.to_kind(Kind::Float);
     let logp = logprobs_at_temperature(&logits, cfg.temperature);
     let tokens = if cfg.greedy || cfg.temperature <= 0.0 {
@@ -134,20 +107,15 @@ pub fn sample(logits: &Tensor, cfg: &SamplingConfig, rngs: &mut [SeqRng]) -> (Te
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::rng::sequence_rng;
 
     #[test]
     fn rng_is_reproducible_and_streams_differ() {
-        let a: Vec<u64> = (0..4).map(|_| SeqRng::new(7, 1, 2).next_u64()).collect();
+        let a: Vec<u64> = (0..4).map(|_| sequence_rng(7, 1, 2).next()).collect();
         assert!(a.windows(2).all(|w| w[0] == w[1]));
-        assert_ne!(
-            SeqRng::new(7, 1, 2).next_u64(),
-            SeqRng::new(7, 1, 3).next_u64()
-        );
-        assert_ne!(
-            SeqRng::new(7, 1, 2).next_u64(),
-            SeqRng::new(8, 1, 2).next_u64()
-        );
-        let mut r = SeqRng::new(1, 0, 0);
+        assert_ne!(sequence_rng(7, 1, 2).next(), sequence_rng(7, 1, 3).next());
+        assert_ne!(sequence_rng(7, 1, 2).next(), sequence_rng(8, 1, 2).next());
+        let mut r = sequence_rng(1, 0, 0);
         let mean: f64 = (0..10000).map(|_| r.next_f64()).sum::<f64>() / 10000.0;
         assert!((mean - 0.5).abs() < 0.02, "{mean}");
     }

@@ -1,7 +1,9 @@
 //! `stylerl merge`: folds LoRA adapters into the base weights and writes a plain Hugging
 //! Face directory that any Llama loader (transformers, vLLM, llama.cpp's converter) reads
 //! without PEFT.
-use super::{adapters, peft, Llama};
+use crate::adapter::{attach as adapters, peft};
+use crate::io::hf_dir::write_model_dir;
+use crate::model::Llama;
 use anyhow::{bail, Context, Result};
 use std::path::PathBuf;
 
@@ -42,18 +44,14 @@ pub fn run(a: &MergeArgs) -> Result<()> {
         peft::check_against(adapter, &modules, spec)?;
     }
     let n = adapters::merge_into_model(&mut model, &set)?;
-    adapters::save_model_dir(&model, &a.model, &a.out)
+    // The merge is computed in f32; the written weights are rounded once, to --dtype.
+    let tensors = model
+        .named_tensors()
+        .into_iter()
+        .map(|(n, t)| (n, t.to_kind(kind)))
+        .collect();
+    write_model_dir(tensors, &a.model, &a.out)
         .with_context(|| format!("cannot write merged model to {}", a.out.display()))?;
-    if kind != tch::Kind::Float {
-        let t: Vec<(String, tch::Tensor)> = model
-            .named_tensors()
-            .into_iter()
-            .map(|(n, t)| (n, t.to_kind(kind).to_device(tch::Device::Cpu).contiguous()))
-            .collect();
-        let path = a.out.join("model.safetensors");
-        tch::Tensor::write_safetensors(&t, &path)
-            .with_context(|| format!("cannot write {}", path.display()))?;
-    }
     println!(
         "merged {} adapter(s) into {n} linear modules: {}",
         a.adapters.len(),

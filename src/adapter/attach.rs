@@ -1,11 +1,10 @@
 //! Wiring LoRA adapters into the model: the LoRA handle is a [`LinearAdapter`], attached to
 //! the `Linear` with the same module path. Handles share tensors with their adapter, so
 //! optimizer steps and checkpoint restores reach the model without re-attaching.
-use super::linear::LinearAdapter;
-use super::llama::Llama;
 use super::lora::{LoraAdapter, LoraHandle, LoraSet};
+use crate::model::linear::LinearAdapter;
+use crate::model::llama::Llama;
 use anyhow::{bail, Context, Result};
-use std::path::Path;
 use tch::{Device, Tensor};
 
 impl LinearAdapter for LoraHandle {
@@ -106,10 +105,9 @@ pub fn merge_into_model(model: &mut Llama, set: &LoraSet) -> Result<usize> {
     let mut n = 0;
     tch::no_grad(|| {
         for lin in model.linears_mut() {
-            if let Some(d) = set.delta_weight(&lin.path) {
-                let merged = (lin.weight.to_kind(tch::Kind::Float)
-                    + d.to_device(lin.weight.device()))
-                .to_kind(lin.weight.kind());
+            if let Some(merged) =
+                crate::model::linear::merge(&lin.weight, set.delta_weight(&lin.path))
+            {
                 lin.weight.copy_(&merged);
                 n += 1;
             }
@@ -134,25 +132,4 @@ pub fn fold_attached(model: &mut Llama) -> usize {
         }
     }
     n
-}
-
-/// Writes a complete Hugging Face directory for `model` (weights plus the source
-/// directory's config, tokenizer and generation files).
-pub fn save_model_dir(model: &Llama, source_dir: &Path, out: &Path) -> Result<()> {
-    std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
-    for f in [
-        "config.json",
-        "generation_config.json",
-        "tokenizer.json",
-        "tokenizer_config.json",
-        "special_tokens_map.json",
-    ] {
-        let src = source_dir.join(f);
-        if src.exists() {
-            let bytes =
-                std::fs::read(&src).with_context(|| format!("cannot read {}", src.display()))?;
-            crate::util::write_atomic(&out.join(f), &bytes)?;
-        }
-    }
-    model.save_safetensors(&out.join("model.safetensors"))
 }

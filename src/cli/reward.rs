@@ -1,13 +1,10 @@
-//! `stylerl reward` and `stylerl analyze`.
-//!
-//! `reward` reads the `[reward]` table of a TOML file (other tables, e.g. those of a GRPO
+//! `stylerl reward`: reads the `[reward]` table of a TOML file (other tables, e.g. those of a GRPO
 //! config, are ignored), scores one (input, output) pair and prints pretty JSON with every
 //! component and every generated sentence's match. Token counts for R_length come from
 //! `--tokenizer` (a model directory with tokenizer.json, or the file itself; no special
 //! tokens added) when given, else from whitespace-separated words.
-use super::analyze::{characterise, csv, markdown};
-use super::config::RewardConfig;
-use super::model::{RewardModel, Rollout};
+use crate::reward::config::RewardConfig;
+use crate::reward::model::{RewardModel, Rollout};
 use anyhow::{Context, Result};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
@@ -32,30 +29,6 @@ pub struct RewardArgs {
     /// Training step that keys the dropout draws (same seed and step, same draws).
     #[arg(long, default_value_t = 0)]
     pub step: u64,
-}
-
-#[derive(clap::Args, Debug)]
-pub struct AnalyzeArgs {
-    /// A sentence-transformers directory, `stylometric` or `charstyle`.
-    #[arg(long)]
-    pub encoder: String,
-    /// Dataset files (text, JSONL, JSON, CSV, Parquet; `PATH:FIELD` picks the field/column,
-    /// `PATH:lines|paragraphs` the plain-text mode); one table row each.
-    #[arg(long, num_args = 1.., required_unless_present = "stel")]
-    pub data: Vec<String>,
-    /// STEL-or-Content triples (JSON Lines, e.g. datasets/stel/triples.jsonl): report the
-    /// encoder's accuracy overall and per style feature (stel.md, stel.json).
-    #[arg(long)]
-    pub stel: Option<PathBuf>,
-    /// Output directory for table.md and table.csv [default: results/analyze/<encoder>].
-    #[arg(long)]
-    pub out: Option<PathBuf>,
-    /// Device of a transformer encoder: cpu, cuda, cuda:N or auto.
-    #[arg(long, default_value = "cpu")]
-    pub device: String,
-    /// Sentences per encoder forward pass.
-    #[arg(long, default_value_t = 32)]
-    pub batch_size: usize,
 }
 
 /// The part of a config file `stylerl reward` reads.
@@ -166,67 +139,5 @@ pub fn reward(a: &RewardArgs) -> Result<()> {
         "dynamics": scores.dynamics,
     });
     println!("{}", serde_json::to_string_pretty(&out)?);
-    Ok(())
-}
-
-/// A file-system-safe name for an encoder spec ("models/all-minilm-l6-v2" → "all-minilm-l6-v2").
-fn slug(spec: &str) -> String {
-    let last = Path::new(spec.trim_end_matches('/'))
-        .file_name()
-        .map(|s| s.to_string_lossy().to_string())
-        .unwrap_or_else(|| spec.to_string());
-    last.chars()
-        .map(|c| {
-            if c.is_alphanumeric() || c == '-' || c == '_' || c == '.' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect()
-}
-
-pub fn analyze(a: &AnalyzeArgs) -> Result<()> {
-    let opts = crate::encoder::EncoderOptions {
-        device: crate::util::parse_device(&a.device)?,
-        batch_size: a.batch_size.max(1),
-    };
-    let enc = crate::encoder::load_with(&a.encoder, &opts)
-        .with_context(|| format!("--encoder {}", a.encoder))?;
-    let out = a
-        .out
-        .clone()
-        .unwrap_or_else(|| PathBuf::from("results/analyze").join(slug(&a.encoder)));
-    if let Some(p) = &a.stel {
-        let triples = super::stel::load_triples(p)?;
-        let r = super::stel::stel_accuracy(enc.as_ref(), &triples)?;
-        let md = super::stel::markdown(&r);
-        crate::util::write_atomic(&out.join("stel.md"), md.as_bytes())?;
-        crate::util::write_atomic(
-            &out.join("stel.json"),
-            serde_json::to_string_pretty(&r)?.as_bytes(),
-        )?;
-        print!("{md}");
-        eprintln!("wrote {}/stel.md and stel.json", out.display());
-        if a.data.is_empty() {
-            return Ok(());
-        }
-        println!();
-    }
-    let mut rows = Vec::new();
-    for d in &a.data {
-        let spec = crate::data::DataSpec::parse(d);
-        let docs = spec.load()?;
-        rows.push(
-            characterise(enc.as_ref(), &spec.label(), &docs)
-                .with_context(|| format!("dataset {d}"))?,
-        );
-    }
-    let name = enc.name();
-    let md = markdown(&name, &rows);
-    crate::util::write_atomic(&out.join("table.md"), md.as_bytes())?;
-    crate::util::write_atomic(&out.join("table.csv"), csv(&name, &rows)?.as_bytes())?;
-    print!("{md}");
-    eprintln!("wrote {}/table.md and table.csv", out.display());
     Ok(())
 }

@@ -1,9 +1,24 @@
-//! A small seeded RNG whose whole state is one u64, so a checkpoint can store it and a
-//! resumed run draws the same numbers (rand's StdRng cannot be serialised).
+//! The crate's one seeded RNG, SplitMix64, and the seeds derived from it.
+//!
+//! Its whole state is one u64, so a checkpoint can store it and a resumed run draws the same
+//! numbers (rand's StdRng cannot be serialised); it never changes with a crate version, so
+//! sampled outputs stay reproducible. Used for the data order and per-step torch seeds
+//! (training), the per-sequence sampling streams (generation) and the dropout batch seed
+//! (reward).
 //!
 //! SplitMix64 (Steele, Lea & Flood 2014): state += 0x9E3779B97F4A7C15, then a mixing
-//! function. It implements `rand::RngCore`, so rand/rand_distr samplers accept it.
+//! function ([`mix`]). It implements `rand::RngCore`, so rand samplers accept it.
 use serde::{Deserialize, Serialize};
+
+/// SplitMix64's state increment, 2^64 / φ.
+const GOLDEN: u64 = 0x9E37_79B9_7F4A_7C15;
+
+/// SplitMix64's output function: a bijective mix of one u64.
+pub fn mix(mut z: u64) -> u64 {
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SplitMix64 {
@@ -16,11 +31,8 @@ impl SplitMix64 {
     }
 
     pub fn next(&mut self) -> u64 {
-        self.state = self.state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
+        self.state = self.state.wrapping_add(GOLDEN);
+        mix(self.state)
     }
 
     /// Uniform in [0, 1) with 53 random bits.
@@ -56,12 +68,25 @@ impl SplitMix64 {
     }
 }
 
+/// The independent stream of one generated sequence, keyed by (seed, prompt index, sample
+/// index), so a sample does not depend on the batch it was generated in.
+pub fn sequence_rng(seed: u64, prompt: u64, sample: u64) -> SplitMix64 {
+    let a = SplitMix64::new(seed ^ 0x5851_F42D_4C95_7F2D).next() ^ prompt.wrapping_mul(GOLDEN);
+    let b = SplitMix64::new(a).next() ^ sample.wrapping_mul(0xD1B5_4A32_D192_ED03);
+    SplitMix64::new(b)
+}
+
+/// The seed of one reward batch: the mix of the config seed and the step, so every step
+/// draws a different, reproducible stream.
+pub fn batch_seed(seed: u64, step: u64) -> u64 {
+    mix(seed ^ step.wrapping_mul(GOLDEN))
+}
+
 /// The visiting order of epoch `epoch` over n examples: a permutation seeded by
 /// (order_seed, epoch) alone, so a resumed run rebuilds it from the checkpoint's
 /// DataPosition without replaying earlier epochs.
 pub fn epoch_order(order_seed: u64, epoch: u64, n: usize) -> Vec<usize> {
-    SplitMix64::new(order_seed ^ epoch.wrapping_mul(0x9E37_79B9_7F4A_7C15).rotate_left(17))
-        .permutation(n)
+    SplitMix64::new(order_seed ^ epoch.wrapping_mul(GOLDEN).rotate_left(17)).permutation(n)
 }
 
 /// A per-step torch seed derived from the run seed, so torch's global RNG (dropout,

@@ -4,8 +4,9 @@
 //! prompt's KV is computed once and copied to its G sample rows after the prompt pass (what
 //! GRPO needs); without it every (prompt, sample) row runs its own prompt pass. Rows that hit
 //! an EOS id stop; finished rows are dropped from the batch as they accumulate.
-use super::llama::Llama;
-use super::sampling::{sample, SamplingConfig, SeqRng};
+use super::sampling::{sample, SamplingConfig};
+use crate::model::llama::Llama;
+use crate::rng::{sequence_rng, SplitMix64};
 use anyhow::{bail, Result};
 use std::time::Instant;
 use tch::{Kind, Tensor};
@@ -36,6 +37,63 @@ impl Default for GenerateConfig {
             pad_id: 0,
             share_prefix: true,
             rng_prompt_offset: 0,
+        }
+    }
+}
+
+/// The one way a generation config is built: start from a model's stop and pad tokens and
+/// set what the caller decides.
+impl GenerateConfig {
+    /// The model's EOS ids (config.json plus the tokenizer's) and pad id; the rest default.
+    pub fn for_model(
+        config: &crate::model::LlamaConfig,
+        tok: Option<&crate::model::Tokenizer>,
+    ) -> GenerateConfig {
+        GenerateConfig {
+            eos_ids: eos_ids(config, tok),
+            pad_id: pad_id(config, tok),
+            ..GenerateConfig::default()
+        }
+    }
+
+    pub fn max_new_tokens(self, max_new_tokens: usize) -> Self {
+        Self {
+            max_new_tokens,
+            ..self
+        }
+    }
+
+    pub fn sampling(self, sampling: SamplingConfig) -> Self {
+        Self { sampling, ..self }
+    }
+
+    pub fn seed(self, seed: u64) -> Self {
+        Self { seed, ..self }
+    }
+
+    /// Never stop at EOS (always `max_new_tokens`).
+    pub fn ignore_eos(self, ignore: bool) -> Self {
+        match ignore {
+            true => Self {
+                eos_ids: vec![],
+                ..self
+            },
+            false => self,
+        }
+    }
+
+    pub fn share_prefix(self, share_prefix: bool) -> Self {
+        Self {
+            share_prefix,
+            ..self
+        }
+    }
+
+    /// The same config for a later chunk of a prompt list starting at prompt `offset`.
+    pub fn from_prompt(&self, offset: usize) -> Self {
+        Self {
+            rng_prompt_offset: offset,
+            ..self.clone()
         }
     }
 }
@@ -149,9 +207,9 @@ pub fn generate_with_stats(
         logits = logits.index_select(0, &expand);
         cache = cache.select_rows(&expand, max_len);
     }
-    let mut rngs: Vec<SeqRng> = (0..n)
+    let mut rngs: Vec<SplitMix64> = (0..n)
         .map(|r| {
-            SeqRng::new(
+            sequence_rng(
                 cfg.seed,
                 (cfg.rng_prompt_offset + r / g) as u64,
                 (r % g) as u64,
@@ -204,7 +262,10 @@ pub fn generate_with_stats(
 
 /// Ids that end a sequence: config.json's (and generation_config.json's) EOS ids plus the
 /// tokenizer's `eos_token` (chat models often end turns with it).
-pub fn eos_ids(config: &super::LlamaConfig, tok: Option<&super::Tokenizer>) -> Vec<i64> {
+pub fn eos_ids(
+    config: &crate::model::LlamaConfig,
+    tok: Option<&crate::model::Tokenizer>,
+) -> Vec<i64> {
     let mut eos = config.eos_token_ids.clone();
     if let Some(e) = tok.and_then(|t| t.special_id("eos_token")) {
         if !eos.contains(&e) {
@@ -216,7 +277,7 @@ pub fn eos_ids(config: &super::LlamaConfig, tok: Option<&super::Tokenizer>) -> V
 
 /// Padding id: config.json's pad_token_id, else the tokenizer's pad token, else the first
 /// EOS id, else 0. Padded positions are never attended, so the choice never changes outputs.
-pub fn pad_id(config: &super::LlamaConfig, tok: Option<&super::Tokenizer>) -> i64 {
+pub fn pad_id(config: &crate::model::LlamaConfig, tok: Option<&crate::model::Tokenizer>) -> i64 {
     config
         .pad_token_id
         .or_else(|| tok.and_then(|t| t.special_id("pad_token")))

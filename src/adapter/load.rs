@@ -1,0 +1,112 @@
+//! The one model loader: every command and every config that names a model ends here.
+//!
+//! Two ways in name the same thing, a model directory with a device, a dtype and frozen
+//! adapters: the `[model]` table of the training and evaluation configs ([`ModelSection`])
+//! and the `--model/--device/--dtype/--adapter` flags of the model commands. Both turn into
+//! a [`ModelSpec`], where the device and dtype are parsed once, and [`load`] builds the model.
+use crate::model::chat::ChatTemplate;
+use crate::model::llama::Llama;
+use crate::model::tokenizer::Tokenizer;
+use anyhow::{bail, Result};
+use serde::Deserialize;
+use std::path::PathBuf;
+use tch::{Device, Kind};
+
+/// A model to load, with its device and dtype already parsed.
+#[derive(Debug, Clone)]
+pub struct ModelSpec {
+    /// Hugging Face Llama-family directory.
+    pub path: PathBuf,
+    pub device: Device,
+    pub kind: Kind,
+    /// Build from config.json alone with random weights (speed/memory work).
+    pub random_init: bool,
+    /// Frozen adapters applied on top, `PATH[:WEIGHT]`; their deltas add up.
+    pub adapters: Vec<String>,
+}
+
+impl ModelSpec {
+    /// Parses the device and dtype strings (the one place they are parsed for a model).
+    pub fn parse(
+        path: PathBuf,
+        device: &str,
+        dtype: &str,
+        random_init: bool,
+        adapters: Vec<String>,
+    ) -> Result<ModelSpec> {
+        Ok(ModelSpec {
+            path,
+            device: crate::util::parse_device(device)?,
+            kind: crate::util::parse_dtype(dtype)?,
+            random_init,
+            adapters,
+        })
+    }
+}
+
+/// Loads (or randomly initialises) the model with its adapters attached (frozen, each
+/// composed with its weight).
+pub fn load(spec: &ModelSpec) -> Result<Llama> {
+    let mut model = if spec.random_init {
+        Llama::random_init(&spec.path, spec.device, spec.kind, 0)?
+    } else {
+        Llama::load(&spec.path, spec.device, spec.kind)?
+    };
+    if !spec.adapters.is_empty() {
+        super::attach::load_and_attach(&mut model, &spec.adapters, spec.device)?;
+    }
+    Ok(model)
+}
+
+/// `[model]` table shared by the training and evaluation configs.
+#[derive(Deserialize, Debug, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct ModelSection {
+    /// Hugging Face Llama-family directory.
+    pub path: PathBuf,
+    #[serde(default = "d_device")]
+    pub device: String,
+    #[serde(default = "d_dtype")]
+    pub dtype: String,
+    /// Adapters applied (frozen) under the trained one, `PATH[:WEIGHT]`.
+    #[serde(default)]
+    pub adapters: Vec<String>,
+}
+fn d_device() -> String {
+    "cpu".into()
+}
+fn d_dtype() -> String {
+    "f32".into()
+}
+
+impl ModelSection {
+    /// Device and dtype parse (CUDA visible when asked for); `prefix` is the table's key.
+    pub fn validate(&self, prefix: &str) -> Result<()> {
+        crate::config::check::device(&format!("{prefix}.device"), &self.device)?;
+        crate::config::check::dtype(&format!("{prefix}.dtype"), &self.dtype)
+    }
+
+    pub fn spec(&self) -> Result<ModelSpec> {
+        ModelSpec::parse(
+            self.path.clone(),
+            &self.device,
+            &self.dtype,
+            false,
+            self.adapters.clone(),
+        )
+    }
+}
+
+/// Loads a config's model with its frozen adapters, its tokenizer and its chat template.
+pub fn load_policy(m: &ModelSection) -> Result<(Llama, Tokenizer, ChatTemplate)> {
+    if !m.path.join("config.json").exists() {
+        bail!(
+            "model.path '{}' is not a model directory (no config.json): run the stage that writes it (e.g. `stylerl sft` for runs/*/sft/merged) or fix the path",
+            m.path.display()
+        );
+    }
+    let model = load(&m.spec()?)?;
+    let tok = Tokenizer::from_dir(&m.path)?;
+    let tpl = ChatTemplate::from_dir(&m.path)?;
+    Ok((model, tok, tpl))
+}

@@ -1,0 +1,57 @@
+//! Flags shared by the commands that load a model.
+use crate::adapter::load::ModelSpec;
+use crate::model::Llama;
+use anyhow::{bail, Result};
+use std::path::PathBuf;
+
+/// Options shared by every command that loads a model.
+#[derive(clap::Args, Debug, Clone)]
+pub struct ModelOpts {
+    /// Hugging Face Llama-family directory (config.json, safetensors, tokenizer.json).
+    #[arg(long)]
+    pub model: PathBuf,
+    /// cpu, cuda, cuda:N or auto.
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+    /// Compute dtype: f32, bf16 or f16 (weights are converted on load).
+    #[arg(long, default_value = "f32")]
+    pub dtype: String,
+    /// Build the model from config.json alone with random weights (speed/memory work).
+    #[arg(long)]
+    pub random_init: bool,
+    /// CPU threads for libtorch (default: libtorch's choice).
+    #[arg(long)]
+    pub threads: Option<i32>,
+    /// A PEFT LoRA adapter directory applied on top of the model, optionally with a weight
+    /// (`runs/sft/adapter:0.5`). Repeatable: the adapters' deltas add up, each times its weight.
+    #[arg(long = "adapter", value_name = "PATH[:WEIGHT]")]
+    pub adapters: Vec<String>,
+}
+
+impl ModelOpts {
+    /// Refuses early when --model is not a model directory (before any tokenizing).
+    pub fn check_dir(&self) -> Result<()> {
+        if !self.model.join("config.json").is_file() {
+            bail!(
+                "--model {}: no config.json there (expected a Hugging Face model directory)",
+                self.model.display()
+            );
+        }
+        Ok(())
+    }
+
+    /// Sets --threads, then loads the model with its `--adapter`s through the one loader.
+    pub fn load(&self) -> Result<Llama> {
+        if let Some(n) = self.threads {
+            tch::set_num_threads(n);
+        }
+        let spec = ModelSpec::parse(
+            self.model.clone(),
+            &self.device,
+            &self.dtype,
+            self.random_init,
+            self.adapters.clone(),
+        )?;
+        crate::adapter::load::load(&spec)
+    }
+}

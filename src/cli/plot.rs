@@ -1,0 +1,30 @@
+//! `stylerl plot RUN_DIR`: a run's metrics.jsonl as one SVG grid of charts (the drawing is
+//! in `eval::plot`).
+use crate::eval::plot::{plot_series, read_metrics};
+use std::path::{Path, PathBuf};
+
+#[derive(clap::Args, Debug)]
+pub struct PlotArgs {
+    /// A run directory holding metrics.jsonl (or the metrics.jsonl file itself).
+    pub run_dir: PathBuf,
+    /// Output SVG (default: RUN_DIR/plots/metrics.svg).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+pub fn run(a: &PlotArgs) -> anyhow::Result<()> {
+    let metrics = if a.run_dir.is_dir() {
+        a.run_dir.join("metrics.jsonl")
+    } else {
+        a.run_dir.clone()
+    };
+    let series = read_metrics(&metrics)?;
+    let base = metrics.parent().unwrap_or(Path::new("."));
+    let out = a
+        .out
+        .clone()
+        .unwrap_or_else(|| base.join("plots").join("metrics.svg"));
+    let n = plot_series(&series, &out)?;
+    println!("wrote {} ({n} panels)", out.display());
+    Ok(())
+}
