@@ -8,9 +8,9 @@
 //! training; the margin comes from the spread of that evaluation across sampling seeds on the
 //! untrained model (`eval_spread`, ignored: run it with `--ignored --nocapture` to re-measure).
 mod common;
-use stylerl::model::chat::{ChatMessage, ChatTemplate};
 use stylerl::infer::generate::{generate, GenerateConfig};
 use stylerl::infer::sampling::SamplingConfig;
+use stylerl::model::chat::{ChatMessage, ChatTemplate};
 use stylerl::reward::Rollout;
 use stylerl::train::grpo::GrpoTrainer;
 use stylerl::train::grpo_config::GrpoConfig;

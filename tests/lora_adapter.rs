@@ -260,8 +260,7 @@ fn save_and_load_round_trip_in_peft_layout() {
         serde_json::json!(["down_proj", "q_proj"])
     );
     assert_eq!(cfgj["base_model_name_or_path"], "models/x");
-    let f =
-        stylerl::io::tensorfile::read(&dir.path().join("adapter_model.safetensors")).unwrap();
+    let f = stylerl::io::tensorfile::read(&dir.path().join("adapter_model.safetensors")).unwrap();
     let k = "base_model.model.model.layers.1.mlp.down_proj.lora_A.weight";
     assert_eq!(f.get(k, dir.path()).unwrap().size(), vec![4, 48]);
     assert_eq!(f.tensors.len(), 8);

@@ -13,9 +13,9 @@
 use std::path::{Path, PathBuf};
 use stylerl::adapter::lora::*;
 use stylerl::adapter::peft;
+use stylerl::io::tensorfile;
 use stylerl::train::optim::{clip_grad_norm, AdamW, AdamWConfig};
 use stylerl::train::schedule::{Schedule, ScheduleKind};
-use stylerl::io::tensorfile;
 use tch::{Device, Kind, Tensor};
 
 fn dir() -> PathBuf {

@@ -1,8 +1,8 @@
 //! Prefix-shared scoring (each prompt run once, its keys/values copied to its G rows) must
 //! give the log-probs and the adapter gradients of scoring every row in full.
-use stylerl::infer::generate::left_pad;
-use stylerl::adapter::lora::{LoraConfig, Quant};
 use stylerl::adapter::attach as adapters;
+use stylerl::adapter::lora::{LoraConfig, Quant};
+use stylerl::infer::generate::left_pad;
 use stylerl::infer::{shared_prompt_logprobs, token_logprobs};
 use stylerl::model::{Llama, LlamaConfig};
 use tch::{Device, Kind, Tensor};

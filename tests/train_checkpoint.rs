@@ -1,9 +1,9 @@
 //! Checkpoints: round trip, crash leftovers ignored, keep-last-K, Bit-LoRA latent weights,
 //! and a resumed toy training run that ends equal to an uninterrupted one.
 use stylerl::adapter::lora::*;
+use stylerl::rng::SplitMix64;
 use stylerl::train::checkpoint::{self, DataPosition, TrainerState};
 use stylerl::train::optim::{AdamW, AdamWConfig};
-use stylerl::rng::SplitMix64;
 use tch::{Device, Kind, Tensor};
 
 fn mods() -> Vec<(String, i64, i64)> {
