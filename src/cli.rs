@@ -37,6 +37,8 @@ pub enum Command {
     Reward(crate::reward::cmd::RewardArgs),
     /// Encoder characterisation table (within-document and across-corpus similarity).
     Analyze(crate::reward::cmd::AnalyzeArgs),
+    /// Rewrite your own text with a trained run, prompted exactly as in training.
+    Rewrite(crate::rewrite_cmd::RewriteArgs),
     /// Rewrite held-out inputs with each system and compare them in tables.
     Evaluate(crate::eval::evaluate::EvaluateArgs),
     /// Draw a run's training metrics (metrics.jsonl) as an SVG grid of charts.
@@ -93,6 +95,7 @@ fn run(cmd: Command) -> anyhow::Result<()> {
         Command::Grpo(a) => crate::train::grpo::run(&a),
         Command::Reward(a) => crate::reward::cmd::reward(&a),
         Command::Analyze(a) => crate::reward::cmd::analyze(&a),
+        Command::Rewrite(a) => crate::rewrite_cmd::run(&a),
         Command::Evaluate(a) => crate::eval::evaluate::run(&a),
         Command::Plot(a) => crate::eval::plot::run(&a),
         Command::Info => {

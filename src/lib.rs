@@ -12,6 +12,8 @@ pub mod eval;
 pub mod gguf;
 pub mod model;
 pub mod reward;
+pub mod rewrite_cmd;
+pub mod run_info;
 pub mod text;
 pub mod train;
 pub mod util;

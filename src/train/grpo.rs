@@ -517,6 +517,16 @@ pub fn train_with(cfg: &GrpoConfig, resume: bool, anyway: bool) -> Result<PathBu
             ckpt_root.display()
         );
     }
+    let (d, fp_run) = (&cfg.data, fingerprint(cfg));
+    crate::run_info::write(
+        &cfg.out_dir,
+        "grpo",
+        &cfg.model,
+        &d.instruction,
+        None,
+        Some(&cfg.reward),
+        fp_run,
+    )?;
     let from = resume.then_some(tr.state.step);
     let mut metrics = MetricsWriter::open(&cfg.out_dir.join("metrics.jsonl"), from)?;
     let mut samples = MetricsWriter::open(&cfg.out_dir.join("samples.jsonl"), from)?;

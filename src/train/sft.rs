@@ -388,6 +388,16 @@ pub fn train_with(cfg: &SftConfig, resume: bool, anyway: bool) -> Result<PathBuf
             ckpt_root.display()
         );
     }
+    let (d, fp_run) = (&cfg.data, fp.clone());
+    crate::run_info::write(
+        &cfg.out_dir,
+        "sft",
+        &cfg.model,
+        &d.instruction,
+        d.system.as_deref(),
+        None,
+        fp_run,
+    )?;
     let mut metrics = MetricsWriter::open(
         &cfg.out_dir.join("metrics.jsonl"),
         resume.then_some(state.step),
