@@ -125,8 +125,12 @@ fn systems(a: &RewriteArgs) -> Result<Vec<System>> {
                 m.display()
             );
         }
+        let name = match a.adapters.is_empty() {
+            true => m.display().to_string(),
+            false => a.adapters.join(" + "),
+        };
         out.push(System {
-            name: m.display().to_string(),
+            name,
             model: section(a, m.clone(), a.adapters.clone(), None),
             instruction: a
                 .instruction
@@ -139,7 +143,7 @@ fn systems(a: &RewriteArgs) -> Result<Vec<System>> {
         return Ok(out);
     }
     if !a.adapters.is_empty() || a.instruction.is_some() {
-        bail!("--adapter and --instruction are for --model without --run: a run directory records its own");
+        bail!("--adapter and --instruction are for --model without --run or --compare: a run directory records its own");
     }
     for dir in runs {
         let info = run_info::read(dir, a.model.as_deref())?;

@@ -136,7 +136,8 @@ pub fn read(dir: &Path, model: Option<&Path>) -> Result<RunInfo> {
     let text = match std::fs::read_to_string(&path) {
         Ok(t) => t,
         Err(_) if dir.join(ADAPTER).is_dir() => bail!(
-            "{d} has no {FILE} (trained before runs recorded one): retrain it, or use --model BASE --adapter {d}/{ADAPTER}"
+            "{d} has no {FILE} (trained before runs recorded one): retrain it, or use --model {} --adapter {d}/{ADAPTER}",
+            peft_base(&dir.join(ADAPTER)).unwrap_or_else(|| "BASE".into())
         ),
         Err(_) => bail!(
             "{d} has no {FILE}: it is not a run directory; train one with `stylerl sft --config CONFIG` or `stylerl grpo --config CONFIG`"
@@ -181,6 +182,13 @@ pub fn read(dir: &Path, model: Option<&Path>) -> Result<RunInfo> {
     Ok(info)
 }
 
+/// The base model a PEFT adapter names (`base_model_name_or_path` in adapter_config.json).
+fn peft_base(adapter: &Path) -> Option<String> {
+    let t = std::fs::read_to_string(adapter.join("adapter_config.json")).ok()?;
+    let v: serde_json::Value = serde_json::from_str(&t).ok()?;
+    Some(v.get("base_model_name_or_path")?.as_str()?.to_string())
+}
+
 /// How a missing model or adapter directory is made again: by the run whose out_dir holds it
 /// (`<run>/merged`, `<run>/adapter`), when that run's run.json says how.
 fn maker(missing: &Path) -> String {
@@ -188,9 +196,14 @@ fn maker(missing: &Path) -> String {
     let made_by = run
         .and_then(|r| std::fs::read_to_string(r).ok())
         .and_then(|t| serde_json::from_str::<RunInfo>(&t).ok());
+    // `<sft run>/merged` exists only when that run merged its adapter.
+    let merged = match missing.file_name().and_then(|f| f.to_str()) {
+        Some("merged") => " with train.merge = true",
+        _ => "",
+    };
     match made_by {
         Some(r) => format!(
-            "it is written by `{}`",
+            "it is written by `{}`{merged}",
             r.command
                 .unwrap_or_else(|| format!("stylerl {} --config CONFIG", r.kind))
         ),

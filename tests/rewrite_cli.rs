@@ -314,6 +314,13 @@ fn each_broken_run_is_one_error_line_naming_what_is_missing_and_how_to_make_it()
     copy_run(&run, &moved);
     edit_info(&moved, |v| v["model"] = Value::from(s(&p.join("gone"))));
 
+    // The demo's layout: the GRPO run starts from `<sft run>/merged`, which is not there.
+    let unmerged = p.join("unmerged");
+    copy_run(&run, &unmerged);
+    edit_info(&unmerged, |v| {
+        v["model"] = Value::from(s(&run.join("merged")))
+    });
+
     let corrupt = p.join("corrupt");
     copy_run(&run, &corrupt);
     let full = std::fs::read_to_string(corrupt.join("run.json")).unwrap();
@@ -359,12 +366,26 @@ fn each_broken_run_is_one_error_line_naming_what_is_missing_and_how_to_make_it()
             ],
         ),
         (
+            vec!["--run", s(&unmerged)],
+            vec![
+                "merged is missing".into(),
+                format!(
+                    "written by `stylerl sft --config {}",
+                    s(&p.join("sft.toml"))
+                ),
+                "with train.merge = true".into(),
+            ],
+        ),
+        (
             vec!["--run", s(&corrupt)],
             vec!["run.json is not a valid run record".into()],
         ),
         (
             vec!["--run", s(&no_record)],
-            vec!["has no run.json".into(), "--adapter".into()],
+            vec![
+                "has no run.json".into(),
+                format!("--model {} --adapter", s(&p.join("tiny"))),
+            ],
         ),
         (
             vec!["--run", s(&run), "--model", s(&retemplated)],
@@ -380,7 +401,7 @@ fn each_broken_run_is_one_error_line_naming_what_is_missing_and_how_to_make_it()
         ),
         (
             vec!["--run", s(&run), "--adapter", s(&adapter)],
-            vec!["--adapter and --instruction are for --model".into()],
+            vec!["--adapter and --instruction are for --model without --run".into()],
         ),
     ];
     for (args, want) in &cases {
