@@ -298,33 +298,31 @@ pub fn run(a: &RewriteArgs) -> Result<()> {
     }
     // Input order, then system, then sample: the same input's rewrites stand together.
     rows.sort_by_key(|r| (r.index, r.system, r.sample));
-    if a.json || a.out.is_some() {
-        let mut lines = Vec::with_capacity(rows.len());
-        let outputs: Vec<&str> = rows.iter().map(|r| r.output.as_str()).collect();
-        let matches = match &scorer {
-            Some(sc) => Some(sc.match_texts(&outputs)?),
-            None => None,
-        };
-        for (i, r) in rows.iter().enumerate() {
-            let mut v = json!({"run": systems[r.system].name, "index": r.index, "sample": r.sample,
-                "input": texts[r.index], "output": r.output, "tokens": r.tokens, "stopped_at_eos": r.stopped_at_eos});
-            if let (Some(m), Some(sc), Some(o)) = (&matches, &scorer, v.as_object_mut()) {
-                let sims = &m[i].best_sim;
-                o.insert(
-                    "style_similarity".into(),
-                    json!(crate::eval::aggregate::text_mean(sims)),
-                );
-                o.insert(
-                    "sentences".into(),
-                    crate::eval::evaluate::sentence_matches(&m[i], sc.references()),
-                );
-            }
-            lines.push(v);
-        }
-        return write_json(a, &lines);
+    let outputs: Vec<&str> = rows.iter().map(|r| r.output.as_str()).collect();
+    let explained = match &scorer {
+        Some(sc) => Some((sc.match_texts(&outputs)?, sc.references())),
+        None => None,
+    };
+    if !(a.json || a.out.is_some()) {
+        return print_texts(a, &systems, &texts, &rows, explained.as_ref());
     }
-    print_texts(a, &systems, &texts, &rows)
+    let mut lines = Vec::with_capacity(rows.len());
+    for (i, r) in rows.iter().enumerate() {
+        let mut v = json!({"run": systems[r.system].name, "index": r.index, "sample": r.sample,
+            "input": texts[r.index], "output": r.output, "tokens": r.tokens, "stopped_at_eos": r.stopped_at_eos});
+        if let (Some((m, refs)), Some(o)) = (&explained, v.as_object_mut()) {
+            let sim = crate::eval::aggregate::text_mean(&m[i].best_sim);
+            o.insert("style_similarity".into(), json!(sim));
+            let per_sentence = crate::eval::evaluate::sentence_matches(&m[i], refs);
+            o.insert("sentences".into(), per_sentence);
+        }
+        lines.push(v);
+    }
+    write_json(a, &lines)
 }
+
+/// --explain's matches of every row, in row order, with the reference sentences.
+type Explained<'a> = (Vec<crate::reward::style::TextStyle>, &'a [String]);
 
 fn write_json(a: &RewriteArgs, lines: &[Value]) -> Result<()> {
     let mut text = String::new();
@@ -345,13 +343,19 @@ fn write_json(a: &RewriteArgs, lines: &[Value]) -> Result<()> {
 
 /// One input, one system, one sample: the rewrite alone. Otherwise a block per input with
 /// each system's (and sample's) rewrite under its name.
-fn print_texts(a: &RewriteArgs, systems: &[System], texts: &[String], rows: &[Row]) -> Result<()> {
+fn print_texts(
+    a: &RewriteArgs,
+    systems: &[System],
+    texts: &[String],
+    rows: &[Row],
+    explained: Option<&Explained>,
+) -> Result<()> {
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-    if rows.len() == 1 {
+    if rows.len() == 1 && explained.is_none() {
         writeln!(out, "{}", rows[0].output)?;
         return Ok(out.flush()?);
     }
-    for r in rows {
+    for (i, r) in rows.iter().enumerate() {
         if r.system == 0 && r.sample == 0 {
             writeln!(
                 out,
@@ -365,6 +369,13 @@ fn print_texts(a: &RewriteArgs, systems: &[System], texts: &[String], rows: &[Ro
             _ => format!(" (sample {})", r.sample + 1),
         };
         writeln!(out, "--- {}{n}\n{}", systems[r.system].name, r.output)?;
+        // Each output sentence, its similarity and the closest reference sentence.
+        if let Some((m, refs)) = explained {
+            let m = &m[i];
+            for ((sent, &k), sim) in m.sentences.iter().zip(&m.best).zip(&m.best_sim) {
+                writeln!(out, "    {sim:.3}  {sent}  ≈  {}", refs[k])?;
+            }
+        }
     }
     Ok(out.flush()?)
 }

@@ -21,6 +21,8 @@ pub struct RunInfo {
     pub kind: String,
     /// The command line that started the run, when it came from the CLI (named in errors).
     pub command: Option<String>,
+    /// The working directory of that command (its relative paths are relative to it).
+    pub cwd: Option<PathBuf>,
     /// Base model directory, absolute.
     pub model: PathBuf,
     pub dtype: String,
@@ -66,7 +68,10 @@ fn absolute_spec(spec: &str) -> String {
 /// The CLI line of this process when it is `stylerl KIND …` (not a test calling `train`).
 fn command_line(kind: &str) -> Option<String> {
     let args: Vec<String> = std::env::args().collect();
-    if args.get(1).map(String::as_str) != Some(kind) {
+    let program = args
+        .first()
+        .map(|a| Path::new(a).file_stem() == Some("stylerl".as_ref()));
+    if program != Some(true) || args.get(1).map(String::as_str) != Some(kind) {
         return None;
     }
     let quoted: Vec<String> = args[1..]
@@ -94,6 +99,7 @@ pub fn write(
     let info = RunInfo {
         kind: kind.to_string(),
         command: command_line(kind),
+        cwd: std::env::current_dir().ok(),
         model: absolute(&model.path),
         dtype: model.dtype.clone(),
         adapters: model.adapters.iter().map(|s| absolute_spec(s)).collect(),
@@ -117,9 +123,27 @@ impl RunInfo {
     /// The command that continues this run.
     pub fn resume_command(&self) -> String {
         match &self.command {
-            Some(c) if c.contains("--resume") => c.clone(),
-            Some(c) => format!("{c} --resume"),
+            Some(c) if c.contains("--resume") => self.from_its_cwd(c),
+            Some(c) => self.from_its_cwd(&format!("{c} --resume")),
             None => format!("stylerl {} --config CONFIG --resume", self.kind),
+        }
+    }
+
+    /// The command that started this run.
+    pub fn start_command(&self) -> String {
+        match &self.command {
+            Some(c) => self.from_its_cwd(c),
+            None => format!("stylerl {} --config CONFIG", self.kind),
+        }
+    }
+
+    /// `cmd`, preceded by `cd` into the run's working directory when that is not this one.
+    fn from_its_cwd(&self, cmd: &str) -> String {
+        match &self.cwd {
+            Some(d) if std::env::current_dir().ok().as_ref() != Some(d) => {
+                format!("cd {} && {cmd}", d.display())
+            }
+            _ => cmd.to_string(),
         }
     }
 }
@@ -202,11 +226,7 @@ fn maker(missing: &Path) -> String {
         _ => "",
     };
     match made_by {
-        Some(r) => format!(
-            "it is written by `{}`{merged}",
-            r.command
-                .unwrap_or_else(|| format!("stylerl {} --config CONFIG", r.kind))
-        ),
+        Some(r) => format!("it is written by `{}`{merged}", r.start_command()),
         None => "restore it or rerun the command that wrote it".to_string(),
     }
 }

@@ -16,16 +16,24 @@ const INPUTS: [&str; 2] = [
     "Mara left Lisbon on 3 May with two suitcases.",
 ];
 
-/// The tiny workspace plus a finished 1-step SFT run at `d/sft` trained with INSTRUCTION.
+/// The tiny workspace plus a finished 1-step SFT run at `d/sft` trained with INSTRUCTION,
+/// started in `d` with relative paths (so run.json must make them absolute).
 fn sft_run() -> tempfile::TempDir {
     let d = workspace();
     let cfg = config(d.path(), "sft", "max_steps = 1");
-    let text = std::fs::read_to_string(&cfg).unwrap().replace(
-        "instruction = \"\"",
-        &format!("instruction = \"{INSTRUCTION}\""),
-    );
+    let text = std::fs::read_to_string(&cfg)
+        .unwrap()
+        .replace(&format!("{}/", d.path().display()), "")
+        .replace(
+            "instruction = \"\"",
+            &format!("instruction = \"{INSTRUCTION}\""),
+        );
     std::fs::write(&cfg, text).unwrap();
-    let o = sft(&cfg, &[], &[]);
+    let o = bin()
+        .current_dir(d.path())
+        .args(["sft", "--config", "sft.toml"])
+        .output()
+        .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     d
 }
@@ -43,6 +51,10 @@ fn json_lines(s: &str) -> Vec<Value> {
     s.lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect()
+}
+
+fn read_json(p: &Path) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
 }
 
 fn s(p: &Path) -> &str {
@@ -154,16 +166,12 @@ fn a_run_directory_alone_suffices_from_anywhere_and_for_every_input_kind() {
     }
     let d = sft_run();
     let run = d.path().join("sft");
-    let info: Value =
-        serde_json::from_str(&std::fs::read_to_string(run.join("run.json")).unwrap()).unwrap();
+    let info: Value = read_json(&run.join("run.json"));
     assert_eq!(info["kind"], "sft");
     assert_eq!(info["instruction"], INSTRUCTION);
     assert_eq!(info["model"].as_str().unwrap(), s(&d.path().join("tiny")));
-    let cmd = info["command"].as_str().unwrap();
-    assert!(
-        cmd.starts_with("stylerl sft --config ") && cmd.ends_with("sft.toml"),
-        "{cmd}"
-    );
+    assert_eq!(info["command"], "stylerl sft --config sft.toml");
+    assert_eq!(info["cwd"].as_str().unwrap(), s(d.path()));
     assert_eq!(info["config"]["data.instruction"], INSTRUCTION);
 
     // From another working directory, with only --run: lines on stdin, JSON lines to --out.
@@ -233,8 +241,7 @@ fn compare_and_explain_use_each_run_and_the_grpo_reward_reference() {
     let o = bin().args(["grpo", "--config", s(&g)]).output().unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let (sft_dir, grpo_dir) = (d.path().join("sft"), d.path().join("grpo"));
-    let info: Value =
-        serde_json::from_str(&std::fs::read_to_string(grpo_dir.join("run.json")).unwrap()).unwrap();
+    let info: Value = read_json(&grpo_dir.join("run.json"));
     assert_eq!(info["encoder"], "stylometric");
     let reference = PathBuf::from(info["reference"][0].as_str().unwrap());
     assert!(reference.ends_with("datasets/reference/whimsical_tale.txt"));
@@ -267,13 +274,19 @@ fn compare_and_explain_use_each_run_and_the_grpo_reward_reference() {
     }
     assert!(seen > 0, "no output sentence was explained: {rows:?}");
 
-    // Plain text: a block for the input with each run's rewrite under its name.
-    let text = ok_stdout(&rewrite(&[&args[..], &[INPUTS[0]]].concat()));
+    // Plain text: a block for the input with each run's rewrite under its name, and under
+    // each rewrite one line per explained sentence (same seed, so the same sentences).
+    let text = ok_stdout(&rewrite(&[&args[..], &["--explain", INPUTS[0]]].concat()));
     assert!(
         text.starts_with(&format!("### input 1\n{}\n--- grpo\n", INPUTS[0])),
         "{text}"
     );
     assert!(text.contains("\n--- sft\n"), "{text}");
+    assert_eq!(
+        text.lines().filter(|l| l.contains("  ≈  ")).count(),
+        seen,
+        "{text}"
+    );
 }
 
 /// Copies a run directory (files one level deep and adapter/) to `to`.
@@ -292,7 +305,7 @@ fn copy_run(from: &Path, to: &Path) {
 /// Rewrites `run.json` of `dir` with `edit`.
 fn edit_info(dir: &Path, edit: impl Fn(&mut Value)) {
     let p = dir.join("run.json");
-    let mut v: Value = serde_json::from_str(&std::fs::read_to_string(&p).unwrap()).unwrap();
+    let mut v: Value = read_json(&p);
     edit(&mut v);
     std::fs::write(&p, v.to_string()).unwrap();
 }
@@ -334,7 +347,7 @@ fn each_broken_run_is_one_error_line_naming_what_is_missing_and_how_to_make_it()
     let retemplated = p.join("tiny-retemplated");
     common::tiny_llama(&retemplated, 7);
     let tc = retemplated.join("tokenizer_config.json");
-    let mut tv: Value = serde_json::from_str(&std::fs::read_to_string(&tc).unwrap()).unwrap();
+    let mut tv: Value = read_json(&tc);
     tv["chat_template"] = Value::from("{% for m in messages %}{{ m['content'] }}\n{% endfor %}");
     std::fs::write(&tc, tv.to_string()).unwrap();
 
@@ -354,8 +367,7 @@ fn each_broken_run_is_one_error_line_naming_what_is_missing_and_how_to_make_it()
             vec![
                 "half-written".into(),
                 "adapter/adapter_model.safetensors".into(),
-                "stylerl sft --config".into(),
-                "--resume`".into(),
+                format!("`cd {} && stylerl sft --config sft.toml --resume`", s(p)),
             ],
         ),
         (
@@ -369,10 +381,7 @@ fn each_broken_run_is_one_error_line_naming_what_is_missing_and_how_to_make_it()
             vec!["--run", s(&unmerged)],
             vec![
                 "merged is missing".into(),
-                format!(
-                    "written by `stylerl sft --config {}",
-                    s(&p.join("sft.toml"))
-                ),
+                format!("written by `cd {} && stylerl sft --config sft.toml`", s(p)),
                 "with train.merge = true".into(),
             ],
         ),
@@ -384,7 +393,8 @@ fn each_broken_run_is_one_error_line_naming_what_is_missing_and_how_to_make_it()
             vec!["--run", s(&no_record)],
             vec![
                 "has no run.json".into(),
-                format!("--model {} --adapter", s(&p.join("tiny"))),
+                // As the adapter names it (relative to where it was trained).
+                "--model tiny --adapter".into(),
             ],
         ),
         (
