@@ -264,19 +264,20 @@ fn explainer(a: &RewriteArgs, systems: &[System]) -> Result<crate::reward::style
         .iter()
         .filter_map(|s| s.run.as_ref())
         .find(|r| !r.reference.is_empty());
-    let mut cfg = crate::reward::config::RewardConfig::default();
-    cfg.reference = match (&a.reference, run) {
+    let reference = match (&a.reference, run) {
         (r, _) if !r.is_empty() => r.clone(),
         (_, Some(r)) => r.reference.clone(),
         _ => bail!("--explain needs reference sentences and none was recorded (an SFT run or --model): give --reference FILE"),
     };
-    if let Some(e) = a
-        .encoder
-        .clone()
+    let default = crate::reward::config::RewardConfig::default();
+    let encoder = (a.encoder.clone())
         .or_else(|| run.and_then(|r| r.encoder.clone()))
-    {
-        cfg.encoder = e;
-    }
+        .unwrap_or(default.encoder.clone());
+    let cfg = crate::reward::config::RewardConfig {
+        reference,
+        encoder,
+        ..default
+    };
     let refs = crate::reward::model::load_reference_sentences(&cfg)?;
     let enc = crate::encoder::load(&cfg.encoder)
         .with_context(|| format!("--explain encoder '{}'", cfg.encoder))?;

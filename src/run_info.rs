@@ -123,8 +123,8 @@ impl RunInfo {
     /// The command that continues this run.
     pub fn resume_command(&self) -> String {
         match &self.command {
-            Some(c) if c.contains("--resume") => self.from_its_cwd(c),
-            Some(c) => self.from_its_cwd(&format!("{c} --resume")),
+            Some(c) if c.contains("--resume") => self.in_its_cwd(c),
+            Some(c) => self.in_its_cwd(&format!("{c} --resume")),
             None => format!("stylerl {} --config CONFIG --resume", self.kind),
         }
     }
@@ -132,13 +132,13 @@ impl RunInfo {
     /// The command that started this run.
     pub fn start_command(&self) -> String {
         match &self.command {
-            Some(c) => self.from_its_cwd(c),
+            Some(c) => self.in_its_cwd(c),
             None => format!("stylerl {} --config CONFIG", self.kind),
         }
     }
 
     /// `cmd`, preceded by `cd` into the run's working directory when that is not this one.
-    fn from_its_cwd(&self, cmd: &str) -> String {
+    fn in_its_cwd(&self, cmd: &str) -> String {
         match &self.cwd {
             Some(d) if std::env::current_dir().ok().as_ref() != Some(d) => {
                 format!("cd {} && {cmd}", d.display())
