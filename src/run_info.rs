@@ -163,6 +163,9 @@ pub fn read(dir: &Path, model: Option<&Path>) -> Result<RunInfo> {
             "{d} has no {FILE} (trained before runs recorded one): retrain it, or use --model {} --adapter {d}/{ADAPTER}",
             peft_base(&dir.join(ADAPTER)).unwrap_or_else(|| "BASE".into())
         ),
+        Err(_) if dir.join("metrics.jsonl").is_file() => bail!(
+            "{d} is half-written: no {FILE} and no {ADAPTER}/ (training did not finish): finish it with `stylerl sft --config CONFIG --resume` (or grpo) from the config whose out_dir it is"
+        ),
         Err(_) => bail!(
             "{d} has no {FILE}: it is not a run directory; train one with `stylerl sft --config CONFIG` or `stylerl grpo --config CONFIG`"
         ),

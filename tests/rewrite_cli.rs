@@ -351,6 +351,11 @@ fn each_broken_run_is_one_error_line_naming_what_is_missing_and_how_to_make_it()
     tv["chat_template"] = Value::from("{% for m in messages %}{{ m['content'] }}\n{% endfor %}");
     std::fs::write(&tc, tv.to_string()).unwrap();
 
+    // A run that died before run.json existed: metrics, no record, no adapter.
+    let early = p.join("early");
+    std::fs::create_dir_all(&early).unwrap();
+    std::fs::copy(run.join("metrics.jsonl"), early.join("metrics.jsonl")).unwrap();
+
     let missing = p.join("never-trained");
     let adapter = run.join("adapter");
     let cases: Vec<(Vec<&str>, Vec<String>)> = vec![
@@ -388,6 +393,10 @@ fn each_broken_run_is_one_error_line_naming_what_is_missing_and_how_to_make_it()
         (
             vec!["--run", s(&corrupt)],
             vec!["run.json is not a valid run record".into()],
+        ),
+        (
+            vec!["--run", s(&early)],
+            vec!["half-written: no run.json".into(), "--resume`".into()],
         ),
         (
             vec!["--run", s(&no_record)],
