@@ -15,6 +15,7 @@ pub mod perplexity;
 pub mod plot;
 pub mod prompts;
 pub mod reward;
+pub mod rewrite;
 pub mod sft;
 pub mod tokenize;
 
@@ -55,6 +56,8 @@ pub enum Command {
     Reward(reward::RewardArgs),
     /// Encoder characterisation table (within-document and across-corpus similarity).
     Analyze(analyze::AnalyzeArgs),
+    /// Rewrite your own text with a trained run, prompted exactly as in training.
+    Rewrite(rewrite::RewriteArgs),
     /// Rewrite held-out inputs with each system and compare them in tables.
     Evaluate(evaluate::EvaluateArgs),
     /// Draw a run's training metrics (metrics.jsonl) as an SVG grid of charts.
@@ -111,6 +114,7 @@ fn run(cmd: Command) -> anyhow::Result<()> {
         Command::Grpo(a) => grpo::run(&a),
         Command::Reward(a) => reward::reward(&a),
         Command::Analyze(a) => analyze::analyze(&a),
+        Command::Rewrite(a) => rewrite::run(&a),
         Command::Evaluate(a) => evaluate::run(&a),
         Command::Plot(a) => plot::run(&a),
         Command::Info => {

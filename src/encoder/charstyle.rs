@@ -69,7 +69,8 @@ pub fn distort(text: &str) -> String {
     out
 }
 
-fn fnv1a(bytes: &[u8]) -> u64 {
+/// FNV-1a, 64 bit: stable across runs and machines (also hashes run.json's chat template).
+pub(crate) fn fnv1a(bytes: &[u8]) -> u64 {
     let mut h: u64 = 0xcbf29ce484222325;
     for &b in bytes {
         h ^= b as u64;

@@ -390,7 +390,7 @@ fn generate_system(
 }
 
 /// Per-sentence matches of one text: sentence, closest reference index and text, similarity.
-fn sentence_matches(m: &TextStyle, refs: &[String]) -> Value {
+pub(crate) fn sentence_matches(m: &TextStyle, refs: &[String]) -> Value {
     Value::Array(
         m.sentences
             .iter()

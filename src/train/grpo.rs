@@ -566,6 +566,16 @@ pub fn train_with(
     } else {
         checkpoint::refuse_existing(&ckpt_root)?;
     }
+    let (d, fp_run) = (&cfg.data, fingerprint(cfg));
+    super::run_info::write(
+        &cfg.out_dir,
+        "grpo",
+        &cfg.model,
+        &d.instruction,
+        None,
+        Some(&cfg.reward),
+        fp_run,
+    )?;
     let from = resume.then_some(tr.state.step);
     let mut metrics = MetricsWriter::open(&cfg.out_dir.join("metrics.jsonl"), from)?;
     let mut samples = MetricsWriter::open(&cfg.out_dir.join("samples.jsonl"), from)?;

@@ -7,6 +7,7 @@ pub mod guard;
 pub mod loss;
 pub mod metrics;
 pub mod optim;
+pub mod run_info;
 pub mod schedule;
 pub mod sft;
 pub mod sft_data;

@@ -324,6 +324,16 @@ pub fn train_with(
     } else {
         checkpoint::refuse_existing(&ckpt_root)?;
     }
+    let (d, fp_run) = (&cfg.data, fp.clone());
+    super::run_info::write(
+        &cfg.out_dir,
+        "sft",
+        &cfg.model,
+        &d.instruction,
+        d.system.as_deref(),
+        None,
+        fp_run,
+    )?;
     let mut metrics = MetricsWriter::open(
         &cfg.out_dir.join("metrics.jsonl"),
         resume.then_some(state.step),

@@ -85,6 +85,45 @@ pub fn bin() -> Command {
     c
 }
 
+/// A GRPO config over the tiny model (1 step, P 1, G 2, L 8) writing to `d/out`.
+pub fn grpo_config(d: &Path, out: &str) -> PathBuf {
+    let r = super::common::root();
+    let p = d.join(format!("{out}-grpo.toml"));
+    let text = format!(
+        r#"out_dir = "{o}"
+[model]
+path = "{m}"
+[data]
+train = "{t}"
+limit = 4
+[lora]
+r = 4
+alpha = 8
+[reward]
+reference = ["{refr}"]
+encoder = "stylometric"
+[reward.length]
+max_completion_length = 8
+[grpo]
+steps = 1
+prompts_per_step = 1
+num_generations = 2
+max_completion_length = 8
+ppo_epochs = 1
+seed = 1
+checkpoint_every = 1
+[grpo.optimizer]
+lr = 0.01
+"#,
+        o = d.join(out).display(),
+        m = d.join("tiny").display(),
+        t = r.join("datasets/rewrite/train.jsonl").display(),
+        refr = r.join("datasets/reference/whimsical_tale.txt").display(),
+    );
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
 /// `stylerl sft --config cfg ARGS…`.
 pub fn sft(cfg: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
     let mut c = bin();
