@@ -178,3 +178,76 @@ fn reward_config_rejects_bad_recipe_values() {
 struct RewardFile {
     reward: RewardConfig,
 }
+
+/// `reward.normalise = "group"`: GRPO's numbers are each term standardised within its group
+/// and summed with its weight; "none" (the default) leaves the plain totals. An unknown value
+/// is refused naming the key.
+#[test]
+fn group_normalisation_replaces_totals_only_when_asked() {
+    let mut cfg = RewardConfig::default();
+    cfg.dropout.enabled = false;
+    cfg.weights.style = 0.0;
+    cfg.weights.length = 0.0;
+    cfg.weights.punctuation = 0.0;
+    cfg.entities.weight = 0.0;
+    cfg.rewrite = RewriteConfig {
+        weight: 1.0,
+        threshold: 0.8,
+    };
+    cfg.meaning = MeaningConfig {
+        weight: 2.0,
+        threshold: 0.9,
+        encoder: "lookup".into(),
+    };
+    let ro = |o: &'static str| Rollout {
+        input: "The cat sat.",
+        output: o,
+        output_tokens: 3,
+        input_tokens: 3,
+    };
+    let outs = [
+        ro("The cat sat."),
+        ro("A cat was sitting."),
+        ro("Buy stocks now."),
+        ro("A cat was sitting."),
+    ];
+    let score = |cfg: &RewardConfig| {
+        let style: Arc<dyn SentenceEncoder> = lookup();
+        RewardModel::with_encoder(cfg, style, vec!["The cat sat.".into()])
+            .unwrap()
+            .with_content(lookup())
+            .score_batch(&outs, 0)
+            .unwrap()
+    };
+    let plain = score(&cfg);
+    assert_eq!(plain.for_advantages(&cfg, 2), plain.totals());
+
+    cfg.normalise = stylerl::reward::config::Normalise::Group;
+    let s = score(&cfg);
+    let got = s.for_advantages(&cfg, 2);
+    let want = stylerl::reward::normalise::group_normalised_total(
+        &[
+            s.rewards.iter().map(|r| r.r_rewrite).collect(),
+            s.rewards.iter().map(|r| r.r_meaning).collect(),
+        ],
+        &[1.0, 2.0],
+        2,
+    );
+    for (g, w) in got.iter().zip(&want) {
+        close(*g, *w);
+    }
+    // Group 1 = (copy, paraphrase): rewrite −1 vs 0 and meaning 0 vs −0.2 standardise to ∓0.707
+    // each, so with weights 1 and 2 the copy gets −0.707 + 2·0.707 = +0.707, where the plain totals
+    // (−1 vs −0.2) ranked it below the paraphrase.
+    assert!(got[0] > got[1], "{got:?}");
+    assert!(plain.totals()[0] < plain.totals()[1]);
+    // Zero mean in every group.
+    close(got[0] + got[1], 0.0);
+    close(got[2] + got[3], 0.0);
+
+    let e = stylerl::config::parse::<RewardFile>("[reward]\nnormalise = \"batch\"\n", &[])
+        .err()
+        .map(|e| format!("{e:#}"))
+        .unwrap_or_default();
+    assert!(e.contains("normalise"), "{e}");
+}
