@@ -96,8 +96,8 @@ fn meaning_kept_is_the_cosine_of_whole_texts_and_zero_for_empty_output() {
     assert!(meaning_kept(enc.as_ref(), &[]).unwrap().is_empty());
 }
 
-#[test]
-fn total_reward_adds_rewrite_and_meaning_terms() {
+/// Only the rewrite (1 from 0.8) and meaning (2 below 0.9) terms, no dropout.
+fn recipe_cfg() -> RewardConfig {
     let mut cfg = RewardConfig::default();
     cfg.dropout.enabled = false;
     cfg.weights.style = 0.0;
@@ -113,6 +113,12 @@ fn total_reward_adds_rewrite_and_meaning_terms() {
         threshold: 0.9,
         encoder: "lookup".into(),
     };
+    cfg
+}
+
+#[test]
+fn total_reward_adds_rewrite_and_meaning_terms() {
+    let mut cfg = recipe_cfg();
     let style: Arc<dyn SentenceEncoder> = lookup();
     let rm = RewardModel::with_encoder(&cfg, style, vec!["The cat sat.".into()])
         .unwrap()
@@ -184,21 +190,7 @@ struct RewardFile {
 /// is refused naming the key.
 #[test]
 fn group_normalisation_replaces_totals_only_when_asked() {
-    let mut cfg = RewardConfig::default();
-    cfg.dropout.enabled = false;
-    cfg.weights.style = 0.0;
-    cfg.weights.length = 0.0;
-    cfg.weights.punctuation = 0.0;
-    cfg.entities.weight = 0.0;
-    cfg.rewrite = RewriteConfig {
-        weight: 1.0,
-        threshold: 0.8,
-    };
-    cfg.meaning = MeaningConfig {
-        weight: 2.0,
-        threshold: 0.9,
-        encoder: "lookup".into(),
-    };
+    let mut cfg = recipe_cfg();
     let ro = |o: &'static str| Rollout {
         input: "The cat sat.",
         output: o,
