@@ -118,7 +118,7 @@ fn recipe_cfg() -> RewardConfig {
 
 #[test]
 fn total_reward_adds_rewrite_and_meaning_terms() {
-    let mut cfg = recipe_cfg();
+    let cfg = recipe_cfg();
     let style: Arc<dyn SentenceEncoder> = lookup();
     let rm = RewardModel::with_encoder(&cfg, style, vec!["The cat sat.".into()])
         .unwrap()
