@@ -4,6 +4,7 @@
 //!
 //! 64 cases a target by default so the suite stays fast; `scripts/fuzz.sh` runs many more
 //! (PROPTEST_CASES). Inputs the fuzzer found are kept below as named regression tests.
+mod common;
 #[path = "gguf_common/mod.rs"]
 mod gguf_common;
 
@@ -241,20 +242,7 @@ fn adapter_files() -> &'static (Vec<u8>, Vec<u8>) {
     use stylerl::adapter::lora::{LoraAdapter, LoraConfig, Quant, TargetModules};
     static A: OnceLock<(Vec<u8>, Vec<u8>)> = OnceLock::new();
     A.get_or_init(|| {
-        let mut mods = Vec::new();
-        for l in 0..2 {
-            for (n, i, o) in [
-                ("self_attn.q_proj", 32, 32),
-                ("self_attn.k_proj", 32, 16),
-                ("self_attn.v_proj", 32, 16),
-                ("self_attn.o_proj", 32, 32),
-                ("mlp.gate_proj", 32, 48),
-                ("mlp.up_proj", 32, 48),
-                ("mlp.down_proj", 48, 32),
-            ] {
-                mods.push((format!("model.layers.{l}.{n}"), i, o));
-            }
-        }
+        let mods = common::tiny_llama_layer_modules();
         let cfg = LoraConfig {
             r: 4,
             alpha: 8.0,

@@ -26,20 +26,7 @@ fn list(names: &[&str]) -> TargetModules {
 
 /// The linear modules of a 2-layer Llama with hidden 32, kv 16, mlp 48, vocab 64.
 fn llama_modules() -> Vec<(String, i64, i64)> {
-    let mut m = Vec::new();
-    for l in 0..2 {
-        for (n, i, o) in [
-            ("self_attn.q_proj", 32, 32),
-            ("self_attn.k_proj", 32, 16),
-            ("self_attn.v_proj", 32, 16),
-            ("self_attn.o_proj", 32, 32),
-            ("mlp.gate_proj", 32, 48),
-            ("mlp.up_proj", 32, 48),
-            ("mlp.down_proj", 48, 32),
-        ] {
-            m.push((format!("model.layers.{l}.{n}"), i, o));
-        }
-    }
+    let mut m = common::tiny_llama_layer_modules();
     m.push(("lm_head".into(), 32, 64));
     m
 }
