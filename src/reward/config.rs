@@ -117,11 +117,26 @@ pub struct Weights {
     pub punctuation: f64,
 }
 
+/// How a dropout rate acts on a generated sentence's style contribution.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DropoutMode {
+    /// A seeded draw drops the contribution with probability p (shared/SPEC.md), with the
+    /// all-dropped safeguard. With `aggregation = "mean"` the safeguard makes a one-sentence
+    /// text immune to dropout while a longer one is not, which rewards shortening.
+    Sample,
+    /// The contribution is weighted by its expectation 1 − p: the same mean incentive away
+    /// from dominant references, no sampling noise, no safeguard, and neutral to sentence count.
+    Expected,
+}
+
 /// Style reward dropout (shared/SPEC.md): p_i = clip((D_i / max D)^gamma, eps_min, eps_max).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct DropoutConfig {
     pub enabled: bool,
+    /// `sample` (the paper) or `expected`.
+    pub mode: DropoutMode,
     pub gamma: f64,
     pub eps_min: f64,
     pub eps_max: f64,
@@ -207,6 +222,7 @@ impl Default for DropoutConfig {
     fn default() -> Self {
         DropoutConfig {
             enabled: true,
+            mode: DropoutMode::Sample,
             gamma: 10.0,
             eps_min: 0.0,
             eps_max: 0.9,

@@ -7,7 +7,7 @@
 //! `dropout::batch_rng(seed, step)` in batch order (text by text, sentence by sentence);
 //! when every sentence of a text is dropped, the text gets its undropped R_style.
 use super::anchor::{best_within, neighbour_set};
-use super::config::{Aggregation, Normalise, RewardConfig, StyleTarget};
+use super::config::{Aggregation, DropoutMode, Normalise, RewardConfig, StyleTarget};
 use super::dropout::{batch_rng, draw, dropout_rates};
 use super::dynamics::{dynamics, Dynamics};
 use super::meaning::meaning_kept;
@@ -299,16 +299,24 @@ impl RewardModel {
                 .collect();
             let n = sentences.len();
             let full: f64 = sentences.iter().map(|s| s.similarity).sum();
-            let cancelled = n > 0 && sentences.iter().all(|s| s.dropped);
-            if cancelled {
+            let expected = self.cfg.dropout.mode == DropoutMode::Expected;
+            let cancelled = !expected && n > 0 && sentences.iter().all(|s| s.dropped);
+            if cancelled || expected {
                 sentences.iter_mut().for_each(|s| s.dropped = false);
             }
             let n_dropped = sentences.iter().filter(|s| s.dropped).count();
-            let kept: f64 = sentences
-                .iter()
-                .filter(|s| !s.dropped)
-                .map(|s| s.similarity)
-                .sum();
+            let kept: f64 = if expected {
+                sentences
+                    .iter()
+                    .map(|s| s.similarity * (1.0 - s.dropout_rate))
+                    .sum()
+            } else {
+                sentences
+                    .iter()
+                    .filter(|s| !s.dropped)
+                    .map(|s| s.similarity)
+                    .sum()
+            };
             let denom = match self.cfg.aggregation {
                 Aggregation::Sum => 1.0,
                 Aggregation::Mean => n.max(1) as f64,

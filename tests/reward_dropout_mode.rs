@@ -1,0 +1,111 @@
+//! Style reward dropout's two modes under `aggregation = "mean"`: the paper's sampled drops
+//! with the all-dropped safeguard favour one-sentence texts; `mode = "expected"` does not.
+use std::collections::HashMap;
+use std::sync::Arc;
+use stylerl::encoder::SentenceEncoder;
+use stylerl::reward::config::DropoutMode;
+use stylerl::reward::{Aggregation, RewardConfig, RewardModel, Rollout};
+
+/// Texts → fixed vectors, so every cosine and dropout rate is known.
+struct Lookup(HashMap<String, Vec<f32>>);
+
+impl SentenceEncoder for Lookup {
+    fn encode(&self, s: &[String]) -> anyhow::Result<Vec<Vec<f32>>> {
+        s.iter()
+            .map(|x| {
+                self.0
+                    .get(x)
+                    .cloned()
+                    .ok_or_else(|| anyhow::anyhow!("unknown {x:?}"))
+            })
+            .collect()
+    }
+    fn dim(&self) -> usize {
+        2
+    }
+    fn name(&self) -> String {
+        "lookup".into()
+    }
+}
+
+/// Two identical references dominate (D = 1, rate eps_max = 0.5); a third is orthogonal
+/// (D = 0, rate 0). The generated sentence "Sa." matches the dominant pair with cosine 1.
+fn model(mode: DropoutMode) -> RewardModel {
+    let mut t = HashMap::new();
+    for (k, v) in [
+        ("Dominant one.", [1.0, 0.0]),
+        ("Dominant two.", [1.0, 0.0]),
+        ("Rare.", [0.0, 1.0]),
+        ("Sa.", [1.0, 0.0]),
+    ] {
+        t.insert(k.to_string(), v.to_vec());
+    }
+    let mut cfg = RewardConfig::default();
+    cfg.aggregation = Aggregation::Mean;
+    cfg.dropout.enabled = true;
+    cfg.dropout.mode = mode;
+    cfg.dropout.eps_max = 0.5;
+    cfg.weights.length = 0.0;
+    cfg.weights.punctuation = 0.0;
+    cfg.entities.weight = 0.0;
+    let refs = vec![
+        "Dominant one.".into(),
+        "Dominant two.".into(),
+        "Rare.".into(),
+    ];
+    RewardModel::with_encoder(&cfg, Arc::new(Lookup(t)), refs).unwrap()
+}
+
+/// Mean R_style of the one- and two-sentence texts over `steps` independent batches.
+fn mean_style(rm: &RewardModel, steps: u64) -> (f64, f64) {
+    let ro = |o: &'static str| Rollout {
+        input: "In.",
+        output: o,
+        output_tokens: 2,
+        input_tokens: 2,
+    };
+    let (mut one, mut two) = (0.0, 0.0);
+    for step in 0..steps {
+        let s = rm.score_batch(&[ro("Sa."), ro("Sa. Sa.")], step).unwrap();
+        assert_eq!(s.rewards[1].style.n_sentences, 2);
+        one += s.rewards[0].r_style;
+        two += s.rewards[1].r_style;
+    }
+    (one / steps as f64, two / steps as f64)
+}
+
+#[test]
+fn sampled_dropout_with_the_safeguard_rewards_one_sentence_texts() {
+    let (one, two) = mean_style(&model(DropoutMode::Sample), 400);
+    // One sentence: dropped → safeguard → full reward, always.
+    assert!((one - 1.0).abs() < 1e-6, "{one}");
+    // Two sentences: E = (1 − p) + p² = 0.75 at p = 0.5 (400 draws: sd ≈ 0.012).
+    assert!((two - 0.75).abs() < 0.06, "{two}");
+}
+
+#[test]
+fn expected_dropout_weights_by_one_minus_rate_whatever_the_sentence_count() {
+    let rm = model(DropoutMode::Expected);
+    let (one, two) = mean_style(&rm, 3);
+    assert!((one - 0.5).abs() < 1e-6, "{one}");
+    assert!((two - 0.5).abs() < 1e-6, "{two}");
+    // Deterministic: nothing is marked dropped, and the undropped value is still logged.
+    let ro = Rollout {
+        input: "In.",
+        output: "Sa. Sa.",
+        output_tokens: 2,
+        input_tokens: 2,
+    };
+    let s = rm.score_batch(&[ro], 7).unwrap();
+    assert_eq!(s.rewards[0].style.n_dropped, 0);
+    assert!((s.rewards[0].style.r_style_undropped - 1.0).abs() < 1e-6);
+}
+
+#[test]
+fn dropout_mode_parses_from_toml_and_rejects_unknown_values() {
+    let ok: RewardConfig = toml::from_str("[dropout]\nmode = \"expected\"\n").unwrap();
+    assert_eq!(ok.dropout.mode, DropoutMode::Expected);
+    assert_eq!(RewardConfig::default().dropout.mode, DropoutMode::Sample);
+    let e = toml::from_str::<RewardConfig>("[dropout]\nmode = \"mean\"\n").unwrap_err();
+    assert!(e.to_string().contains("expected"), "{e}");
+}
