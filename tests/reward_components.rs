@@ -4,7 +4,7 @@ use stylerl::reward::config::{LengthConfig, LengthMode, PunctuationConfig};
 use stylerl::reward::dropout::{batch_rng, dominance, draw, dropout_rates};
 use stylerl::reward::dynamics::{dynamics, population_std};
 use stylerl::reward::penalties::{
-    entity_f1, length_limit, r_length, r_ne_overlap, r_punctuation, soft_cutoff,
+    entity_f1, length_limit, r_length, r_ne_overlap, r_punctuation, shortfall, soft_cutoff,
 };
 
 fn close(a: f64, b: f64) {
@@ -34,6 +34,8 @@ fn length_relative_absolute_and_capped() {
         slack: 16.0,
         cache: 8.0,
         max_completion_length: 256,
+        min_ratio: 0.0,
+        short_weight: 1.0,
     };
     // L_max = 2·10 + 16 = 36; soft zone 28..36.
     close(length_limit(&c, 10), 36.0);
@@ -54,11 +56,38 @@ fn length_relative_absolute_and_capped() {
         slack: 10.0,
         cache: 32.0,
         max_completion_length: 256,
+        min_ratio: 0.0,
+        short_weight: 1.0,
     };
     let (r, limit, cache) = r_length(&c, 10, 5);
     close(limit, 20.0);
     close(cache, 20.0);
     close(r, -0.25); // (0 − 5)/20
+}
+
+#[test]
+fn shortfall_floor_costs_linearly_below_min_ratio_and_adds_to_r_length() {
+    let mut c = LengthConfig {
+        mode: LengthMode::Relative,
+        max_tokens: 0,
+        ratio: 2.0,
+        slack: 16.0,
+        cache: 8.0,
+        max_completion_length: 256,
+        min_ratio: 0.0,
+        short_weight: 2.0,
+    };
+    // Off by default: a one-token rewrite of 20 tokens costs nothing.
+    close(shortfall(&c, 20, 1), 0.0);
+    c.min_ratio = 0.8; // floor 16 tokens
+    close(shortfall(&c, 20, 16), 0.0);
+    close(shortfall(&c, 20, 30), 0.0);
+    close(shortfall(&c, 20, 12), -0.5); // 2 · (1 − 12/16)
+    close(shortfall(&c, 20, 0), -2.0);
+    close(shortfall(&c, 0, 0), 0.0); // empty input: no floor
+    close(r_length(&c, 20, 12).0, -0.5);
+    // Both ends at once cannot happen; overlong still costs as before: L_max 56, zone 48..56.
+    close(r_length(&c, 20, 52).0, -0.5);
 }
 
 #[test]

@@ -166,6 +166,11 @@ pub struct LengthConfig {
     /// Width L_cache of the soft zone below L_max, in tokens.
     pub cache: f64,
     pub max_completion_length: usize,
+    /// Shortfall floor (0 = off, the paper): an output shorter than `min_ratio` × the input's
+    /// tokens costs up to `short_weight`, linearly (reward::penalties::shortfall). Without it
+    /// the policy met the rewrite penalty by deleting clauses instead of rewriting them.
+    pub min_ratio: f64,
+    pub short_weight: f64,
 }
 
 /// R_ne_overlap = weight · (F1(E_in, E_out) − 1).
@@ -240,6 +245,8 @@ impl Default for LengthConfig {
             slack: 16.0,
             cache: 32.0,
             max_completion_length: 256,
+            min_ratio: 0.0,
+            short_weight: 1.0,
         }
     }
 }
@@ -285,6 +292,13 @@ impl RewardConfig {
         finite_nonneg("length.ratio", self.length.ratio)?;
         finite_nonneg("length.slack", self.length.slack)?;
         finite_nonneg("length.cache", self.length.cache)?;
+        finite_nonneg("length.short_weight", self.length.short_weight)?;
+        if !(0.0..=1.0).contains(&self.length.min_ratio) {
+            bail!(
+                "reward.length.min_ratio = {}: must be in [0, 1] (0 turns the shortfall floor off)",
+                self.length.min_ratio
+            );
+        }
         if self.length.max_completion_length == 0 {
             bail!("reward.length.max_completion_length must be > 0");
         }

@@ -31,13 +31,24 @@ pub fn length_limit(cfg: &LengthConfig, input_tokens: usize) -> f64 {
     raw.min(cfg.max_completion_length as f64)
 }
 
-/// R_length for `output_tokens` completion tokens; the cache zone is at most L_max wide.
-/// Returns (reward, L_max, effective cache).
+/// The shortfall floor: 0 at or above `min_ratio · input_tokens`, down to −`short_weight` for
+/// an empty output, linearly. 0 when `min_ratio` is 0 (off) or the input is empty.
+pub fn shortfall(cfg: &LengthConfig, input_tokens: usize, output_tokens: usize) -> f64 {
+    let floor = cfg.min_ratio * input_tokens as f64;
+    if floor <= 0.0 || output_tokens as f64 >= floor {
+        return 0.0;
+    }
+    -cfg.short_weight * (1.0 - output_tokens as f64 / floor)
+}
+
+/// R_length for `output_tokens` completion tokens (overlong cutoff plus the shortfall floor);
+/// the cache zone is at most L_max wide. Returns (reward, L_max, effective cache).
 pub fn r_length(cfg: &LengthConfig, input_tokens: usize, output_tokens: usize) -> (f64, f64, f64) {
     let limit = length_limit(cfg, input_tokens);
     let cache = cfg.cache.min(limit.max(0.0));
     (
-        soft_cutoff(output_tokens as f64, limit, cache),
+        soft_cutoff(output_tokens as f64, limit, cache)
+            + shortfall(cfg, input_tokens, output_tokens),
         limit,
         cache,
     )
