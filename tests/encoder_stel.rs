@@ -13,15 +13,16 @@ fn triples(name: &str) -> Vec<stylerl::reward::stel::Triple> {
 }
 
 #[test]
-fn the_test_split_covers_at_least_ten_features_and_two_hundred_triples() {
-    let t = triples("triples.jsonl");
+fn the_held_out_split_covers_at_least_ten_features_and_two_hundred_triples() {
+    let t = triples("heldout.jsonl");
     assert!(t.len() >= 200, "{}", t.len());
     let mut f: Vec<&str> = t.iter().map(|x| x.feature.as_str()).collect();
     f.sort_unstable();
     f.dedup();
     assert!(f.len() >= 10, "{f:?}");
-    // The dev split (used to set the encoder's weights) shares no text with the test split.
-    let dev = triples("dev.jsonl");
+    // The splits the encoder's weights were set on share no text with the held-out split.
+    let mut dev = triples("dev.jsonl");
+    dev.extend(triples("triples.jsonl"));
     let test_texts: std::collections::HashSet<&str> = t
         .iter()
         .flat_map(|x| {
@@ -42,18 +43,19 @@ fn the_test_split_covers_at_least_ten_features_and_two_hundred_triples() {
     }
 }
 
-/// Measured 0.883 on 2026-11-28 with the formal-register features (0.854 before; dev split
-/// 0.917); the goal is 0.9 — the README says which features fall short.
+/// The goal is 0.9 on triples the encoder was not set on. Measured 2026-11-28 on the held-out
+/// split (written after the weights were set; read twice): 0.896, then 0.933 once possessive
+/// "'s" stopped counting as a contraction (a fix found on the tuning splits, dev 0.917 → 0.950,
+/// triples 0.883 → 0.9125).
 #[test]
-fn stylometric_encoder_measures_style_on_the_test_split() {
+fn stylometric_encoder_measures_style_on_the_held_out_split() {
     let enc = stylerl::encoder::load("stylometric").unwrap();
-    let r = stel_accuracy(enc.as_ref(), &triples("triples.jsonl")).unwrap();
+    let r = stel_accuracy(enc.as_ref(), &triples("heldout.jsonl")).unwrap();
     eprintln!("{}", stylerl::reward::stel::markdown(&r));
-    assert!(
-        r.accuracy >= 0.875,
-        "STEL-or-Content accuracy {}",
-        r.accuracy
-    );
+    assert!(r.accuracy >= 0.9, "STEL-or-Content accuracy {}", r.accuracy);
+    // and on the splits its weights were set on
+    let r = stel_accuracy(enc.as_ref(), &triples("triples.jsonl")).unwrap();
+    assert!(r.accuracy >= 0.9, "tuning split accuracy {}", r.accuracy);
 }
 
 /// An encoder that sees only content must fail: all-MiniLM-L6-v2 scores near 0 (measured 0.000).
@@ -61,7 +63,7 @@ fn stylometric_encoder_measures_style_on_the_test_split() {
 fn a_content_encoder_fails_the_test() {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("models/all-minilm-l6-v2");
     let enc = stylerl::encoder::load(dir.to_str().unwrap()).unwrap();
-    let r = stel_accuracy(enc.as_ref(), &triples("triples.jsonl")).unwrap();
+    let r = stel_accuracy(enc.as_ref(), &triples("heldout.jsonl")).unwrap();
     assert!(
         r.accuracy < 0.2,
         "MiniLM STEL-or-Content accuracy {}",
@@ -85,7 +87,7 @@ impl SentenceEncoder for Constant {
 
 #[test]
 fn a_constant_encoder_scores_zero() {
-    let r = stel_accuracy(&Constant, &triples("triples.jsonl")).unwrap();
+    let r = stel_accuracy(&Constant, &triples("heldout.jsonl")).unwrap();
     assert_eq!(r.accuracy, 0.0);
     assert!(r.features.iter().all(|f| f.n > 0));
 }

@@ -63,6 +63,17 @@ fn raw_features_measure_what_they_say() {
 }
 
 #[test]
+fn possessives_are_not_contractions() {
+    let at = FEATURES.iter().position(|f| f.0 == "contractions").unwrap();
+    let c = |t: &str| raw_features(t)[at];
+    assert_eq!(c("My sister organised Dad's party."), 0.0);
+    assert_eq!(c("The bank's app froze James’s account."), 0.0);
+    assert!(c("It's late and we're tired.") > 0.0);
+    assert!(c("That's Dad's coat.") > 0.0); // "that's" is "that is"
+    assert!(c("Let's go, don't wait.") > 0.0);
+}
+
+#[test]
 fn same_sentence_same_vector_and_style_not_content() {
     assert_eq!(
         style_vector("The cat sat on the mat."),

@@ -13,7 +13,7 @@ pub struct AnalyzeArgs {
     /// `PATH:lines|paragraphs` the plain-text mode); one table row each.
     #[arg(long, num_args = 1.., required_unless_present = "stel")]
     pub data: Vec<String>,
-    /// STEL-or-Content triples (JSON Lines, e.g. datasets/stel/triples.jsonl): report the
+    /// STEL-or-Content triples (JSON Lines, e.g. datasets/stel/heldout.jsonl): report the
     /// encoder's accuracy overall and per style feature (stel.md, stel.json).
     #[arg(long)]
     pub stel: Option<PathBuf>,

@@ -204,6 +204,31 @@ fn stem(w: &str) -> &str {
     w.split(['\'', '’']).next().unwrap_or(w)
 }
 
+/// Words whose "'s" is "is"/"has"/"us" rather than a possessive.
+#[rustfmt::skip]
+const S_CONTRACTORS: &[&str] = &[
+    "it", "he", "she", "that", "there", "here", "what", "who", "where", "when", "why", "how", "let",
+    "this", "everyone", "everybody", "someone", "somebody", "nobody", "nothing", "something",
+    "everything", "one",
+];
+
+/// A lower-case word with an inner apostrophe between letters that is a contraction ("don't",
+/// "we'll", "it's"), not a possessive ("Dad's", "the bank's"): the possessive is content, and
+/// counting it made same-content pairs look alike on the contraction habit.
+fn is_contraction(w: &str) -> bool {
+    let cs: Vec<char> = w.chars().collect();
+    (1..cs.len().saturating_sub(1)).any(|i| {
+        let apostrophe = (cs[i] == '\'' || cs[i] == '’')
+            && cs[i - 1].is_alphabetic()
+            && cs[i + 1].is_alphabetic();
+        let possessive = cs[i + 1..] == ['s'] && {
+            let stem: String = cs[..i].iter().collect();
+            !S_CONTRACTORS.contains(&stem.as_str())
+        };
+        apostrophe && !possessive
+    })
+}
+
 /// Raw (unstandardised) feature values of one sentence, in [`FEATURES`] order.
 pub fn raw_features(sentence: &str) -> Vec<f32> {
     let s = sentence.trim();
@@ -264,18 +289,7 @@ pub fn raw_features(sentence: &str) -> Vec<f32> {
         })
         .count() as f32
         / n;
-    let contraction = words
-        .iter()
-        .filter(|w| {
-            let cs: Vec<char> = w.chars().collect();
-            (1..cs.len().saturating_sub(1)).any(|i| {
-                (cs[i] == '\'' || cs[i] == '’')
-                    && cs[i - 1].is_alphabetic()
-                    && cs[i + 1].is_alphabetic()
-            })
-        })
-        .count() as f32
-        / n;
+    let contraction = lower.iter().filter(|w| is_contraction(w)).count() as f32 / n;
     let first_word = lower.first().map(|w| w.as_str()).unwrap_or("");
     // Sentences inside the text (a "sentence" handed to the encoder may hold several):
     // runs of . ! ? … followed by white space or the end.
