@@ -31,7 +31,7 @@ pub fn pre_name(pre: &Json) -> Result<&'static str> {
         p.get("type") == Some(&"ByteLevel".into()) && p.get("use_regex") != Some(&false.into())
     };
     if ty == "ByteLevel" && byte_level_regex(pre) {
-        return Ok("gpt2");
+        return Ok("gpt-2");
     }
     if ty == "Sequence" {
         let parts = pre
@@ -241,7 +241,7 @@ mod tests {
     #[test]
     fn pre_tokenizer_names() {
         let bl = json!({"type": "ByteLevel", "add_prefix_space": false, "use_regex": true});
-        assert_eq!(pre_name(&bl).unwrap(), "gpt2");
+        assert_eq!(pre_name(&bl).unwrap(), "gpt-2");
         let digits = json!({"type": "Sequence", "pretokenizers": [
             {"type": "Digits", "individual_digits": true}, bl]});
         assert_eq!(pre_name(&digits).unwrap(), "smollm");
