@@ -229,3 +229,40 @@ def test_transformers_reads_the_export_to_the_same_logits(stylerl, smol_dir, wor
             got = m(torch.tensor([ids])).logits[0]
         w = assert_close(got, want, RTOL_HF, f"transformers from the export, prompt {i}")
         print(f"prompt {i}: max |transformers - stylerl| / max|logit| = {w:.2e}")
+
+
+def test_llama3_rope_and_untied_head_match_llama_cpp(stylerl, smol_dir, tmp_path):
+    """A tiny random Llama with Llama-3 RoPE scaling (exported as rope_freqs.weight) and an untied
+    head (output.weight), with SmolLM2's tokenizer: llama.cpp's logits equal stylerl's at positions
+    past the original context, where the scaling matters."""
+    import shutil
+
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(0)
+    cfg = LlamaConfig(
+        vocab_size=49152, hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
+        num_key_value_heads=2, max_position_embeddings=256, rms_norm_eps=1e-5, tie_word_embeddings=False,
+        rope_theta=50000.0,
+        rope_scaling={"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
+                      "original_max_position_embeddings": 32},
+        bos_token_id=1, eos_token_id=2,
+    )
+    d = tmp_path / "tiny"
+    LlamaForCausalLM(cfg).eval().save_pretrained(d)
+    for f in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
+        shutil.copy(smol_dir / f, d / f)
+    stylerl("export-gguf", "--model", d, "--out", tmp_path / "tiny.gguf")
+    from gguf import GGUFReader
+
+    names = {t.name for t in GGUFReader(str(tmp_path / "tiny.gguf")).tensors}
+    assert {"rope_freqs.weight", "output.weight"} <= names
+    gen = torch.Generator().manual_seed(1)
+    prompts = [torch.randint(3, 49152, (n,), generator=gen).tolist() for n in (5, 120)]
+    out = tmp_path / "l.safetensors"
+    stylerl("logits", "--model", d, "--input", write_jsonl(tmp_path / "ids.jsonl", prompts), "--out", out, *T1)
+    from safetensors.numpy import load_file
+
+    got = load_file(str(out))
+    llm = llama_cpp_model(tmp_path / "tiny.gguf")
+    compare(llm, [(p, got[f"logits_{i}"]) for i, p in enumerate(prompts)], "llama3 RoPE, untied head")
