@@ -384,3 +384,147 @@ fn bad_input_fails_in_one_line_and_leaves_no_file() {
     assert!(e.contains("--force"), "{e}");
     assert_eq!(std::fs::read(&out).unwrap(), b"keep");
 }
+
+/// The writer's every metadata type, nested arrays, a non-default alignment and all four
+/// tensor encodings, read back by the `gguf` Python package (llama.cpp's gguf-py, installed
+/// into .venv by scripts/test.sh): the values and the tensor bytes are what gguf-py sees.
+#[test]
+fn gguf_py_reads_what_the_writer_writes() {
+    use stylerl::gguf::writer::{write_file, TensorSpec};
+    let python = common::root().join(".venv/bin/python");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("all.gguf");
+    let s = |x: &str| Value::Str(x.into());
+    let meta = vec![
+        ("general.alignment".to_string(), Value::U32(64)),
+        ("t.u8".to_string(), Value::U8(200)),
+        ("t.i8".to_string(), Value::I8(-100)),
+        ("t.u16".to_string(), Value::U16(60000)),
+        ("t.i16".to_string(), Value::I16(-30000)),
+        ("t.u32".to_string(), Value::U32(4_000_000_000)),
+        ("t.i32".to_string(), Value::I32(-2_000_000_000)),
+        ("t.f32".to_string(), Value::F32(0.1)),
+        ("t.bool".to_string(), Value::Bool(true)),
+        ("t.str".to_string(), s("héllo Ġ")),
+        ("t.u64".to_string(), Value::U64(u64::MAX)),
+        ("t.i64".to_string(), Value::I64(i64::MIN)),
+        ("t.f64".to_string(), Value::F64(-1e300)),
+        (
+            "t.strs".to_string(),
+            Value::Array(vec![s("a b"), s(""), s("<|im_end|>")]),
+        ),
+        (
+            "t.i32s".to_string(),
+            Value::Array(vec![Value::I32(3), Value::I32(-1)]),
+        ),
+        (
+            "t.f32s".to_string(),
+            Value::Array(vec![Value::F32(1.5), Value::F32(-2.0)]),
+        ),
+    ];
+    let specs = vec![
+        TensorSpec {
+            name: "a.f32".into(),
+            dims: vec![3, 2],
+            ty: GgmlType::F32,
+        },
+        TensorSpec {
+            name: "b.f16".into(),
+            dims: vec![5],
+            ty: GgmlType::F16,
+        },
+        TensorSpec {
+            name: "c.bf16".into(),
+            dims: vec![4, 3],
+            ty: GgmlType::BF16,
+        },
+        TensorSpec {
+            name: "d.q8_0".into(),
+            dims: vec![64, 3],
+            ty: GgmlType::Q8_0,
+        },
+    ];
+    let data: Vec<Vec<f32>> = specs
+        .iter()
+        .map(|t| {
+            (0..t.n_elements())
+                .map(|i| (i as f32 * 0.37).sin() * 3.0)
+                .collect()
+        })
+        .collect();
+    write_file(&file, &meta, &specs, |i| Ok(data[i].clone())).unwrap();
+    let script = r#"
+import json, sys
+import numpy as np
+from gguf import GGUFReader
+r = GGUFReader(sys.argv[1])
+out = {"alignment": int(r.alignment), "fields": {}, "tensors": {}}
+for k, f in r.fields.items():
+    if not k.startswith("GGUF."):
+        v = f.contents()
+        out["fields"][k] = [[t.name for t in f.types], v if not isinstance(v, float) else repr(v)]
+for t in r.tensors:
+    out["tensors"][t.name] = [t.tensor_type.name, [int(x) for x in t.shape], bytes(np.asarray(t.data).tobytes()).hex()]
+print(json.dumps(out))
+"#;
+    let o = Command::new(&python)
+        .args(["-c", script, p(&file)])
+        .output()
+        .unwrap_or_else(|e| {
+            panic!(
+                "{}: {e}: run scripts/test.sh once (it installs the Python reference)",
+                python.display()
+            )
+        });
+    assert!(
+        o.status.success(),
+        "gguf-py failed (run scripts/test.sh once to install it): {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["alignment"], 64);
+    let f = &v["fields"];
+    let field = |k: &str| (f[k][0].clone(), f[k][1].clone());
+    use serde_json::json;
+    assert_eq!(field("t.u8"), (json!(["UINT8"]), json!(200)));
+    assert_eq!(field("t.i8"), (json!(["INT8"]), json!(-100)));
+    assert_eq!(field("t.u16"), (json!(["UINT16"]), json!(60000)));
+    assert_eq!(field("t.i16"), (json!(["INT16"]), json!(-30000)));
+    assert_eq!(field("t.u32"), (json!(["UINT32"]), json!(4_000_000_000u64)));
+    assert_eq!(field("t.i32"), (json!(["INT32"]), json!(-2_000_000_000)));
+    assert_eq!(
+        field("t.f32"),
+        (json!(["FLOAT32"]), json!(format!("{:?}", 0.1f32 as f64)))
+    );
+    assert_eq!(field("t.bool"), (json!(["BOOL"]), json!(true)));
+    assert_eq!(field("t.str"), (json!(["STRING"]), json!("héllo Ġ")));
+    assert_eq!(field("t.u64"), (json!(["UINT64"]), json!(u64::MAX)));
+    assert_eq!(field("t.i64"), (json!(["INT64"]), json!(i64::MIN)));
+    assert_eq!(field("t.f64"), (json!(["FLOAT64"]), json!("-1e+300")));
+    assert_eq!(
+        field("t.strs"),
+        (json!(["ARRAY", "STRING"]), json!(["a b", "", "<|im_end|>"]))
+    );
+    assert_eq!(field("t.i32s"), (json!(["ARRAY", "INT32"]), json!([3, -1])));
+    assert_eq!(
+        field("t.f32s"),
+        (json!(["ARRAY", "FLOAT32"]), json!([1.5, -2.0]))
+    );
+    let g = GgufFile::open(&file).unwrap();
+    for t in &g.tensors {
+        let [ty, shape, hex] = [0, 1, 2].map(|i| v["tensors"][&t.name][i].clone());
+        assert_eq!(
+            ty,
+            json!(format!("{:?}", t.ty).to_uppercase()),
+            "{}",
+            t.name
+        );
+        assert_eq!(shape, json!(t.dims), "{}", t.name);
+        let ours: String = g
+            .tensor_bytes(t)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        assert_eq!(hex, json!(ours), "{}: bytes", t.name);
+    }
+}

@@ -196,8 +196,8 @@ fn values(t: &Tensor) -> Result<Vec<f32>> {
     Ok(Vec::<f32>::try_from(&t)?)
 }
 
-/// The rows of an [out, in] q/k weight (or B factor) put in llama.cpp's order; `None` for
-/// other modules. `gguf` is the ggml tensor name of the base weight.
+/// The rows of an [out, in] q/k weight (or B factor) put in llama.cpp's order; other
+/// modules' values unchanged. `gguf` is the ggml tensor name of the base weight.
 fn permuted(
     gguf: &str,
     data: Vec<f32>,
