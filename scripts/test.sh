@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Sets up if needed, installs the Python reference (tests only), runs every Rust test
-# and every parity test against transformers / PEFT / sentence-transformers.
+# and every parity test against transformers / PEFT / sentence-transformers / llama.cpp.
 # Every stage runs even when an earlier one fails, so one failure does not hide the others;
 # the script exits non-zero at the end if any stage failed.
 set -uo pipefail
@@ -8,9 +8,11 @@ source "$(dirname "$0")/env.sh"
 cd "$ROOT"
 "$ROOT/scripts/setup.sh" || exit 1
 
-if ! .venv/bin/python -c 'import transformers, peft, sentence_transformers, gguf, pytest' 2>/dev/null; then
-  echo "[test] installing the Python reference environment (tests only)"
-  .venv/bin/python -m pip install -q --disable-pip-version-check -r scripts/requirements-reference.txt || exit 1
+if ! .venv/bin/python -c 'import transformers, peft, sentence_transformers, gguf, pytest, llama_cpp' 2>/dev/null; then
+  echo "[test] installing the Python reference environment (tests only; llama-cpp-python compiles llama.cpp: about 20 min on 2 cores)"
+  # A portable CPU build (no -march=native, no OpenMP, no downloads): the same kernels wherever it is built.
+  CMAKE_ARGS="${CMAKE_ARGS:--DGGML_NATIVE=OFF -DGGML_OPENMP=OFF -DLLAMA_CURL=OFF}" \
+    .venv/bin/python -m pip install -q --disable-pip-version-check -r scripts/requirements-reference.txt || exit 1
 fi
 
 failed=()

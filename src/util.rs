@@ -54,6 +54,18 @@ pub fn remove_stale_temps(dir: &Path, name: &str) {
 /// A crash mid-write leaves the old file (or none), never a torn one; the temp file is
 /// removed on SIGINT/SIGTERM, and a dead writer's temp file on the next write.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    write_atomic_with(path, |f| {
+        f.write_all(bytes)
+            .with_context(|| format!("cannot write {}", path.display()))
+    })
+}
+
+/// [`write_atomic`] for content streamed by `write` into the temp file (too large to hold
+/// in memory at once); the file is synced and renamed only when `write` succeeds.
+pub fn write_atomic_with(
+    path: &Path,
+    write: impl FnOnce(&mut std::fs::File) -> Result<()>,
+) -> Result<()> {
     let dir = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
@@ -70,7 +82,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     if let Ok(mut v) = IN_FLIGHT.lock() {
         v.push(tmp.clone());
     }
-    let result = write_then_rename(&tmp, path, bytes);
+    let result = write_then_rename(&tmp, path, write);
     if let Ok(mut v) = IN_FLIGHT.lock() {
         v.retain(|p| p != &tmp);
     }
@@ -80,12 +92,16 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     result
 }
 
-fn write_then_rename(tmp: &Path, path: &Path, bytes: &[u8]) -> Result<()> {
+fn write_then_rename(
+    tmp: &Path,
+    path: &Path,
+    write: impl FnOnce(&mut std::fs::File) -> Result<()>,
+) -> Result<()> {
     {
         let mut f = std::fs::File::create(tmp)
             .with_context(|| format!("cannot write {}", tmp.display()))?;
-        f.write_all(bytes)
-            .with_context(|| format!("cannot write {}", tmp.display()))?;
+        // `write` names its own failures (a bad value, an I/O error on the temp file).
+        write(&mut f)?;
         f.sync_all()?;
     }
     std::fs::rename(tmp, path)

@@ -6,6 +6,7 @@ pub mod args;
 pub mod console;
 pub mod embed;
 pub mod evaluate;
+pub mod export_gguf;
 pub mod generate;
 pub mod grpo;
 pub mod import_gguf;
@@ -36,6 +37,8 @@ pub struct Cli {
 pub enum Command {
     /// Convert a llama.cpp GGUF file into a Hugging Face model directory.
     ImportGguf(import_gguf::ImportArgs),
+    /// Export a model (adapters folded in) or an adapter alone as GGUF for llama.cpp, with an Ollama Modelfile.
+    ExportGguf(export_gguf::ExportArgs),
     /// Tokenize text with a model directory's tokenizer.json (ids as JSON lines).
     Tokenize(tokenize::TokenizeArgs),
     /// Generate text with a Llama-family model (batched, KV cache).
@@ -104,6 +107,7 @@ pub fn main() -> i32 {
 fn run(cmd: Command) -> anyhow::Result<()> {
     match cmd {
         Command::ImportGguf(a) => import_gguf::run(&a),
+        Command::ExportGguf(a) => export_gguf::run(&a),
         Command::Tokenize(a) => tokenize::tokenize(&a),
         Command::Generate(a) => generate::generate(&a),
         Command::Perplexity(a) => perplexity::perplexity(&a),

@@ -1,4 +1,4 @@
-//! GGUF → Hugging Face Llama tensor names, shapes, and the Q/K row un-permutation.
+//! GGUF ↔ Hugging Face Llama tensor names, shapes, and the Q/K row (un-)permutation.
 use anyhow::{bail, Result};
 
 /// Maps a llama.cpp tensor name to its Hugging Face Llama name.
@@ -38,6 +38,41 @@ pub fn hf_name(gguf: &str) -> Result<String> {
     bail!("tensor '{gguf}' has no Hugging Face Llama equivalent (unsupported tensor)")
 }
 
+/// Maps a Hugging Face Llama tensor name to llama.cpp's (the inverse of [`hf_name`]).
+pub fn gguf_name(hf: &str) -> Result<String> {
+    let whole = match hf {
+        "model.embed_tokens.weight" => Some("token_embd.weight"),
+        "model.norm.weight" => Some("output_norm.weight"),
+        "lm_head.weight" => Some("output.weight"),
+        _ => None,
+    };
+    if let Some(n) = whole {
+        return Ok(n.to_string());
+    }
+    if let Some(rest) = hf.strip_prefix("model.layers.") {
+        if let Some((layer, module)) = rest.split_once('.') {
+            if layer.parse::<usize>().is_ok() {
+                let leaf = match module {
+                    "self_attn.q_proj.weight" => "attn_q",
+                    "self_attn.k_proj.weight" => "attn_k",
+                    "self_attn.v_proj.weight" => "attn_v",
+                    "self_attn.o_proj.weight" => "attn_output",
+                    "mlp.gate_proj.weight" => "ffn_gate",
+                    "mlp.up_proj.weight" => "ffn_up",
+                    "mlp.down_proj.weight" => "ffn_down",
+                    "input_layernorm.weight" => "attn_norm",
+                    "post_attention_layernorm.weight" => "ffn_norm",
+                    _ => "",
+                };
+                if !leaf.is_empty() {
+                    return Ok(format!("blk.{layer}.{leaf}.weight"));
+                }
+            }
+        }
+    }
+    bail!("tensor '{hf}' has no llama.cpp Llama equivalent (unsupported tensor)")
+}
+
 /// Hugging Face shape of a ggml tensor: ggml lists the fastest dimension first, HF last.
 pub fn hf_shape(dims: &[u64]) -> Vec<usize> {
     dims.iter().rev().map(|&d| d as usize).collect()
@@ -73,6 +108,28 @@ pub fn unpermute_rows(data: &[f32], rows: usize, cols: usize, n_head: usize) -> 
             for i in 0..half {
                 let src = h * hd + 2 * i + s;
                 let dst = h * hd + s * half + i;
+                out[dst * cols..(dst + 1) * cols]
+                    .copy_from_slice(&data[src * cols..(src + 1) * cols]);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// llama.cpp's Q/K row permutation (the inverse of [`unpermute_rows`]): HF row
+/// `h*hd + s*hd/2 + i` becomes GGUF row `h*hd + 2i + s`, so rotate-half pairs sit side by side.
+pub fn permute_rows(data: &[f32], rows: usize, cols: usize, n_head: usize) -> Result<Vec<f32>> {
+    if n_head == 0 || rows % n_head != 0 || (rows / n_head) % 2 != 0 || data.len() != rows * cols {
+        bail!("cannot permute a [{rows}, {cols}] tensor over {n_head} heads (rows must split into heads of even size)");
+    }
+    let hd = rows / n_head;
+    let half = hd / 2;
+    let mut out = vec![0f32; data.len()];
+    for h in 0..n_head {
+        for s in 0..2 {
+            for i in 0..half {
+                let src = h * hd + s * half + i;
+                let dst = h * hd + 2 * i + s;
                 out[dst * cols..(dst + 1) * cols]
                     .copy_from_slice(&data[src * cols..(src + 1) * cols]);
             }
@@ -125,5 +182,37 @@ mod tests {
         let want: Vec<f32> = (0..8).flat_map(|r| [r as f32, -(r as f32)]).collect();
         assert_eq!(unpermute_rows(&gguf, 8, 2, 2).unwrap(), want);
         assert!(unpermute_rows(&gguf, 8, 2, 3).is_err());
+    }
+
+    #[test]
+    fn names_and_permutation_invert() {
+        for g in [
+            "token_embd.weight",
+            "output_norm.weight",
+            "output.weight",
+            "blk.3.attn_q.weight",
+            "blk.3.attn_k.weight",
+            "blk.3.attn_v.weight",
+            "blk.3.attn_output.weight",
+            "blk.0.ffn_gate.weight",
+            "blk.0.ffn_up.weight",
+            "blk.0.ffn_down.weight",
+            "blk.7.attn_norm.weight",
+            "blk.7.ffn_norm.weight",
+        ] {
+            assert_eq!(gguf_name(&hf_name(g).unwrap()).unwrap(), g);
+        }
+        assert!(gguf_name("model.layers.0.self_attn.q_proj.bias").is_err());
+        assert!(gguf_name("model.layers.x.mlp.up_proj.weight").is_err());
+        // HF rows [a b | c d] of one head are stored interleaved as [a c b d].
+        assert_eq!(
+            permute_rows(&[10.0, 20.0, 30.0, 40.0], 4, 1, 1).unwrap(),
+            vec![10.0, 30.0, 20.0, 40.0]
+        );
+        let x: Vec<f32> = (0..24).map(|i| i as f32).collect();
+        let p = permute_rows(&x, 12, 2, 3).unwrap();
+        assert_ne!(p, x);
+        assert_eq!(unpermute_rows(&p, 12, 2, 3).unwrap(), x);
+        assert!(permute_rows(&x, 12, 2, 5).is_err());
     }
 }
