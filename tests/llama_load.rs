@@ -99,13 +99,14 @@ fn sharded_bf16_files_load() {
     )
     .unwrap();
     let back = Llama::load(dir.path(), Device::Cpu, Kind::Float).unwrap();
-    let want = m.layers[1]
-        .mlp
-        .down_proj
+    let down = "model.layers.1.mlp.down_proj";
+    let want = m
+        .linear(down)
+        .unwrap()
         .weight
         .to_kind(Kind::BFloat16)
         .to_kind(Kind::Float);
-    assert!(back.layers[1].mlp.down_proj.weight.equal(&want));
+    assert!(back.linear(down).unwrap().weight.equal(&want));
     assert!(back.lm_head.weight.equal(
         &m.lm_head
             .weight
@@ -175,7 +176,7 @@ fn tied_head_needs_no_lm_head_and_untied_does() {
 fn cli_refuses_unsupported_model_type_in_one_line() {
     let (dir, _m) = saved_model();
     let mut cfg = tiny_config_json();
-    cfg["model_type"] = serde_json::json!("qwen2");
+    cfg["model_type"] = serde_json::json!("phi3");
     std::fs::write(dir.path().join("config.json"), cfg.to_string()).unwrap();
     std::fs::write(dir.path().join("p.jsonl"), "[1, 2, 3]\n").unwrap();
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_stylerl"))
@@ -190,7 +191,10 @@ fn cli_refuses_unsupported_model_type_in_one_line() {
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(err.trim().lines().count(), 1, "{err}");
-    assert!(err.contains("unsupported model_type 'qwen2'"), "{err}");
+    assert!(err.contains("unsupported model_type 'phi3'"), "{err}");
+    for family in ["llama", "qwen2", "qwen3", "gpt2"] {
+        assert!(err.contains(family), "the error lists {family}: {err}");
+    }
 }
 
 #[test]
