@@ -209,3 +209,52 @@ fn random_init_needs_only_config_json() {
     assert_eq!(m.lm_head.weight.size(), vec![61, 32]);
     assert!(load_err(dir.path()).contains("no model.safetensors"));
 }
+
+#[test]
+fn gpt2_checkpoint_without_transformer_prefix_loads() {
+    // The original GPT-2 checkpoints were saved from GPT2Model: `h.0.attn.c_attn.weight`,
+    // `wte.weight`, no `transformer.` and no lm_head.
+    let cfg = serde_json::json!({"model_type": "gpt2", "vocab_size": 61, "n_embd": 32, "n_layer": 2,
+        "n_head": 4, "n_positions": 64, "layer_norm_epsilon": 1e-5, "activation_function": "gelu_new"});
+    let m = Llama::random_from_config(
+        LlamaConfig::from_json(&cfg).unwrap(),
+        Device::Cpu,
+        Kind::Float,
+        2,
+    )
+    .unwrap();
+    let named = m.named_tensors();
+    assert!(named
+        .iter()
+        .any(|(n, t)| n == "transformer.h.1.mlp.c_fc.weight" && t.size() == [32, 128]));
+    let bare: Vec<(String, Tensor)> = named
+        .into_iter()
+        .map(|(n, t)| (n.trim_start_matches("transformer.").to_string(), t))
+        .collect();
+    let dir = tempfile::tempdir().unwrap();
+    write_dir(dir.path(), &cfg, &bare);
+    let back = Llama::load(dir.path(), Device::Cpu, Kind::Float).unwrap();
+    let ids = Tensor::from_slice(&[1i64, 5, 9, 33, 60]).unsqueeze(0);
+    let d = tch::no_grad(|| {
+        (m.forward(&ids, None, None) - back.forward(&ids, None, None))
+            .abs()
+            .max()
+            .double_value(&[])
+    });
+    assert_eq!(d, 0.0);
+    // A third layer in the files is named, as for Llama.
+    let mut extra: Vec<(String, Tensor)> = bare
+        .iter()
+        .map(|(n, t)| (n.clone(), t.shallow_clone()))
+        .collect();
+    extra.push((
+        "h.2.attn.c_attn.weight".into(),
+        Tensor::zeros([32, 96], (Kind::Float, Device::Cpu)),
+    ));
+    write_dir(dir.path(), &cfg, &extra);
+    assert!(
+        load_err(dir.path()).contains("the weights hold 3 layers"),
+        "{}",
+        load_err(dir.path())
+    );
+}
