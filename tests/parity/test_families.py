@@ -2,7 +2,7 @@
 (no downloaded weights): Qwen2 (q/k/v biases, tied head), Qwen3 (q/k RMSNorm, explicit head_dim,
 GQA, untied head) and GPT-2 (learned positions, LayerNorm, GELU-tanh, fused Conv1D c_attn).
 
-For each family: logits (alone and batched), greedy generation (alone and batched), perplexity,
+For each family: logits (alone and batched; bf16 too), greedy generation (alone and batched), perplexity,
 a PEFT adapter with non-zero B loaded by stylerl, and a stylerl-trained adapter (`stylerl sft`,
 2 steps) loaded by PEFT, plus the merged directory it writes loaded by transformers. GPT-2's
 adapters use PEFT's fan_in_fan_out (Conv1D stores weights [in, out]) in both directions.
@@ -238,3 +238,16 @@ def test_peft_loads_stylerl_trained_adapter_and_merged_model(stylerl, tiny):
     merged = transformers.AutoModelForCausalLM.from_pretrained(str(d / "sft" / "merged"), dtype=torch.float32).eval()
     for i, (g, w) in enumerate(zip(got, hf_logits(merged, prompts))):
         assert_close(g, w, RTOL, f"{family} merged model logits {i}")
+
+
+def test_bf16_compute_is_close_to_transformers_bf16(stylerl, tiny):
+    family, d, ref, _ = tiny
+    prompts = id_prompts()
+    got = stylerl_logits(stylerl, d, d / "model", prompts, "--dtype", "bf16", tag="bf16")
+    half = copy.deepcopy(ref).to(torch.bfloat16)
+    want = [w.float() for w in hf_logits(half, prompts)]
+    # Two bf16 computations (8-bit mantissa, 4e-3 a rounding) through a few layers: a few
+    # percent of the logits' magnitude apart; a wrong part is off by tens of percent.
+    worst = max(assert_close(g.float(), w, 5e-2, f"{family} bf16 prompt {i}")
+                for i, (g, w) in enumerate(zip(got, want)))
+    print(f"{family}: bf16 max |diff| / max |logits| = {worst:.3g}")
