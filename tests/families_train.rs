@@ -1,7 +1,8 @@
 //! Every family trains and runs through the one loader: `stylerl sft` for 2 steps on tiny
 //! random Qwen2, Qwen3 and GPT-2 models (all-linear LoRA on their own module names, the
 //! merged directory equal to the adapter applied), and one GRPO step that moves only the
-//! adapter. Parity with transformers/PEFT is in tests/parity/test_families.py.
+//! adapter, and `stylerl evaluate` with systems of two families. Parity with
+//! transformers/PEFT is in tests/parity/test_families.py.
 mod common;
 use std::path::Path;
 use std::process::Command;
@@ -178,5 +179,87 @@ lr = 0.01
             diff(&adapter, copy(tr.pol.adapter.named_parameters())) > 1e-6,
             "{family}: adapter did not move"
         );
+    }
+}
+
+#[test]
+fn evaluate_runs_systems_of_different_families() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    common::tiny_family(&d.join("gpt2"), "gpt2", 6);
+    common::tiny_family(&d.join("qwen2"), "qwen2", 6);
+    let inputs = [
+        "Hi Sam, the meeting moved to 3pm on Friday. Can you tell Priya?",
+        "thanks for dinner last night!! the lasagne was amazing",
+    ];
+    let held: String = inputs
+        .iter()
+        .map(|t| serde_json::json!({ "body": t }).to_string() + "\n")
+        .collect();
+    std::fs::write(d.join("heldout.jsonl"), held).unwrap();
+    std::fs::write(
+        d.join("ref.txt"),
+        "Once upon a time, a snail dreamed of letters. Was it silly? Of course it was!",
+    )
+    .unwrap();
+    let cfg = format!(
+        r#"
+name = "families"
+out_dir = "{out}"
+baseline = "gpt2"
+[bootstrap]
+resamples = 100
+seed = 1
+[meaning]
+encoder = "stylometric"
+[data]
+heldout = "{held}"
+field = "body"
+[reward]
+reference = ["{refp}"]
+encoder = "stylometric"
+[generation]
+max_new_tokens = 6
+seed = 3
+batch_size = 2
+[[systems]]
+name = "gpt2"
+kind = "prompted"
+[systems.model]
+path = "{gpt2}"
+[[systems]]
+name = "qwen2"
+kind = "model"
+[systems.model]
+path = "{qwen2}"
+"#,
+        out = d.join("results").display(),
+        held = d.join("heldout.jsonl").display(),
+        refp = d.join("ref.txt").display(),
+        gpt2 = d.join("gpt2").display(),
+        qwen2 = d.join("qwen2").display(),
+    );
+    std::fs::write(d.join("eval.toml"), cfg).unwrap();
+    let run = Command::new(env!("CARGO_BIN_EXE_stylerl"))
+        .args([
+            "evaluate",
+            "--config",
+            d.join("eval.toml").to_str().unwrap(),
+        ])
+        .env("STYLERL_PROGRESS", "0")
+        .output()
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let outputs = std::fs::read_to_string(d.join("results/outputs.jsonl")).unwrap();
+    for system in ["gpt2", "qwen2"] {
+        let n = outputs
+            .lines()
+            .filter(|l| l.contains(&format!("\"system\":\"{system}\"")))
+            .count();
+        assert_eq!(n, inputs.len(), "{system} outputs:\n{outputs}");
     }
 }
