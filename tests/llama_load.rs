@@ -258,3 +258,22 @@ fn gpt2_checkpoint_without_transformer_prefix_loads() {
         load_err(dir.path())
     );
 }
+
+#[test]
+fn tensors_the_config_does_not_use_are_refused() {
+    // Qwen3's q_norm in the files of a model whose config says llama: running without it
+    // would give other logits without a word.
+    let (dir, m) = saved_model();
+    let mut t = m.named_tensors();
+    t.push((
+        "model.layers.0.self_attn.q_norm.weight".into(),
+        Tensor::ones([8], (Kind::Float, Device::Cpu)),
+    ));
+    write_dir(dir.path(), &tiny_config_json(), &t);
+    let e = load_err(dir.path());
+    assert!(
+        e.contains("1 tensor(s) in the weights are not part of a 'llama' model (first: 'model.layers.0.self_attn.q_norm.weight')"),
+        "{e}"
+    );
+    assert_eq!(e.lines().count(), 1, "{e}");
+}

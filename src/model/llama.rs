@@ -236,6 +236,14 @@ impl Names {
     }
 }
 
+/// Saved buffers that are not weights: GPT-2's causal-mask buffers (older checkpoints) and
+/// rotary inverse frequencies (older Llama checkpoints); both are recomputed here.
+fn is_buffer(name: &str) -> bool {
+    name.ends_with(".attn.bias")
+        || name.ends_with(".attn.masked_bias")
+        || name.ends_with("rotary_emb.inv_freq")
+}
+
 /// GPT-2's learned position table, module path.
 pub const GPT2_WPE: &str = "transformer.wpe";
 
@@ -284,8 +292,25 @@ impl Llama {
                 config.num_hidden_layers
             );
         }
-        Self::build(config, &w, device, kind)
-            .with_context(|| format!("cannot load model {}", dir.display()))
+        let model = Self::build(config, &w, device, kind)
+            .with_context(|| format!("cannot load model {}", dir.display()))?;
+        // A tensor left over means the files hold a part this family's config does not
+        // name (e.g. Qwen3's q_norm under model_type qwen2): the model would run without it.
+        let tied = model.config.tie_word_embeddings;
+        let left: Vec<String> = w
+            .unused()
+            .into_iter()
+            .filter(|n| !(tied && n == "lm_head.weight") && !is_buffer(n))
+            .collect();
+        if let Some(first) = left.first() {
+            bail!(
+                "{}: {} tensor(s) in the weights are not part of a '{}' model (first: '{first}'): the config's model_type or options do not match the weights",
+                dir.display(),
+                left.len(),
+                model.config.model_type
+            );
+        }
+        Ok(model)
     }
 
     /// A model at the config's real shapes with random weights (seeded), for speed and memory work.
