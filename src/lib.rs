@@ -1,4 +1,4 @@
-//! stylerl: style-personalisation RL for Llama-family models on libtorch.
+//! stylerl: style-personalisation RL for Llama, Qwen2, Qwen3 and GPT-2 models on libtorch.
 //!
 //! Pipeline: `sft` (LoRA rewrite warm-up) → `grpo` (Dr.GRPO with sentence-level
 //! style rewards and style reward dropout, optional Bit-LoRA) → `evaluate`.

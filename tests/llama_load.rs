@@ -99,13 +99,14 @@ fn sharded_bf16_files_load() {
     )
     .unwrap();
     let back = Llama::load(dir.path(), Device::Cpu, Kind::Float).unwrap();
-    let want = m.layers[1]
-        .mlp
-        .down_proj
+    let down = "model.layers.1.mlp.down_proj";
+    let want = m
+        .linear(down)
+        .unwrap()
         .weight
         .to_kind(Kind::BFloat16)
         .to_kind(Kind::Float);
-    assert!(back.layers[1].mlp.down_proj.weight.equal(&want));
+    assert!(back.linear(down).unwrap().weight.equal(&want));
     assert!(back.lm_head.weight.equal(
         &m.lm_head
             .weight
@@ -175,7 +176,7 @@ fn tied_head_needs_no_lm_head_and_untied_does() {
 fn cli_refuses_unsupported_model_type_in_one_line() {
     let (dir, _m) = saved_model();
     let mut cfg = tiny_config_json();
-    cfg["model_type"] = serde_json::json!("qwen2");
+    cfg["model_type"] = serde_json::json!("phi3");
     std::fs::write(dir.path().join("config.json"), cfg.to_string()).unwrap();
     std::fs::write(dir.path().join("p.jsonl"), "[1, 2, 3]\n").unwrap();
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_stylerl"))
@@ -190,7 +191,10 @@ fn cli_refuses_unsupported_model_type_in_one_line() {
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(err.trim().lines().count(), 1, "{err}");
-    assert!(err.contains("unsupported model_type 'qwen2'"), "{err}");
+    assert!(err.contains("unsupported model_type 'phi3'"), "{err}");
+    for family in ["llama", "qwen2", "qwen3", "gpt2"] {
+        assert!(err.contains(family), "the error lists {family}: {err}");
+    }
 }
 
 #[test]
@@ -204,4 +208,72 @@ fn random_init_needs_only_config_json() {
     let m = Llama::random_init(dir.path(), Device::Cpu, Kind::Float, 0).unwrap();
     assert_eq!(m.lm_head.weight.size(), vec![61, 32]);
     assert!(load_err(dir.path()).contains("no model.safetensors"));
+}
+
+#[test]
+fn gpt2_checkpoint_without_transformer_prefix_loads() {
+    // The original GPT-2 checkpoints were saved from GPT2Model: `h.0.attn.c_attn.weight`,
+    // `wte.weight`, no `transformer.` and no lm_head.
+    let cfg = serde_json::json!({"model_type": "gpt2", "vocab_size": 61, "n_embd": 32, "n_layer": 2,
+        "n_head": 4, "n_positions": 64, "layer_norm_epsilon": 1e-5, "activation_function": "gelu_new"});
+    let m = Llama::random_from_config(
+        LlamaConfig::from_json(&cfg).unwrap(),
+        Device::Cpu,
+        Kind::Float,
+        2,
+    )
+    .unwrap();
+    let named = m.named_tensors();
+    assert!(named
+        .iter()
+        .any(|(n, t)| n == "transformer.h.1.mlp.c_fc.weight" && t.size() == [32, 128]));
+    let bare: Vec<(String, Tensor)> = named
+        .into_iter()
+        .map(|(n, t)| (n.trim_start_matches("transformer.").to_string(), t))
+        .collect();
+    let dir = tempfile::tempdir().unwrap();
+    write_dir(dir.path(), &cfg, &bare);
+    let back = Llama::load(dir.path(), Device::Cpu, Kind::Float).unwrap();
+    let ids = Tensor::from_slice(&[1i64, 5, 9, 33, 60]).unsqueeze(0);
+    let d = tch::no_grad(|| {
+        (m.forward(&ids, None, None) - back.forward(&ids, None, None))
+            .abs()
+            .max()
+            .double_value(&[])
+    });
+    assert_eq!(d, 0.0);
+    // A third layer in the files is named, as for Llama.
+    let mut extra: Vec<(String, Tensor)> = bare
+        .iter()
+        .map(|(n, t)| (n.clone(), t.shallow_clone()))
+        .collect();
+    extra.push((
+        "h.2.attn.c_attn.weight".into(),
+        Tensor::zeros([32, 96], (Kind::Float, Device::Cpu)),
+    ));
+    write_dir(dir.path(), &cfg, &extra);
+    assert!(
+        load_err(dir.path()).contains("the weights hold 3 layers"),
+        "{}",
+        load_err(dir.path())
+    );
+}
+
+#[test]
+fn tensors_the_config_does_not_use_are_refused() {
+    // Qwen3's q_norm in the files of a model whose config says llama: running without it
+    // would give other logits without a word.
+    let (dir, m) = saved_model();
+    let mut t = m.named_tensors();
+    t.push((
+        "model.layers.0.self_attn.q_norm.weight".into(),
+        Tensor::ones([8], (Kind::Float, Device::Cpu)),
+    ));
+    write_dir(dir.path(), &tiny_config_json(), &t);
+    let e = load_err(dir.path());
+    assert!(
+        e.contains("1 tensor(s) in the weights are not part of a 'llama' model (first: 'model.layers.0.self_attn.q_norm.weight')"),
+        "{e}"
+    );
+    assert_eq!(e.lines().count(), 1, "{e}");
 }

@@ -86,7 +86,12 @@ pub fn new_trainable(
     cfg: &super::lora::LoraConfig,
     quant: super::lora::Quant,
 ) -> Result<LoraAdapter> {
-    let adapter = LoraAdapter::new(cfg, &linear_modules(model), quant, model.device)?;
+    let mut adapter = LoraAdapter::new(cfg, &linear_modules(model), quant, model.device)?;
+    // PEFT's adapter_config.json says whether the adapted layers are Conv1D (GPT-2).
+    adapter.fan_in_fan_out = model
+        .linears()
+        .iter()
+        .any(|l| l.fan_in_fan_out && adapter.layers.contains_key(&l.path));
     attach(model, adapter.handles(1.0))?;
     Ok(adapter)
 }

@@ -15,7 +15,7 @@ use tch::{Device, Kind};
 /// A model to load, with its device and dtype already parsed.
 #[derive(Debug, Clone)]
 pub struct ModelSpec {
-    /// Hugging Face Llama-family directory.
+    /// Hugging Face model directory (Llama, Qwen2, Qwen3 or GPT-2).
     pub path: PathBuf,
     pub device: Device,
     pub kind: Kind,
@@ -62,7 +62,7 @@ pub fn load(spec: &ModelSpec) -> Result<Llama> {
 #[derive(Deserialize, Debug, Clone)]
 #[serde(deny_unknown_fields)]
 pub struct ModelSection {
-    /// Hugging Face Llama-family directory.
+    /// Hugging Face model directory (Llama, Qwen2, Qwen3 or GPT-2).
     pub path: PathBuf,
     #[serde(default = "d_device")]
     pub device: String,

@@ -64,7 +64,7 @@ pub fn config_json(adapter: &LoraAdapter, base_model: Option<&str>) -> serde_jso
         "base_model_name_or_path": base_model,
         "bias": "none",
         "exclude_modules": null,
-        "fan_in_fan_out": false,
+        "fan_in_fan_out": adapter.fan_in_fan_out,
         "inference_mode": true,
         "init_lora_weights": true,
         "layer_replication": null,
@@ -170,6 +170,13 @@ struct PeftConfigFile {
 
 /// Reads adapter_config.json into our LoraConfig, refusing unsupported PEFT features.
 pub fn read_config(dir: &Path) -> Result<LoraConfig> {
+    read_config_and_layout(dir).map(|(c, _)| c)
+}
+
+/// [`read_config`] plus `fan_in_fan_out`. That flag only says how the base layers store
+/// their weights (PEFT itself sets it per layer from the layer's type: true for Conv1D),
+/// so A and B apply the same either way; it is kept to be written back unchanged.
+fn read_config_and_layout(dir: &Path) -> Result<(LoraConfig, bool)> {
     let path = dir.join(CONFIG_FILE);
     let text = std::fs::read_to_string(&path).with_context(|| {
         format!(
@@ -192,9 +199,6 @@ pub fn read_config(dir: &Path) -> Result<LoraConfig> {
             path.display(),
             c.peft_type.unwrap_or_default()
         );
-    }
-    if c.fan_in_fan_out {
-        return Err(unsupported("fan_in_fan_out = true"));
     }
     if c.use_dora {
         return Err(unsupported("use_dora = true"));
@@ -219,7 +223,7 @@ pub fn read_config(dir: &Path) -> Result<LoraConfig> {
     };
     cfg.validate()
         .with_context(|| format!("{}", path.display()))?;
-    Ok(cfg)
+    Ok((cfg, c.fan_in_fan_out))
 }
 
 /// Splits a PEFT key into (module path, "A"|"B"); accepts an adapter name before `.weight`.
@@ -240,7 +244,7 @@ fn parse_key(key: &str) -> Option<(String, char)> {
 /// Loads a PEFT LoRA adapter directory (ours or PEFT's) as a plain LoRA on `device`.
 /// Errors name the file and the key for unknown, missing or mis-shaped tensors.
 pub fn load_adapter(dir: &Path, device: Device) -> Result<LoraAdapter> {
-    let cfg = read_config(dir)?;
+    let (cfg, fan_in_fan_out) = read_config_and_layout(dir)?;
     let wpath = dir.join(WEIGHTS_FILE);
     if !wpath.exists() && dir.join("adapter_model.bin").exists() {
         bail!(
@@ -294,7 +298,9 @@ pub fn load_adapter(dir: &Path, device: Device) -> Result<LoraAdapter> {
             LoraLayer::from_tensors(&a, &b, scaling, cfg.dropout, Quant::None, device),
         );
     }
-    Ok(LoraAdapter::from_layers(cfg, Quant::None, layers))
+    let mut adapter = LoraAdapter::from_layers(cfg, Quant::None, layers);
+    adapter.fan_in_fan_out = fan_in_fan_out;
+    Ok(adapter)
 }
 
 /// The name of the first tensor holding a NaN or an infinity, if any.
@@ -372,7 +378,7 @@ pub fn load_values_into(adapter: &LoraAdapter, path: &Path) -> Result<()> {
 
 /// Loads the packed ternary file of a Bit-LoRA adapter as an exact plain LoRA.
 pub fn load_ternary_adapter(dir: &Path, device: Device) -> Result<LoraAdapter> {
-    let cfg = read_config(dir)?;
+    let (cfg, fan_in_fan_out) = read_config_and_layout(dir)?;
     let tpath = dir.join(TERNARY_FILE);
     let packed = bitlora::read_packed(&tpath)?;
     let mut pairs: BTreeMap<String, (Option<Tensor>, Option<Tensor>)> = BTreeMap::new();
@@ -396,7 +402,9 @@ pub fn load_ternary_adapter(dir: &Path, device: Device) -> Result<LoraAdapter> {
             LoraLayer::from_tensors(&a, &b, cfg.scaling(), cfg.dropout, Quant::None, device),
         );
     }
-    Ok(LoraAdapter::from_layers(cfg, Quant::None, layers))
+    let mut adapter = LoraAdapter::from_layers(cfg, Quant::None, layers);
+    adapter.fan_in_fan_out = fan_in_fan_out;
+    Ok(adapter)
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 /// Options shared by every command that loads a model.
 #[derive(clap::Args, Debug, Clone)]
 pub struct ModelOpts {
-    /// Hugging Face Llama-family directory (config.json, safetensors, tokenizer.json).
+    /// Hugging Face model directory (config.json, safetensors, tokenizer.json): Llama, Qwen2, Qwen3 or GPT-2.
     #[arg(long)]
     pub model: PathBuf,
     /// cpu, cuda, cuda:N or auto.

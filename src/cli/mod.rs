@@ -41,7 +41,7 @@ pub enum Command {
     ExportGguf(export_gguf::ExportArgs),
     /// Tokenize text with a model directory's tokenizer.json (ids as JSON lines).
     Tokenize(tokenize::TokenizeArgs),
-    /// Generate text with a Llama-family model (batched, KV cache).
+    /// Generate text with a Llama, Qwen2, Qwen3 or GPT-2 model (batched, KV cache).
     Generate(generate::GenerateArgs),
     /// Per-line perplexity of a text file under a model.
     Perplexity(perplexity::PerplexityArgs),

@@ -1,4 +1,7 @@
-//! The model's config.json, read the way transformers reads a LlamaConfig.
+//! The model's config.json, read the way transformers reads the config of each supported
+//! family: Llama (and Mistral without a sliding window), Qwen2/Qwen2.5, Qwen3 and GPT-2.
+//! They differ only in parts (norm, positions, MLP, biases, q/k norm, fused qkv), which
+//! [`LlamaConfig`] names so that the one decoder in `llama.rs` can run them all.
 //!
 //! Both layouts of the RoPE settings are accepted: `rope_theta` + `rope_scaling`
 //! (transformers 4) and `rope_parameters` (transformers 5). Anything we cannot run
@@ -23,9 +26,31 @@ pub enum RopeScaling {
     },
 }
 
+/// The model families the decoder runs (config.json's `model_type`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Family {
+    Llama,
+    Qwen2,
+    Qwen3,
+    Gpt2,
+}
+
+/// The `model_type` values accepted, for error messages.
+pub const SUPPORTED: &str = "llama, mistral (no sliding window), qwen2, qwen3, gpt2";
+
+/// Activation of the MLP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Act {
+    /// SwiGLU: down(silu(gate x) · up x).
+    Silu,
+    /// GPT-2's "gelu_new" (tanh approximation) in a plain two-layer MLP.
+    GeluTanh,
+}
+
 #[derive(Debug, Clone)]
 pub struct LlamaConfig {
     pub model_type: String,
+    pub family: Family,
     pub vocab_size: i64,
     pub hidden_size: i64,
     pub intermediate_size: i64,
@@ -33,15 +58,21 @@ pub struct LlamaConfig {
     pub num_attention_heads: i64,
     pub num_key_value_heads: i64,
     pub head_dim: i64,
-    pub rms_norm_eps: f64,
+    /// Epsilon of every norm (rms_norm_eps, or GPT-2's layer_norm_epsilon).
+    pub norm_eps: f64,
     pub rope_theta: f64,
     pub rope_scaling: RopeScaling,
     pub max_position_embeddings: i64,
     pub tie_word_embeddings: bool,
-    /// Bias on q/k/v/o (LlamaConfig.attention_bias).
-    pub attention_bias: bool,
-    /// Bias on gate/up/down (LlamaConfig.mlp_bias).
+    /// Bias on q/k/v (Llama/Qwen3 attention_bias; always on in Qwen2 and GPT-2).
+    pub qkv_bias: bool,
+    /// Bias on the attention output projection (attention_bias; off in Qwen2, on in GPT-2).
+    pub o_bias: bool,
+    /// Bias on the MLP projections (LlamaConfig.mlp_bias; on in GPT-2).
     pub mlp_bias: bool,
+    /// Qwen3's RMSNorm over head_dim on q and k before RoPE.
+    pub qk_norm: bool,
+    pub act: Act,
     pub bos_token_id: Option<i64>,
     /// Every id that ends a sequence (config.json and generation_config.json together).
     pub eos_token_ids: Vec<i64>,
@@ -84,23 +115,38 @@ impl LlamaConfig {
         Ok(cfg)
     }
 
-    /// Parses a config.json value; refuses architectures that differ from Llama.
+    /// Parses a config.json value; refuses model types and options we do not run exactly.
     pub fn from_json(v: &Value) -> Result<Self> {
         let model_type = v
             .get("model_type")
             .and_then(|x| x.as_str())
             .unwrap_or("")
             .to_string();
-        match model_type.as_str() {
-            "llama" => {}
+        let family = match model_type.as_str() {
+            "llama" => Family::Llama,
             // Mistral without a sliding window is the Llama architecture under another name.
             "mistral" => {
                 if let Some(w) = v.get("sliding_window").and_then(|x| x.as_i64()) {
-                    bail!("model_type 'mistral' with sliding_window={w} is not supported (sliding-window attention); supported: llama, mistral with sliding_window null");
+                    bail!("model_type 'mistral' with sliding_window={w} is not supported (sliding-window attention); supported: {SUPPORTED}");
                 }
+                Family::Llama
             }
-            "" => bail!("config.json has no model_type; supported: llama, mistral"),
-            other => bail!("unsupported model_type '{other}': supported: llama, mistral (without sliding window)"),
+            "qwen2" => Family::Qwen2,
+            "qwen3" => Family::Qwen3,
+            "gpt2" => return Self::gpt2_from_json(v),
+            "" => bail!("config.json has no model_type; supported: {SUPPORTED}"),
+            other => bail!("unsupported model_type '{other}': supported: {SUPPORTED}"),
+        };
+        if matches!(family, Family::Qwen2 | Family::Qwen3) {
+            // Qwen configs carry a sliding_window size even when it is off; only the switch counts.
+            let on = v.get("use_sliding_window").and_then(|x| x.as_bool()) == Some(true);
+            let other_layer = v
+                .get("layer_types")
+                .and_then(|x| x.as_array())
+                .and_then(|a| a.iter().find(|t| t.as_str() != Some("full_attention")));
+            if on || other_layer.is_some() {
+                bail!("model_type '{model_type}' with sliding-window attention (use_sliding_window or layer_types) is not supported: only full attention");
+            }
         }
         let int = |k: &str| -> Result<i64> {
             v.get(k)
@@ -166,8 +212,13 @@ impl LlamaConfig {
             }
         };
         let eos_token_ids = ids(v.get("eos_token_id"));
+        let attention_bias = v
+            .get("attention_bias")
+            .and_then(|x| x.as_bool())
+            .unwrap_or(false);
         Ok(Self {
             model_type,
+            family,
             vocab_size: int("vocab_size")?,
             hidden_size,
             intermediate_size: int("intermediate_size")?,
@@ -175,7 +226,7 @@ impl LlamaConfig {
             num_attention_heads,
             num_key_value_heads,
             head_dim,
-            rms_norm_eps: v
+            norm_eps: v
                 .get("rms_norm_eps")
                 .and_then(|x| x.as_f64())
                 .unwrap_or(1e-6),
@@ -186,13 +237,80 @@ impl LlamaConfig {
                 .get("tie_word_embeddings")
                 .and_then(|x| x.as_bool())
                 .unwrap_or(false),
-            attention_bias: v
-                .get("attention_bias")
-                .and_then(|x| x.as_bool())
-                .unwrap_or(false),
+            // Qwen2 always has q/k/v biases and never an o_proj bias.
+            qkv_bias: family == Family::Qwen2 || attention_bias,
+            o_bias: family != Family::Qwen2 && attention_bias,
             mlp_bias: v.get("mlp_bias").and_then(|x| x.as_bool()).unwrap_or(false),
+            qk_norm: family == Family::Qwen3,
+            act: Act::Silu,
             bos_token_id: ids(v.get("bos_token_id")).first().copied(),
             eos_token_ids,
+            pad_token_id: ids(v.get("pad_token_id")).first().copied(),
+            initializer_range: v
+                .get("initializer_range")
+                .and_then(|x| x.as_f64())
+                .unwrap_or(0.02),
+        })
+    }
+
+    /// GPT-2: n_embd/n_layer/n_head/n_positions/n_inner/layer_norm_epsilon, learned
+    /// positions, LayerNorm, a GELU-tanh MLP, biases everywhere, lm_head tied to wte.
+    fn gpt2_from_json(v: &Value) -> Result<Self> {
+        let int = |k: &str| -> Result<i64> {
+            v.get(k)
+                .and_then(|x| x.as_i64())
+                .with_context(|| format!("missing or non-integer '{k}'"))
+        };
+        let flag = |k: &str, d: bool| v.get(k).and_then(|x| x.as_bool()).unwrap_or(d);
+        let hidden_size = int("n_embd")?;
+        let heads = int("n_head")?;
+        if heads <= 0 || hidden_size % heads != 0 {
+            bail!("n_embd {hidden_size} must be a multiple of n_head {heads}");
+        }
+        let act = v
+            .get("activation_function")
+            .and_then(|x| x.as_str())
+            .unwrap_or("gelu_new");
+        if !matches!(act, "gelu_new" | "gelu_pytorch_tanh") {
+            bail!("unsupported activation_function '{act}' for gpt2: only gelu_new (GELU, tanh approximation)");
+        }
+        if !flag("scale_attn_weights", true) || flag("scale_attn_by_inverse_layer_idx", false) {
+            bail!("gpt2 with scale_attn_weights = false or scale_attn_by_inverse_layer_idx = true is not supported: only 1/sqrt(head_dim) scaling");
+        }
+        if !flag("tie_word_embeddings", true) {
+            bail!("gpt2 with tie_word_embeddings = false is not supported: the head is wte");
+        }
+        Ok(Self {
+            model_type: "gpt2".into(),
+            family: Family::Gpt2,
+            vocab_size: int("vocab_size")?,
+            hidden_size,
+            intermediate_size: v
+                .get("n_inner")
+                .and_then(|x| x.as_i64())
+                .unwrap_or(4 * hidden_size),
+            num_hidden_layers: int("n_layer")?,
+            num_attention_heads: heads,
+            num_key_value_heads: heads,
+            head_dim: hidden_size / heads,
+            norm_eps: v
+                .get("layer_norm_epsilon")
+                .and_then(|x| x.as_f64())
+                .unwrap_or(1e-5),
+            rope_theta: 0.0,
+            rope_scaling: RopeScaling::Default,
+            max_position_embeddings: v
+                .get("n_positions")
+                .and_then(|x| x.as_i64())
+                .unwrap_or(1024),
+            tie_word_embeddings: true,
+            qkv_bias: true,
+            o_bias: true,
+            mlp_bias: true,
+            qk_norm: false,
+            act: Act::GeluTanh,
+            bos_token_id: ids(v.get("bos_token_id")).first().copied(),
+            eos_token_ids: ids(v.get("eos_token_id")),
             pad_token_id: ids(v.get("pad_token_id")).first().copied(),
             initializer_range: v
                 .get("initializer_range")
@@ -214,7 +332,8 @@ impl LlamaConfig {
         .expect("tiny config is valid")
     }
 
-    /// Parameter count of the base model (embeddings and head counted once when tied).
+    /// Parameter count of a Llama-layout base model (embeddings and head counted once when
+    /// tied; biases, q/k norms and GPT-2's positions are not counted).
     pub fn num_parameters(&self) -> i64 {
         let (h, i, l) = (
             self.hidden_size,
@@ -271,10 +390,59 @@ mod tests {
     }
 
     #[test]
+    fn reads_qwen_and_gpt2_parts() {
+        let q = serde_json::json!({"model_type":"qwen2","vocab_size":10,"hidden_size":8,"intermediate_size":16,
+            "num_hidden_layers":1,"num_attention_heads":2,"num_key_value_heads":1,"use_sliding_window":false,
+            "sliding_window":32768,"rope_parameters":{"rope_type":"default","rope_theta":1000000.0}});
+        let c = LlamaConfig::from_json(&q).unwrap();
+        assert_eq!(
+            (c.family, c.qkv_bias, c.o_bias, c.qk_norm),
+            (Family::Qwen2, true, false, false)
+        );
+        assert_eq!(c.rope_theta, 1e6);
+        let mut q3 = q.clone();
+        q3["model_type"] = "qwen3".into();
+        q3["head_dim"] = 16.into();
+        let c = LlamaConfig::from_json(&q3).unwrap();
+        assert_eq!(
+            (c.family, c.qkv_bias, c.o_bias, c.qk_norm, c.head_dim),
+            (Family::Qwen3, false, false, true, 16)
+        );
+        q3["attention_bias"] = true.into();
+        let c = LlamaConfig::from_json(&q3).unwrap();
+        assert!(c.qkv_bias && c.o_bias);
+        let mut sw = q.clone();
+        sw["use_sliding_window"] = true.into();
+        let e = LlamaConfig::from_json(&sw).unwrap_err().to_string();
+        assert!(e.contains("sliding-window"), "{e}");
+        let g = serde_json::json!({"model_type":"gpt2","vocab_size":50,"n_embd":12,"n_layer":2,"n_head":3,
+            "n_positions":64,"n_inner":null,"layer_norm_epsilon":1e-5,"activation_function":"gelu_new"});
+        let c = LlamaConfig::from_json(&g).unwrap();
+        assert_eq!(c.family, Family::Gpt2);
+        assert_eq!(
+            (c.intermediate_size, c.head_dim, c.max_position_embeddings),
+            (48, 4, 64)
+        );
+        assert!(
+            c.tie_word_embeddings && c.qkv_bias && c.o_bias && c.mlp_bias && c.act == Act::GeluTanh
+        );
+        let mut relu = g.clone();
+        relu["activation_function"] = "relu".into();
+        assert!(LlamaConfig::from_json(&relu)
+            .unwrap_err()
+            .to_string()
+            .contains("'relu'"));
+    }
+
+    #[test]
     fn refuses_other_architectures() {
-        let v = serde_json::json!({"model_type":"gpt2"});
+        let v = serde_json::json!({"model_type":"phi3"});
         let e = LlamaConfig::from_json(&v).unwrap_err().to_string();
-        assert!(e.contains("unsupported model_type 'gpt2'"), "{e}");
+        assert!(e.contains("unsupported model_type 'phi3'"), "{e}");
+        assert!(
+            e.contains("llama") && e.contains("qwen2") && e.contains("qwen3") && e.contains("gpt2"),
+            "{e}"
+        );
         let v = serde_json::json!({"model_type":"mistral","sliding_window":4096});
         assert!(LlamaConfig::from_json(&v)
             .unwrap_err()

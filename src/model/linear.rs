@@ -1,4 +1,5 @@
-//! One type for every linear projection of the model (q, k, v, o, gate, up, down, lm_head).
+//! One type for every linear projection of the model (q, k, v, o, gate, up, down, lm_head;
+//! GPT-2's Conv1D layers c_attn, c_proj, c_fc too, held transposed to the same [out, in]).
 //!
 //! The base weight is frozen (a plain tensor without grad). Adapters such as LoRA attach
 //! through [`LinearAdapter`]: each adds its own term to the frozen projection's output,
@@ -40,6 +41,9 @@ pub struct Linear {
     /// (see [`input_major`]): call `.contiguous()` before writing it to a file.
     pub weight: Tensor,
     pub bias: Option<Tensor>,
+    /// The files store the weight as [in, out] (GPT-2's Conv1D, PEFT's `fan_in_fan_out`); in
+    /// memory it is [out, in] like every other layer, transposed back when written.
+    pub fan_in_fan_out: bool,
     /// Attached adapters, applied in order and summed.
     pub adapters: Vec<Box<dyn LinearAdapter>>,
     /// When false the layer is the plain base projection (e.g. a reference policy).
@@ -67,6 +71,7 @@ impl Linear {
             path: path.into(),
             weight,
             bias,
+            fan_in_fan_out: false,
             adapters: Vec::new(),
             adapters_enabled: true,
             merged: None,

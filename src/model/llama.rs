@@ -1,11 +1,15 @@
-//! The Llama decoder in tch: embeddings, N × (RMSNorm → attention → RMSNorm → SwiGLU MLP),
-//! final norm, lm_head. Mirrors transformers' LlamaForCausalLM operation for operation.
+//! The one decoder in tch, for every supported family: embeddings (plus learned positions
+//! for GPT-2), N × (norm → attention → norm → MLP) with residuals, final norm, lm_head.
+//! Mirrors transformers' LlamaForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM and
+//! GPT2LMHeadModel operation for operation; the families differ only in the parts the
+//! config names (norm kind, RoPE or learned positions, SwiGLU or GELU MLP, biases, q/k
+//! norm, fused qkv), so training, generation and adapters are written once.
 //!
 //! One forward serves training (no cache; gradients flow into adapter parameters) and
 //! decoding (a [`KvCache`]). Padding may be on either side: position ids come from the
 //! attention mask and padded keys are masked, so a row's result does not depend on the
 //! other rows of its batch.
-use super::config::LlamaConfig;
+use super::config::{Family, LlamaConfig};
 use super::kv_cache::KvCache;
 use super::linear::{input_major, Linear};
 use super::rope::{self, Rope};
@@ -14,108 +18,271 @@ use anyhow::{bail, Context, Result};
 use std::path::Path;
 use tch::{Device, Kind, Tensor};
 
-/// Llama's RMSNorm: computed in f32, scaled by the weight in the model dtype.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NormKind {
+    /// Llama/Qwen RMSNorm: computed in f32, scaled by the weight in the model dtype.
+    Rms,
+    /// GPT-2's LayerNorm with weight and bias.
+    Layer,
+}
+
 #[derive(Debug)]
-pub struct RmsNorm {
+pub struct Norm {
+    pub kind: NormKind,
     pub weight: Tensor,
+    /// LayerNorm only.
+    pub bias: Option<Tensor>,
     pub eps: f64,
 }
 
-impl RmsNorm {
+impl Norm {
     pub fn forward(&self, x: &Tensor) -> Tensor {
-        let kind = x.kind();
-        let h = x.to_kind(Kind::Float);
-        let var = h.square().mean_dim(-1, true, Kind::Float);
-        &self.weight * (h * (var + self.eps).rsqrt()).to_kind(kind)
+        match self.kind {
+            NormKind::Rms => {
+                let kind = x.kind();
+                let h = x.to_kind(Kind::Float);
+                let var = h.square().mean_dim(-1, true, Kind::Float);
+                &self.weight * (h * (var + self.eps).rsqrt()).to_kind(kind)
+            }
+            NormKind::Layer => x.layer_norm(
+                [self.weight.size()[0]],
+                Some(&self.weight),
+                self.bias.as_ref(),
+                self.eps,
+                false,
+            ),
+        }
     }
+}
+
+/// The q, k, v projections: three layers, or GPT-2's one `c_attn` split after the product.
+#[derive(Debug)]
+pub enum Qkv {
+    Split {
+        q_proj: Linear,
+        k_proj: Linear,
+        v_proj: Linear,
+    },
+    Fused(Linear),
 }
 
 #[derive(Debug)]
 pub struct Attention {
-    pub q_proj: Linear,
-    pub k_proj: Linear,
-    pub v_proj: Linear,
+    pub qkv: Qkv,
+    /// o_proj (GPT-2: attn.c_proj).
     pub o_proj: Linear,
+    /// Qwen3's per-head RMSNorm on q and k (over head_dim, before RoPE).
+    pub q_norm: Option<Norm>,
+    pub k_norm: Option<Norm>,
     pub num_heads: i64,
     pub num_kv_heads: i64,
     pub head_dim: i64,
 }
 
 impl Attention {
-    /// x [B,T,H]; mask [B,1,T,Tk] bool (true = attend); cache slot for this layer if decoding.
+    /// x [B,T,H]; RoPE cos/sin unless positions are learned; mask [B,1,T,Tk] bool (true =
+    /// attend); cache slot for this layer if decoding.
     fn forward(
         &self,
         x: &Tensor,
-        cos: &Tensor,
-        sin: &Tensor,
+        rope_cs: Option<(&Tensor, &Tensor)>,
         mask: &Tensor,
         cache: Option<(&mut KvCache, usize)>,
     ) -> Tensor {
         let (b, t, _) = x.size3().unwrap();
-        let heads =
-            |p: &Linear, n: i64| p.forward(x).view([b, t, n, self.head_dim]).transpose(1, 2);
-        let q = rope::apply(&heads(&self.q_proj, self.num_heads), cos, sin);
-        let k = rope::apply(&heads(&self.k_proj, self.num_kv_heads), cos, sin);
-        let v = heads(&self.v_proj, self.num_kv_heads);
+        let (nq, nkv, hd) = (self.num_heads, self.num_kv_heads, self.head_dim);
+        let (q, k, v) = match &self.qkv {
+            Qkv::Split {
+                q_proj,
+                k_proj,
+                v_proj,
+            } => (q_proj.forward(x), k_proj.forward(x), v_proj.forward(x)),
+            Qkv::Fused(c) => {
+                let y = c.forward(x);
+                let p = y.split_with_sizes([nq * hd, nkv * hd, nkv * hd], -1);
+                (
+                    p[0].shallow_clone(),
+                    p[1].shallow_clone(),
+                    p[2].shallow_clone(),
+                )
+            }
+        };
+        // [B,T,n·hd] → [B,T,n,hd], q/k norm over hd, → [B,n,T,hd], RoPE.
+        let heads = |y: Tensor, n: i64, norm: &Option<Norm>| {
+            let y = y.reshape([b, t, n, hd]);
+            let y = match norm {
+                Some(nm) => nm.forward(&y),
+                None => y,
+            }
+            .transpose(1, 2);
+            match rope_cs {
+                Some((cos, sin)) => rope::apply(&y, cos, sin),
+                None => y,
+            }
+        };
+        let q = heads(q, nq, &self.q_norm);
+        let k = heads(k, nkv, &self.k_norm);
+        let v = v.reshape([b, t, nkv, hd]).transpose(1, 2);
         let (k, v) = match cache {
             Some((c, layer)) => c.write(layer, &k, &v),
             None => (k, v),
         };
-        let gqa = self.num_kv_heads != self.num_heads;
+        let gqa = nkv != nq;
         let o = Tensor::scaled_dot_product_attention(&q, &k, &v, Some(mask), 0.0, false, None, gqa);
-        self.o_proj.forward(
-            &o.transpose(1, 2)
-                .reshape([b, t, self.num_heads * self.head_dim]),
-        )
+        self.o_proj
+            .forward(&o.transpose(1, 2).reshape([b, t, nq * hd]))
+    }
+
+    /// Its linear layers in model order.
+    pub fn linears(&self) -> Vec<&Linear> {
+        match &self.qkv {
+            Qkv::Split {
+                q_proj,
+                k_proj,
+                v_proj,
+            } => vec![q_proj, k_proj, v_proj, &self.o_proj],
+            Qkv::Fused(c) => vec![c, &self.o_proj],
+        }
+    }
+
+    pub fn linears_mut(&mut self) -> Vec<&mut Linear> {
+        match &mut self.qkv {
+            Qkv::Split {
+                q_proj,
+                k_proj,
+                v_proj,
+            } => vec![q_proj, k_proj, v_proj, &mut self.o_proj],
+            Qkv::Fused(c) => vec![c, &mut self.o_proj],
+        }
     }
 }
 
 #[derive(Debug)]
-pub struct Mlp {
-    pub gate_proj: Linear,
-    pub up_proj: Linear,
-    pub down_proj: Linear,
+pub enum Mlp {
+    /// Llama/Qwen SwiGLU: down(silu(gate x) · up x).
+    Gated {
+        gate_proj: Linear,
+        up_proj: Linear,
+        down_proj: Linear,
+    },
+    /// GPT-2: c_proj(gelu_tanh(c_fc x)).
+    Gelu { c_fc: Linear, c_proj: Linear },
 }
 
 impl Mlp {
     fn forward(&self, x: &Tensor) -> Tensor {
-        self.down_proj
-            .forward(&(self.gate_proj.forward(x).silu() * self.up_proj.forward(x)))
+        match self {
+            Mlp::Gated {
+                gate_proj,
+                up_proj,
+                down_proj,
+            } => down_proj.forward(&(gate_proj.forward(x).silu() * up_proj.forward(x))),
+            Mlp::Gelu { c_fc, c_proj } => c_proj.forward(&c_fc.forward(x).gelu("tanh")),
+        }
+    }
+
+    pub fn linears(&self) -> Vec<&Linear> {
+        match self {
+            Mlp::Gated {
+                gate_proj,
+                up_proj,
+                down_proj,
+            } => vec![gate_proj, up_proj, down_proj],
+            Mlp::Gelu { c_fc, c_proj } => vec![c_fc, c_proj],
+        }
+    }
+
+    pub fn linears_mut(&mut self) -> Vec<&mut Linear> {
+        match self {
+            Mlp::Gated {
+                gate_proj,
+                up_proj,
+                down_proj,
+            } => vec![gate_proj, up_proj, down_proj],
+            Mlp::Gelu { c_fc, c_proj } => vec![c_fc, c_proj],
+        }
     }
 }
 
 #[derive(Debug)]
 pub struct DecoderLayer {
-    pub input_layernorm: RmsNorm,
+    pub input_layernorm: Norm,
     pub self_attn: Attention,
-    pub post_attention_layernorm: RmsNorm,
+    pub post_attention_layernorm: Norm,
     pub mlp: Mlp,
 }
+
+/// The Hugging Face names of a family's tensors (module paths, without `.weight`).
+pub struct Names {
+    pub embed: &'static str,
+    pub layer: &'static str,
+    pub final_norm: &'static str,
+}
+
+impl Names {
+    pub fn of(family: Family) -> Names {
+        match family {
+            Family::Gpt2 => Names {
+                embed: "transformer.wte",
+                layer: "transformer.h",
+                final_norm: "transformer.ln_f",
+            },
+            _ => Names {
+                embed: "model.embed_tokens",
+                layer: "model.layers",
+                final_norm: "model.norm",
+            },
+        }
+    }
+}
+
+/// Saved buffers that are not weights: GPT-2's causal-mask buffers (older checkpoints) and
+/// rotary inverse frequencies (older Llama checkpoints); both are recomputed here.
+fn is_buffer(name: &str) -> bool {
+    name.ends_with(".attn.bias")
+        || name.ends_with(".attn.masked_bias")
+        || name.ends_with("rotary_emb.inv_freq")
+}
+
+/// GPT-2's learned position table, module path.
+pub const GPT2_WPE: &str = "transformer.wpe";
 
 #[derive(Debug)]
 pub struct Llama {
     pub config: LlamaConfig,
-    /// [vocab, hidden], frozen.
+    /// [vocab, hidden], frozen (GPT-2: wte).
     pub embed_tokens: Tensor,
+    /// GPT-2's learned positions [n_positions, hidden]; None with RoPE.
+    pub wpe: Option<Tensor>,
     pub layers: Vec<DecoderLayer>,
-    pub norm: RmsNorm,
+    pub norm: Norm,
     /// Tied models share the embedding tensor here.
     pub lm_head: Linear,
-    pub rope: Rope,
+    /// None with learned positions.
+    pub rope: Option<Rope>,
     pub device: Device,
     pub kind: Kind,
 }
 
 impl Llama {
-    /// Loads a Hugging Face Llama directory (config.json + safetensors) to `device` in `kind`.
+    /// Loads a Hugging Face model directory (config.json + safetensors) to `device` in `kind`.
     pub fn load(dir: &Path, device: Device, kind: Kind) -> Result<Self> {
         let config = LlamaConfig::from_dir(dir)?;
         let files = SafetensorFiles::open(dir)?;
         let w = Weights::from_files(&files, device, kind)?;
         // Extra layers in the files would otherwise be ignored without a word.
-        let layer = |l: i64| format!("model.layers.{l}.self_attn.q_proj.weight");
+        let names = Names::of(config.family);
+        let first = match config.family {
+            Family::Gpt2 => "attn.c_attn",
+            _ => "self_attn.q_proj",
+        };
+        let layer = |l: i64| {
+            let p = format!("{}.{l}.{first}.weight", names.layer);
+            // Checkpoints saved from GPT2Model have no `transformer.` prefix.
+            w.contains(&p) || w.contains(p.trim_start_matches("transformer."))
+        };
         let mut held = config.num_hidden_layers;
-        while w.contains(&layer(held)) {
+        while layer(held) {
             held += 1;
         }
         if held > config.num_hidden_layers {
@@ -125,8 +292,25 @@ impl Llama {
                 config.num_hidden_layers
             );
         }
-        Self::build(config, &w, device, kind)
-            .with_context(|| format!("cannot load model {}", dir.display()))
+        let model = Self::build(config, &w, device, kind)
+            .with_context(|| format!("cannot load model {}", dir.display()))?;
+        // A tensor left over means the files hold a part this family's config does not
+        // name (e.g. Qwen3's q_norm under model_type qwen2): the model would run without it.
+        let tied = model.config.tie_word_embeddings;
+        let left: Vec<String> = w
+            .unused()
+            .into_iter()
+            .filter(|n| !(tied && n == "lm_head.weight") && !is_buffer(n))
+            .collect();
+        if let Some(first) = left.first() {
+            bail!(
+                "{}: {} tensor(s) in the weights are not part of a '{}' model (first: '{first}'): the config's model_type or options do not match the weights",
+                dir.display(),
+                left.len(),
+                model.config.model_type
+            );
+        }
+        Ok(model)
     }
 
     /// A model at the config's real shapes with random weights (seeded), for speed and memory work.
@@ -148,64 +332,122 @@ impl Llama {
 
     fn build(config: LlamaConfig, w: &Weights, device: Device, kind: Kind) -> Result<Self> {
         let c = &config;
-        let (h, i) = (c.hidden_size, c.intermediate_size);
-        let (q_out, kv_out) = (
-            c.num_attention_heads * c.head_dim,
-            c.num_key_value_heads * c.head_dim,
-        );
-        let lin = |path: String, out: i64, inp: i64, bias: bool| -> Result<Linear> {
-            let weight = w.get(&format!("{path}.weight"), &[out, inp])?;
-            let b = if bias {
-                Some(w.get_zeros(&format!("{path}.bias"), &[out])?)
+        let (h, i, hd) = (c.hidden_size, c.intermediate_size, c.head_dim);
+        let (q_out, kv_out) = (c.num_attention_heads * hd, c.num_key_value_heads * hd);
+        let gpt2 = c.family == Family::Gpt2;
+        // GPT-2 checkpoints saved from GPT2Model (the original ones) lack `transformer.`.
+        let bare = gpt2 && !w.contains("transformer.wte.weight") && w.contains("wte.weight");
+        let file = |name: &str| -> String {
+            if bare {
+                name.trim_start_matches("transformer.").to_string()
             } else {
-                None
-            };
-            Ok(Linear::new(path, input_major(&weight), b))
+                name.to_string()
+            }
         };
-        let embed_tokens = w.get("model.embed_tokens.weight", &[c.vocab_size, h])?;
+        let bias = |path: &str, out: i64, on: bool| -> Result<Option<Tensor>> {
+            on.then(|| w.get_zeros(&file(&format!("{path}.bias")), &[out]))
+                .transpose()
+        };
+        // nn.Linear stores [out, in]; GPT-2's Conv1D stores [in, out] (fan_in_fan_out).
+        let lin = |path: String, out: i64, inp: i64, has_bias: bool| -> Result<Linear> {
+            let b = bias(&path, out, has_bias)?;
+            if gpt2 {
+                let weight = w.get(&file(&format!("{path}.weight")), &[inp, out])?;
+                let mut l = Linear::new(path, input_major(&weight.tr().contiguous()), b);
+                l.fan_in_fan_out = true;
+                Ok(l)
+            } else {
+                let weight = w.get(&format!("{path}.weight"), &[out, inp])?;
+                Ok(Linear::new(path, input_major(&weight), b))
+            }
+        };
+        let norm_kind = if gpt2 { NormKind::Layer } else { NormKind::Rms };
+        let norm = |path: String, size: i64| -> Result<Norm> {
+            Ok(Norm {
+                kind: norm_kind,
+                weight: w.get_ones(&file(&format!("{path}.weight")), &[size])?,
+                bias: bias(&path, size, gpt2)?,
+                eps: c.norm_eps,
+            })
+        };
+        let names = Names::of(c.family);
+        let embed_tokens = w.get(
+            &file(&format!("{}.weight", names.embed)),
+            &[c.vocab_size, h],
+        )?;
+        let wpe = if gpt2 {
+            Some(w.get(
+                &file(&format!("{GPT2_WPE}.weight")),
+                &[c.max_position_embeddings, h],
+            )?)
+        } else {
+            None
+        };
         let mut layers = Vec::with_capacity(c.num_hidden_layers as usize);
         for l in 0..c.num_hidden_layers {
-            let p = format!("model.layers.{l}");
-            let ab = c.attention_bias;
-            layers.push(DecoderLayer {
-                input_layernorm: RmsNorm {
-                    weight: w.get_ones(&format!("{p}.input_layernorm.weight"), &[h])?,
-                    eps: c.rms_norm_eps,
-                },
-                self_attn: Attention {
-                    q_proj: lin(format!("{p}.self_attn.q_proj"), q_out, h, ab)?,
-                    k_proj: lin(format!("{p}.self_attn.k_proj"), kv_out, h, ab)?,
-                    v_proj: lin(format!("{p}.self_attn.v_proj"), kv_out, h, ab)?,
-                    o_proj: lin(format!("{p}.self_attn.o_proj"), h, q_out, ab)?,
-                    num_heads: c.num_attention_heads,
-                    num_kv_heads: c.num_key_value_heads,
-                    head_dim: c.head_dim,
-                },
-                post_attention_layernorm: RmsNorm {
-                    weight: w.get_ones(&format!("{p}.post_attention_layernorm.weight"), &[h])?,
-                    eps: c.rms_norm_eps,
-                },
-                mlp: Mlp {
-                    gate_proj: lin(format!("{p}.mlp.gate_proj"), i, h, c.mlp_bias)?,
-                    up_proj: lin(format!("{p}.mlp.up_proj"), i, h, c.mlp_bias)?,
-                    down_proj: lin(format!("{p}.mlp.down_proj"), h, i, c.mlp_bias)?,
-                },
-            });
+            let p = format!("{}.{l}", names.layer);
+            let layer = if gpt2 {
+                DecoderLayer {
+                    input_layernorm: norm(format!("{p}.ln_1"), h)?,
+                    self_attn: Attention {
+                        qkv: Qkv::Fused(lin(format!("{p}.attn.c_attn"), 3 * h, h, true)?),
+                        o_proj: lin(format!("{p}.attn.c_proj"), h, h, true)?,
+                        q_norm: None,
+                        k_norm: None,
+                        num_heads: c.num_attention_heads,
+                        num_kv_heads: c.num_key_value_heads,
+                        head_dim: hd,
+                    },
+                    post_attention_layernorm: norm(format!("{p}.ln_2"), h)?,
+                    mlp: Mlp::Gelu {
+                        c_fc: lin(format!("{p}.mlp.c_fc"), i, h, true)?,
+                        c_proj: lin(format!("{p}.mlp.c_proj"), h, i, true)?,
+                    },
+                }
+            } else {
+                let qk_norm = |name: &str| -> Result<Option<Norm>> {
+                    c.qk_norm
+                        .then(|| norm(format!("{p}.self_attn.{name}"), hd))
+                        .transpose()
+                };
+                DecoderLayer {
+                    input_layernorm: norm(format!("{p}.input_layernorm"), h)?,
+                    self_attn: Attention {
+                        qkv: Qkv::Split {
+                            q_proj: lin(format!("{p}.self_attn.q_proj"), q_out, h, c.qkv_bias)?,
+                            k_proj: lin(format!("{p}.self_attn.k_proj"), kv_out, h, c.qkv_bias)?,
+                            v_proj: lin(format!("{p}.self_attn.v_proj"), kv_out, h, c.qkv_bias)?,
+                        },
+                        o_proj: lin(format!("{p}.self_attn.o_proj"), h, q_out, c.o_bias)?,
+                        q_norm: qk_norm("q_norm")?,
+                        k_norm: qk_norm("k_norm")?,
+                        num_heads: c.num_attention_heads,
+                        num_kv_heads: c.num_key_value_heads,
+                        head_dim: hd,
+                    },
+                    post_attention_layernorm: norm(format!("{p}.post_attention_layernorm"), h)?,
+                    mlp: Mlp::Gated {
+                        gate_proj: lin(format!("{p}.mlp.gate_proj"), i, h, c.mlp_bias)?,
+                        up_proj: lin(format!("{p}.mlp.up_proj"), i, h, c.mlp_bias)?,
+                        down_proj: lin(format!("{p}.mlp.down_proj"), h, i, c.mlp_bias)?,
+                    },
+                }
+            };
+            layers.push(layer);
         }
-        let norm = RmsNorm {
-            weight: w.get_ones("model.norm.weight", &[h])?,
-            eps: c.rms_norm_eps,
-        };
+        let norm = norm(names.final_norm.to_string(), h)?;
         let lm_head = if c.tie_word_embeddings {
             // On CPU the head gets its own input-major copy (the embedding lookup wants rows).
             Linear::new("lm_head", input_major(&embed_tokens), None)
         } else {
-            lin("lm_head".to_string(), c.vocab_size, h, false)?
+            let weight = w.get("lm_head.weight", &[c.vocab_size, h])?;
+            Linear::new("lm_head", input_major(&weight), None)
         };
-        let rope = Rope::new(c.head_dim, c.rope_theta, &c.rope_scaling, device);
+        let rope = (!gpt2).then(|| Rope::new(hd, c.rope_theta, &c.rope_scaling, device));
         Ok(Self {
             config,
             embed_tokens,
+            wpe,
             layers,
             norm,
             lm_head,
@@ -277,7 +519,7 @@ impl Llama {
             .logical_and(&key_valid.unsqueeze(1))
             .logical_or(&k_idx.eq_tensor(&q_abs).unsqueeze(0))
             .unsqueeze(1);
-        let (cos, sin) = self.rope.cos_sin(&positions, self.kind);
+        let cs = self.rope.as_ref().map(|r| r.cos_sin(&positions, self.kind));
         let mut x = Tensor::embedding(
             &self.embed_tokens,
             &input_ids.to_device(self.device),
@@ -285,12 +527,14 @@ impl Llama {
             false,
             false,
         );
+        if let Some(wpe) = &self.wpe {
+            x = x + Tensor::embedding(wpe, &positions, -1, false, false);
+        }
         for (l, layer) in self.layers.iter().enumerate() {
             let slot = cache.as_deref_mut().map(|c| (c, l));
             let a = layer.self_attn.forward(
                 &layer.input_layernorm.forward(&x),
-                &cos,
-                &sin,
+                cs.as_ref().map(|(c, s)| (c, s)),
                 &allowed,
                 slot,
             );

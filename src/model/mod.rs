@@ -1,4 +1,4 @@
-//! The base model: Llama-family transformer in tch (config, weights, RoPE, KV cache, the
+//! The base model: one decoder in tch for Llama, Qwen2, Qwen3 and GPT-2 (config, weights, RoPE, KV cache, the
 //! linear layer adapters attach to), tokenizer and chat templates. Running it lives in
 //! `infer`, adapters and the loader that attaches them in `adapter`.
 //!

@@ -1,27 +1,22 @@
 //! Walking the model's modules by their Hugging Face names: the linear layers (where LoRA
-//! attaches, addressed as PEFT does, e.g. `model.layers.3.self_attn.q_proj`) and the
+//! attaches, addressed as PEFT does, e.g. `model.layers.3.self_attn.q_proj` or
+//! `transformer.h.3.attn.c_attn`) and the
 //! base tensors (for saving a merged model).
+use super::config::Family;
 use super::linear::Linear;
-use super::llama::Llama;
+use super::llama::{Llama, Names, Norm, GPT2_WPE};
 use anyhow::{Context, Result};
 use std::path::Path;
 use tch::{Device, Tensor};
 
 impl Llama {
-    /// Every linear layer in model order (q,k,v,o,gate,up,down per layer, then lm_head).
+    /// Every linear layer in model order (per layer the attention's, then the MLP's; then
+    /// lm_head): q,k,v,o,gate,up,down for Llama/Qwen, c_attn, c_proj, c_fc, c_proj for GPT-2.
     pub fn linears(&self) -> Vec<&Linear> {
         let mut v = Vec::new();
         for l in &self.layers {
-            let (a, m) = (&l.self_attn, &l.mlp);
-            v.extend([
-                &a.q_proj,
-                &a.k_proj,
-                &a.v_proj,
-                &a.o_proj,
-                &m.gate_proj,
-                &m.up_proj,
-                &m.down_proj,
-            ]);
+            v.extend(l.self_attn.linears());
+            v.extend(l.mlp.linears());
         }
         v.push(&self.lm_head);
         v
@@ -30,9 +25,8 @@ impl Llama {
     pub fn linears_mut(&mut self) -> Vec<&mut Linear> {
         let mut v = Vec::new();
         for l in &mut self.layers {
-            let (a, m) = (&mut l.self_attn, &mut l.mlp);
-            v.extend([&mut a.q_proj, &mut a.k_proj, &mut a.v_proj, &mut a.o_proj]);
-            v.extend([&mut m.gate_proj, &mut m.up_proj, &mut m.down_proj]);
+            v.extend(l.self_attn.linears_mut());
+            v.extend(l.mlp.linears_mut());
         }
         v.push(&mut self.lm_head);
         v
@@ -44,38 +38,61 @@ impl Llama {
     }
 
     /// The linear layer at an HF module path.
+    pub fn linear(&self, path: &str) -> Option<&Linear> {
+        self.linears().into_iter().find(|l| l.path == path)
+    }
+
+    /// The linear layer at an HF module path, mutable.
     pub fn linear_mut(&mut self, path: &str) -> Option<&mut Linear> {
         self.linears_mut().into_iter().find(|l| l.path == path)
     }
 
     /// Base weights by their Hugging Face names (lm_head left out when tied), e.g. for saving
-    /// a merged model. Linear weights come back as contiguous [out, in] copies (their CPU
-    /// storage is input-major); the others share storage with the model.
+    /// a merged model. Linear weights come back as contiguous copies in the files' layout
+    /// ([out, in], or [in, out] for GPT-2's Conv1D); the others share storage with the model.
     pub fn named_tensors(&self) -> Vec<(String, Tensor)> {
+        let names = Names::of(self.config.family);
         let mut v = vec![(
-            "model.embed_tokens.weight".to_string(),
+            format!("{}.weight", names.embed),
             self.embed_tokens.shallow_clone(),
         )];
-        for (i, l) in self.layers.iter().enumerate() {
-            let p = format!("model.layers.{i}");
-            v.push((
-                format!("{p}.input_layernorm.weight"),
-                l.input_layernorm.weight.shallow_clone(),
-            ));
-            v.push((
-                format!("{p}.post_attention_layernorm.weight"),
-                l.post_attention_layernorm.weight.shallow_clone(),
-            ));
+        if let Some(wpe) = &self.wpe {
+            v.push((format!("{GPT2_WPE}.weight"), wpe.shallow_clone()));
         }
-        v.push((
-            "model.norm.weight".to_string(),
-            self.norm.weight.shallow_clone(),
-        ));
+        let mut norm = |path: String, n: &Norm| {
+            v.push((format!("{path}.weight"), n.weight.shallow_clone()));
+            if let Some(b) = &n.bias {
+                v.push((format!("{path}.bias"), b.shallow_clone()));
+            }
+        };
+        let gpt2 = self.config.family == Family::Gpt2;
+        for (i, l) in self.layers.iter().enumerate() {
+            let p = format!("{}.{i}", names.layer);
+            let (n1, n2, attn) = if gpt2 {
+                ("ln_1", "ln_2", "attn")
+            } else {
+                ("input_layernorm", "post_attention_layernorm", "self_attn")
+            };
+            norm(format!("{p}.{n1}"), &l.input_layernorm);
+            norm(format!("{p}.{n2}"), &l.post_attention_layernorm);
+            if let Some(q) = &l.self_attn.q_norm {
+                norm(format!("{p}.{attn}.q_norm"), q);
+            }
+            if let Some(k) = &l.self_attn.k_norm {
+                norm(format!("{p}.{attn}.k_norm"), k);
+            }
+        }
+        norm(names.final_norm.to_string(), &self.norm);
         for lin in self.linears() {
             if lin.path == "lm_head" && self.config.tie_word_embeddings {
                 continue;
             }
-            v.push((format!("{}.weight", lin.path), lin.weight.contiguous()));
+            let w = if lin.fan_in_fan_out {
+                lin.weight.tr().contiguous()
+            } else {
+                lin.weight.contiguous()
+            };
+            v.push((format!("{}.weight", lin.path), w));
             if let Some(b) = &lin.bias {
                 v.push((format!("{}.bias", lin.path), b.shallow_clone()));
             }

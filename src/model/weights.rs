@@ -6,8 +6,8 @@
 use anyhow::{bail, Context, Result};
 use memmap2::Mmap;
 use safetensors::{Dtype, SafeTensors};
-use std::cell::OnceCell;
-use std::collections::HashMap;
+use std::cell::{OnceCell, RefCell};
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use tch::{Device, Kind, Tensor};
 
@@ -143,6 +143,8 @@ pub enum Weights<'a> {
         st: Vec<SafeTensors<'a>>,
         device: Device,
         kind: Kind,
+        /// Names handed out so far, to find tensors a model did not use.
+        used: RefCell<HashSet<String>>,
     },
     Random {
         /// Shared block large tensors are tiled from (see `random_normal`).
@@ -170,6 +172,7 @@ impl<'a> Weights<'a> {
             st: files.parse()?,
             device,
             kind,
+            used: RefCell::new(HashSet::new()),
         })
     }
 
@@ -186,6 +189,25 @@ impl<'a> Weights<'a> {
     /// True when the files hold `name` (always false for random weights).
     pub fn contains(&self, name: &str) -> bool {
         self.find(name).is_some()
+    }
+
+    /// Tensors in the files that no `get` asked for, sorted (none for random weights).
+    pub fn unused(&self) -> Vec<String> {
+        match self {
+            Weights::Files { st, used, .. } => {
+                let used = used.borrow();
+                let mut v: Vec<String> = st
+                    .iter()
+                    .flat_map(|s| s.names())
+                    .filter(|n| !used.contains(n.as_str()))
+                    .cloned()
+                    .collect();
+                v.sort();
+                v.dedup();
+                v
+            }
+            Weights::Random { .. } => vec![],
+        }
     }
 
     /// A frozen tensor `name` of `shape`; random init draws N(0, std²).
@@ -215,7 +237,10 @@ impl<'a> Weights<'a> {
                 Init::Zeros => Tensor::zeros(shape, (*kind, *device)),
                 Init::Normal => random_normal(shape, *std, *kind, *device, block),
             }),
-            Weights::Files { device, kind, .. } => {
+            Weights::Files {
+                device, kind, used, ..
+            } => {
+                used.borrow_mut().insert(name.to_string());
                 let view = self.find(name).with_context(|| {
                     format!("missing tensor '{name}' (expected shape {shape:?})")
                 })?;

@@ -14,15 +14,42 @@ pub fn smol_dir() -> PathBuf {
 /// Writes a 2-layer, 64-wide Llama with random weights and the default model's tokenizer
 /// and chat template into `dir`. Seeded, so two calls give the same weights.
 pub fn tiny_llama(dir: &Path, seed: u64) {
+    tiny_family(dir, "llama", seed)
+}
+
+/// The config.json of a tiny model of `family` (llama, qwen2, qwen3 or gpt2): 2 layers,
+/// width 64, SmolLM2's vocabulary; GQA 4:2 except GPT-2.
+pub fn tiny_config(family: &str) -> serde_json::Value {
+    let ids = serde_json::json!({"vocab_size": 49152, "bos_token_id": 1, "eos_token_id": 2,
+        "pad_token_id": 2, "initializer_range": 0.02});
+    let mut cfg = match family {
+        "gpt2" => serde_json::json!({
+            "architectures": ["GPT2LMHeadModel"], "model_type": "gpt2", "n_embd": 64, "n_layer": 2,
+            "n_head": 4, "n_inner": null, "n_positions": 512, "layer_norm_epsilon": 1e-5,
+            "activation_function": "gelu_new", "tie_word_embeddings": true
+        }),
+        _ => serde_json::json!({
+            "model_type": family, "hidden_size": 64, "intermediate_size": 128,
+            "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2,
+            "head_dim": if family == "qwen3" { 24 } else { 16 },
+            "max_position_embeddings": 512, "rms_norm_eps": 1e-5, "rope_theta": 10000.0,
+            "hidden_act": "silu", "tie_word_embeddings": family != "qwen3"
+        }),
+    };
+    for (k, v) in ids.as_object().unwrap() {
+        cfg[k] = v.clone();
+    }
+    if family == "llama" {
+        cfg["architectures"] = serde_json::json!(["LlamaForCausalLM"]);
+    }
+    cfg
+}
+
+/// Writes a tiny model of `family` (see [`tiny_config`]) with random weights and the default
+/// model's tokenizer and chat template into `dir`. Seeded, so two calls give the same weights.
+pub fn tiny_family(dir: &Path, family: &str, seed: u64) {
     std::fs::create_dir_all(dir).unwrap();
-    let cfg = serde_json::json!({
-        "architectures": ["LlamaForCausalLM"], "model_type": "llama",
-        "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2,
-        "num_attention_heads": 4, "num_key_value_heads": 2, "head_dim": 16,
-        "max_position_embeddings": 512, "rms_norm_eps": 1e-5, "rope_theta": 10000.0,
-        "hidden_act": "silu", "initializer_range": 0.02, "vocab_size": 49152,
-        "tie_word_embeddings": true, "bos_token_id": 1, "eos_token_id": 2, "pad_token_id": 2
-    });
+    let cfg = tiny_config(family);
     std::fs::write(
         dir.join("config.json"),
         serde_json::to_string_pretty(&cfg).unwrap(),

@@ -182,6 +182,9 @@ pub struct LoraAdapter {
     pub layers: BTreeMap<String, LoraLayer>,
     /// Training mode (dropout on) for the [`LoraHandle`]s of this adapter; starts off.
     pub training: Arc<AtomicBool>,
+    /// The adapted layers store their weight [in, out] (GPT-2's Conv1D): written to
+    /// adapter_config.json as PEFT does. A and B have the usual shapes either way.
+    pub fan_in_fan_out: bool,
 }
 
 impl LoraAdapter {
@@ -195,6 +198,7 @@ impl LoraAdapter {
             quant,
             layers,
             training: Arc::new(AtomicBool::new(false)),
+            fan_in_fan_out: false,
         }
     }
 
