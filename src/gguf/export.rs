@@ -116,9 +116,9 @@ fn check_supported(c: &LlamaConfig, dir: &Path) -> Result<()> {
             c.model_type
         );
     }
-    if c.attention_bias || c.mlp_bias {
+    if c.qkv_bias || c.o_bias || c.mlp_bias || c.qk_norm {
         bail!(
-            "{}: attention_bias / mlp_bias models cannot be exported yet",
+            "{}: models with attention/MLP biases or q/k norms cannot be exported yet (only plain llama)",
             dir.display()
         );
     }
@@ -138,7 +138,7 @@ fn hparams(c: &LlamaConfig, name: &str, general_type: &str) -> Result<Vec<(Strin
         u("llama.attention.head_count", c.num_attention_heads)?,
         u("llama.attention.head_count_kv", c.num_key_value_heads)?,
         f("llama.rope.freq_base", c.rope_theta),
-        f("llama.attention.layer_norm_rms_epsilon", c.rms_norm_eps),
+        f("llama.attention.layer_norm_rms_epsilon", c.norm_eps),
         u("llama.attention.key_length", c.head_dim)?,
         u("llama.attention.value_length", c.head_dim)?,
         u("llama.vocab_size", c.vocab_size)?,
