@@ -528,3 +528,85 @@ print(json.dumps(out))
         assert_eq!(hex, json!(ours), "{}: bytes", t.name);
     }
 }
+
+/// Qwen2 and Qwen3 export under llama.cpp's qwen2/qwen3 names: every HF tensor (biases and
+/// q/k norms included) appears once, unpermuted (their RoPE rotates halves, as HF does), with
+/// the architecture's hparams; Qwen3's head_dim (24, not 64/4) is written as key/value length.
+#[test]
+fn qwen_families_export_with_their_names_unpermuted() {
+    for (family, extra) in [
+        ("qwen2", vec!["blk.0.attn_q.bias", "blk.1.attn_v.bias"]),
+        (
+            "qwen3",
+            vec!["blk.0.attn_q_norm.weight", "blk.1.attn_k_norm.weight"],
+        ),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let model = dir.path().join(family);
+        common::tiny_family(&model, family, 5);
+        let gguf = dir.path().join("m.gguf");
+        ok(&stylerl(&[
+            "export-gguf",
+            "--model",
+            p(&model),
+            "--out",
+            p(&gguf),
+        ]));
+        let g = GgufFile::open(&gguf).unwrap();
+        assert_eq!(
+            g.get("general.architecture"),
+            Some(&Value::Str(family.into())),
+            "{family}"
+        );
+        let hd = if family == "qwen3" { 24 } else { 16 };
+        for (key, want) in [
+            ("attention.key_length", hd),
+            ("attention.head_count_kv", 2),
+            ("block_count", 2),
+        ] {
+            let k = format!("{family}.{key}");
+            assert_eq!(g.get(&k).and_then(Value::as_u64), Some(want), "{k}");
+        }
+        let got = gguf_values(&g);
+        for n in &extra {
+            assert!(got.contains_key(*n), "{family}: no {n} in {:?}", got.keys());
+        }
+        let want = safetensors(&model.join("model.safetensors"));
+        let tied = family == "qwen2";
+        let hf: Vec<_> = want
+            .keys()
+            .filter(|k| !(tied && *k == "lm_head.weight"))
+            .collect();
+        assert_eq!(got.len(), hf.len(), "{family}: {:?}", got.keys());
+        for n in hf {
+            let gn = stylerl::gguf::tensors::gguf_name(n).unwrap();
+            assert_eq!(got[&gn], flat(&want[n]), "{family}: {n} as {gn}");
+        }
+    }
+}
+
+/// A family export does not support is refused in one line naming it and the supported
+/// ones, before anything is written.
+#[test]
+fn unsupported_family_is_refused_in_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("gpt2");
+    common::tiny_family(&model, "gpt2", 1);
+    let out = dir.path().join("o/g.gguf");
+    for args in [
+        vec!["export-gguf", "--model", p(&model), "--out", p(&out)],
+        vec![
+            "export-gguf",
+            "--adapter-only",
+            p(dir.path()),
+            "--model",
+            p(&model),
+            "--out",
+            p(&out),
+        ],
+    ] {
+        let e = err_line(&stylerl(&args));
+        assert!(e.contains("gpt2") && e.contains("qwen2, qwen3"), "{e}");
+    }
+    assert!(!out.exists() && !out.with_file_name("Modelfile").exists());
+}

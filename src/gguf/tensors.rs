@@ -52,25 +52,29 @@ pub fn gguf_name(hf: &str) -> Result<String> {
     if let Some(rest) = hf.strip_prefix("model.layers.") {
         if let Some((layer, module)) = rest.split_once('.') {
             if layer.parse::<usize>().is_ok() {
+                // Weights and biases share a leaf (Qwen2's q/k/v biases become attn_q.bias ...).
+                let (module, kind) = module.rsplit_once('.').unwrap_or((module, ""));
                 let leaf = match module {
-                    "self_attn.q_proj.weight" => "attn_q",
-                    "self_attn.k_proj.weight" => "attn_k",
-                    "self_attn.v_proj.weight" => "attn_v",
-                    "self_attn.o_proj.weight" => "attn_output",
-                    "mlp.gate_proj.weight" => "ffn_gate",
-                    "mlp.up_proj.weight" => "ffn_up",
-                    "mlp.down_proj.weight" => "ffn_down",
-                    "input_layernorm.weight" => "attn_norm",
-                    "post_attention_layernorm.weight" => "ffn_norm",
+                    "self_attn.q_proj" => "attn_q",
+                    "self_attn.k_proj" => "attn_k",
+                    "self_attn.v_proj" => "attn_v",
+                    "self_attn.o_proj" => "attn_output",
+                    "self_attn.q_norm" => "attn_q_norm",
+                    "self_attn.k_norm" => "attn_k_norm",
+                    "mlp.gate_proj" => "ffn_gate",
+                    "mlp.up_proj" => "ffn_up",
+                    "mlp.down_proj" => "ffn_down",
+                    "input_layernorm" => "attn_norm",
+                    "post_attention_layernorm" => "ffn_norm",
                     _ => "",
                 };
-                if !leaf.is_empty() {
-                    return Ok(format!("blk.{layer}.{leaf}.weight"));
+                if !leaf.is_empty() && matches!(kind, "weight" | "bias") {
+                    return Ok(format!("blk.{layer}.{leaf}.{kind}"));
                 }
             }
         }
     }
-    bail!("tensor '{hf}' has no llama.cpp Llama equivalent (unsupported tensor)")
+    bail!("tensor '{hf}' has no llama.cpp equivalent (unsupported tensor)")
 }
 
 /// Hugging Face shape of a ggml tensor: ggml lists the fastest dimension first, HF last.
