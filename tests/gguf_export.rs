@@ -529,16 +529,26 @@ print(json.dumps(out))
     }
 }
 
-/// Qwen2 and Qwen3 export under llama.cpp's qwen2/qwen3 names: every HF tensor (biases and
-/// q/k norms included) appears once, unpermuted (their RoPE rotates halves, as HF does), with
+/// Qwen2, Qwen3 and GPT-2 export under llama.cpp's qwen2/qwen3/gpt2 names: every HF tensor
+/// (biases, q/k norms, positions included) appears once, q/k unpermuted (their RoPE rotates
+/// halves, as HF does; GPT-2 has none), GPT-2's Conv1D [in, out] weights as [out, in], with
 /// the architecture's hparams; Qwen3's head_dim (24, not 64/4) is written as key/value length.
 #[test]
-fn qwen_families_export_with_their_names_unpermuted() {
+fn other_families_export_with_their_names_unpermuted() {
     for (family, extra) in [
         ("qwen2", vec!["blk.0.attn_q.bias", "blk.1.attn_v.bias"]),
         (
             "qwen3",
             vec!["blk.0.attn_q_norm.weight", "blk.1.attn_k_norm.weight"],
+        ),
+        (
+            "gpt2",
+            vec![
+                "position_embd.weight",
+                "blk.1.attn_qkv.bias",
+                "output_norm.bias",
+                "output.weight",
+            ],
         ),
     ] {
         let dir = tempfile::tempdir().unwrap();
@@ -558,12 +568,13 @@ fn qwen_families_export_with_their_names_unpermuted() {
             Some(&Value::Str(family.into())),
             "{family}"
         );
-        let hd = if family == "qwen3" { 24 } else { 16 };
-        for (key, want) in [
-            ("attention.key_length", hd),
-            ("attention.head_count_kv", 2),
-            ("block_count", 2),
-        ] {
+        let mut keys = vec![("attention.head_count", 4), ("block_count", 2)];
+        match family {
+            "qwen3" => keys.push(("attention.key_length", 24)),
+            "qwen2" => keys.push(("attention.head_count_kv", 2)),
+            _ => keys.push(("feed_forward_length", 256)),
+        }
+        for (key, want) in keys {
             let k = format!("{family}.{key}");
             assert_eq!(g.get(&k).and_then(Value::as_u64), Some(want), "{k}");
         }
@@ -577,21 +588,41 @@ fn qwen_families_export_with_their_names_unpermuted() {
             .keys()
             .filter(|k| !(tied && *k == "lm_head.weight"))
             .collect();
-        assert_eq!(got.len(), hf.len(), "{family}: {:?}", got.keys());
+        // GPT-2's head is written out as output.weight (a copy of wte).
+        let gpt2 = family == "gpt2";
+        assert_eq!(
+            got.len(),
+            hf.len() + gpt2 as usize,
+            "{family}: {:?}",
+            got.keys()
+        );
         for n in hf {
             let gn = stylerl::gguf::tensors::gguf_name(n).unwrap();
-            assert_eq!(got[&gn], flat(&want[n]), "{family}: {n} as {gn}");
+            let conv1d = gpt2 && want[n].dim() == 2 && !n.contains(".wte") && !n.contains(".wpe");
+            let w = if conv1d {
+                want[n].tr()
+            } else {
+                want[n].shallow_clone()
+            };
+            assert_eq!(got[&gn], flat(&w), "{family}: {n} as {gn}");
+        }
+        if gpt2 {
+            assert_eq!(got["output.weight"], got["token_embd.weight"]);
         }
     }
 }
 
-/// A family export does not support is refused in one line naming it and the supported
-/// ones, before anything is written.
+/// What llama.cpp's graph for the family cannot hold (here q/k/v biases on Qwen3, which the
+/// decoder runs) is refused in one line naming the family and the supported ones, before
+/// anything is written.
 #[test]
-fn unsupported_family_is_refused_in_one_line() {
+fn unsupported_model_is_refused_in_one_line() {
     let dir = tempfile::tempdir().unwrap();
-    let model = dir.path().join("gpt2");
-    common::tiny_family(&model, "gpt2", 1);
+    let model = dir.path().join("qwen3");
+    common::tiny_family(&model, "qwen3", 1);
+    let mut cfg = common::tiny_config("qwen3");
+    cfg["attention_bias"] = true.into();
+    std::fs::write(model.join("config.json"), cfg.to_string()).unwrap();
     let out = dir.path().join("o/g.gguf");
     for args in [
         vec!["export-gguf", "--model", p(&model), "--out", p(&out)],
@@ -606,7 +637,10 @@ fn unsupported_family_is_refused_in_one_line() {
         ],
     ] {
         let e = err_line(&stylerl(&args));
-        assert!(e.contains("gpt2") && e.contains("qwen2, qwen3"), "{e}");
+        assert!(
+            e.contains("qwen3") && e.contains("attention_bias") && e.contains("qwen2, qwen3, gpt2"),
+            "{e}"
+        );
     }
     assert!(!out.exists() && !out.with_file_name("Modelfile").exists());
 }

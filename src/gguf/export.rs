@@ -110,7 +110,8 @@ fn f(key: &str, v: f64) -> (String, Value) {
 }
 
 /// The model families export writes, for error messages.
-pub const EXPORT_FAMILIES: &str = "llama (and mistral without a sliding window), qwen2, qwen3";
+pub const EXPORT_FAMILIES: &str =
+    "llama (and mistral without a sliding window), qwen2, qwen3, gpt2";
 
 /// llama.cpp's architecture name for the model, refusing (in one line, naming the family and
 /// the supported ones) what its architecture cannot hold exactly.
@@ -119,16 +120,13 @@ fn arch(c: &LlamaConfig, dir: &Path) -> Result<&'static str> {
         Family::Llama => "llama",
         Family::Qwen2 => "qwen2",
         Family::Qwen3 => "qwen3",
-        Family::Gpt2 => bail!(
-            "{}: model family gpt2 (model_type '{}') cannot be exported to GGUF yet; export-gguf supports {EXPORT_FAMILIES}",
-            dir.display(),
-            c.model_type
-        ),
+        Family::Gpt2 => "gpt2",
     };
     // llama.cpp's qwen2 graph has q/k/v biases and nothing more; its llama and qwen3 graphs
     // are not given biases by this exporter.
     let biases_ok = match c.family {
         Family::Qwen2 => !c.o_bias && !c.mlp_bias,
+        Family::Gpt2 => true, // biases everywhere, as llama.cpp's gpt2 expects
         _ => !c.qkv_bias && !c.o_bias && !c.mlp_bias,
     };
     if !biases_ok {
@@ -167,6 +165,13 @@ fn hparams(
         u(&k("feed_forward_length"), c.intermediate_size)?,
         u(&k("attention.head_count"), c.num_attention_heads)?,
         u(&k("attention.head_count_kv"), c.num_key_value_heads)?,
+    ];
+    if c.family == Family::Gpt2 {
+        // Learned positions and LayerNorm: no RoPE keys.
+        m.push(f(&k("attention.layer_norm_epsilon"), c.norm_eps));
+        return Ok(m);
+    }
+    m.extend([
         f(&k("rope.freq_base"), c.rope_theta),
         f(&k("attention.layer_norm_rms_epsilon"), c.norm_eps),
         // Explicit, since Qwen3's head_dim is not hidden_size / heads.
@@ -174,7 +179,7 @@ fn hparams(
         u(&k("attention.value_length"), c.head_dim)?,
         u(&k("vocab_size"), c.vocab_size)?,
         u(&k("rope.dimension_count"), c.head_dim)?,
-    ];
+    ]);
     if let RopeScaling::Linear { factor } = c.rope_scaling {
         m.push(s(&k("rope.scaling.type"), "linear"));
         m.push(f(&k("rope.scaling.factor"), factor));
@@ -333,7 +338,19 @@ pub fn export_model(e: &ModelExport, report: &dyn Report) -> Result<PathBuf> {
         if tied && hf == "lm_head.weight" {
             continue; // llama.cpp reads token_embd.weight for the head when output.weight is absent
         }
+        // GPT-2's Conv1D weights are stored [in, out]; ggml wants nn.Linear's [out, in].
+        let conv1d = c.family == Family::Gpt2
+            && t.dim() == 2
+            && [".c_attn.weight", ".c_proj.weight", ".c_fc.weight"]
+                .iter()
+                .any(|x| hf.ends_with(x));
+        let t = if conv1d { t.tr().contiguous() } else { t };
         named.push((gguf_name(&hf)?, t));
+    }
+    if c.family == Family::Gpt2 {
+        // The head is wte; written out as llama.cpp's own GPT-2 converter does.
+        let wte = named[0].1.shallow_clone();
+        named.push(("output.weight".into(), wte));
     }
     let mut specs: Vec<TensorSpec> = named
         .iter()
@@ -427,10 +444,21 @@ fn module_shape(c: &LlamaConfig, path: &str) -> Option<(i64, i64)> {
     if path == "lm_head" {
         return Some((c.vocab_size, h));
     }
-    let rest = path.strip_prefix("model.layers.")?;
+    let rest = path
+        .strip_prefix("model.layers.")
+        .or_else(|| path.strip_prefix("transformer.h."))?;
     let (layer, leaf) = rest.split_once('.')?;
     if layer.parse::<i64>().ok()? >= c.num_hidden_layers {
         return None;
+    }
+    if c.family == Family::Gpt2 {
+        return Some(match leaf {
+            "attn.c_attn" => (3 * h, h),
+            "attn.c_proj" => (h, h),
+            "mlp.c_fc" => (i, h),
+            "mlp.c_proj" => (h, i),
+            _ => return None,
+        });
     }
     Some(match leaf {
         "self_attn.q_proj" => (q, h),

@@ -74,7 +74,39 @@ pub fn gguf_name(hf: &str) -> Result<String> {
             }
         }
     }
+    if let Some(n) = gpt2_gguf_name(hf) {
+        return Ok(n);
+    }
     bail!("tensor '{hf}' has no llama.cpp equivalent (unsupported tensor)")
+}
+
+/// GPT-2's names (`transformer.*`) as llama.cpp's gpt2 architecture names them.
+fn gpt2_gguf_name(hf: &str) -> Option<String> {
+    let (module, kind) = hf.strip_prefix("transformer.")?.rsplit_once('.')?;
+    if !matches!(kind, "weight" | "bias") {
+        return None;
+    }
+    let whole = match module {
+        "wte" => Some("token_embd"),
+        "wpe" => Some("position_embd"),
+        "ln_f" => Some("output_norm"),
+        _ => None,
+    };
+    if let Some(n) = whole {
+        return Some(format!("{n}.{kind}"));
+    }
+    let (layer, leaf) = module.strip_prefix("h.")?.split_once('.')?;
+    layer.parse::<usize>().ok()?;
+    let leaf = match leaf {
+        "ln_1" => "attn_norm",
+        "attn.c_attn" => "attn_qkv",
+        "attn.c_proj" => "attn_output",
+        "ln_2" => "ffn_norm",
+        "mlp.c_fc" => "ffn_up",
+        "mlp.c_proj" => "ffn_down",
+        _ => return None,
+    };
+    Some(format!("blk.{layer}.{leaf}.{kind}"))
 }
 
 /// Hugging Face shape of a ggml tensor: ggml lists the fastest dimension first, HF last.
