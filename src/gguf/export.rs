@@ -1,11 +1,12 @@
-//! `stylerl export-gguf`: a Llama, Qwen2 or Qwen3 model (adapters folded in) → a llama.cpp
-//! GGUF (architecture llama, qwen2 or qwen3; GPT-2 is refused), and a LoRA
+//! `stylerl export-gguf`: a Llama, Qwen2, Qwen3 or GPT-2 model (adapters folded in) → a
+//! llama.cpp GGUF (architecture llama, qwen2, qwen3 or gpt2), and a LoRA
 //! or Bit-LoRA adapter → a llama.cpp LoRA adapter GGUF; an Ollama Modelfile beside either.
 //!
 //! The layout is what llama.cpp's `convert_hf_to_gguf.py` / `convert_lora_to_gguf.py` write:
 //! ggml names, dims fastest-first (an HF [out, in] weight has dims [in, out]), q/k rows in
 //! llama.cpp's interleaved RoPE order for llama only (qwen2/qwen3 rotate halves as HF does),
-//! q/k/v biases and q/k norms under the same leaf names, norms in f32, tied
+//! q/k/v biases and q/k norms under the same leaf names, GPT-2's fused Conv1D weights turned
+//! to [out, in] with its head written out as `output.weight`, norms in f32, tied
 //! embeddings as `token_embd.weight` alone, Llama-3 RoPE scaling as `rope_freqs.weight`.
 //! An adapter keeps A as `<tensor>.lora_a` (dims [in, r]) and B as `<tensor>.lora_b`
 //! (dims [r, out]) with q/k's B rows permuted like the base rows, and `adapter.lora.alpha`
