@@ -238,7 +238,25 @@ mod tests {
         ] {
             assert_eq!(gguf_name(&hf_name(g).unwrap()).unwrap(), g);
         }
-        assert!(gguf_name("model.layers.0.self_attn.q_proj.bias").is_err());
+        // Qwen's biases and q/k norms, GPT-2's names; anything else is refused.
+        for (hf, g) in [
+            ("model.layers.0.self_attn.q_proj.bias", "blk.0.attn_q.bias"),
+            (
+                "model.layers.2.self_attn.k_norm.weight",
+                "blk.2.attn_k_norm.weight",
+            ),
+            ("transformer.wpe.weight", "position_embd.weight"),
+            ("transformer.ln_f.bias", "output_norm.bias"),
+            (
+                "transformer.h.1.attn.c_attn.weight",
+                "blk.1.attn_qkv.weight",
+            ),
+            ("transformer.h.1.mlp.c_proj.bias", "blk.1.ffn_down.bias"),
+        ] {
+            assert_eq!(gguf_name(hf).unwrap(), g);
+        }
+        assert!(gguf_name("model.layers.0.self_attn.q_proj.scale").is_err());
+        assert!(gguf_name("transformer.h.0.attn.masked_bias").is_err());
         assert!(gguf_name("model.layers.x.mlp.up_proj.weight").is_err());
         // HF rows [a b | c d] of one head are stored interleaved as [a c b d].
         assert_eq!(
