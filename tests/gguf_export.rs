@@ -528,3 +528,119 @@ print(json.dumps(out))
         assert_eq!(hex, json!(ours), "{}: bytes", t.name);
     }
 }
+
+/// Qwen2, Qwen3 and GPT-2 export under llama.cpp's qwen2/qwen3/gpt2 names: every HF tensor
+/// (biases, q/k norms, positions included) appears once, q/k unpermuted (their RoPE rotates
+/// halves, as HF does; GPT-2 has none), GPT-2's Conv1D [in, out] weights as [out, in], with
+/// the architecture's hparams; Qwen3's head_dim (24, not 64/4) is written as key/value length.
+#[test]
+fn other_families_export_with_their_names_unpermuted() {
+    for (family, extra) in [
+        ("qwen2", vec!["blk.0.attn_q.bias", "blk.1.attn_v.bias"]),
+        (
+            "qwen3",
+            vec!["blk.0.attn_q_norm.weight", "blk.1.attn_k_norm.weight"],
+        ),
+        (
+            "gpt2",
+            vec![
+                "position_embd.weight",
+                "blk.1.attn_qkv.bias",
+                "output_norm.bias",
+                "output.weight",
+            ],
+        ),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let model = dir.path().join(family);
+        common::tiny_family(&model, family, 5);
+        let gguf = dir.path().join("m.gguf");
+        ok(&stylerl(&[
+            "export-gguf",
+            "--model",
+            p(&model),
+            "--out",
+            p(&gguf),
+        ]));
+        let g = GgufFile::open(&gguf).unwrap();
+        assert_eq!(
+            g.get("general.architecture"),
+            Some(&Value::Str(family.into())),
+            "{family}"
+        );
+        let mut keys = vec![("attention.head_count", 4), ("block_count", 2)];
+        match family {
+            "qwen3" => keys.push(("attention.key_length", 24)),
+            "qwen2" => keys.push(("attention.head_count_kv", 2)),
+            _ => keys.push(("feed_forward_length", 256)),
+        }
+        for (key, want) in keys {
+            let k = format!("{family}.{key}");
+            assert_eq!(g.get(&k).and_then(Value::as_u64), Some(want), "{k}");
+        }
+        let got = gguf_values(&g);
+        for n in &extra {
+            assert!(got.contains_key(*n), "{family}: no {n} in {:?}", got.keys());
+        }
+        let want = safetensors(&model.join("model.safetensors"));
+        let tied = family == "qwen2";
+        let hf: Vec<_> = want
+            .keys()
+            .filter(|k| !(tied && *k == "lm_head.weight"))
+            .collect();
+        // GPT-2's head is written out as output.weight (a copy of wte).
+        let gpt2 = family == "gpt2";
+        assert_eq!(
+            got.len(),
+            hf.len() + gpt2 as usize,
+            "{family}: {:?}",
+            got.keys()
+        );
+        for n in hf {
+            let gn = stylerl::gguf::tensors::gguf_name(n).unwrap();
+            let conv1d = gpt2 && want[n].dim() == 2 && !n.contains(".wte") && !n.contains(".wpe");
+            let w = if conv1d {
+                want[n].tr()
+            } else {
+                want[n].shallow_clone()
+            };
+            assert_eq!(got[&gn], flat(&w), "{family}: {n} as {gn}");
+        }
+        if gpt2 {
+            assert_eq!(got["output.weight"], got["token_embd.weight"]);
+        }
+    }
+}
+
+/// What llama.cpp's graph for the family cannot hold (here q/k/v biases on Qwen3, which the
+/// decoder runs) is refused in one line naming the family and the supported ones, before
+/// anything is written.
+#[test]
+fn unsupported_model_is_refused_in_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("qwen3");
+    common::tiny_family(&model, "qwen3", 1);
+    let mut cfg = common::tiny_config("qwen3");
+    cfg["attention_bias"] = true.into();
+    std::fs::write(model.join("config.json"), cfg.to_string()).unwrap();
+    let out = dir.path().join("o/g.gguf");
+    for args in [
+        vec!["export-gguf", "--model", p(&model), "--out", p(&out)],
+        vec![
+            "export-gguf",
+            "--adapter-only",
+            p(dir.path()),
+            "--model",
+            p(&model),
+            "--out",
+            p(&out),
+        ],
+    ] {
+        let e = err_line(&stylerl(&args));
+        assert!(
+            e.contains("qwen3") && e.contains("attention_bias") && e.contains("qwen2, qwen3, gpt2"),
+            "{e}"
+        );
+    }
+    assert!(!out.exists() && !out.with_file_name("Modelfile").exists());
+}

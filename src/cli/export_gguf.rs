@@ -7,7 +7,8 @@ use std::path::{Path, PathBuf};
 
 #[derive(clap::Args, Debug)]
 pub struct ExportArgs {
-    /// Hugging Face Llama directory to export (or, with --adapter-only, the adapter's base).
+    /// Hugging Face Llama, Qwen2, Qwen3 or GPT-2 directory to export (or, with --adapter-only,
+    /// the adapter's base).
     #[arg(long)]
     pub model: Option<PathBuf>,
     /// PEFT adapter folded into the exported weights, optionally weighted:

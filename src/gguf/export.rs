@@ -1,9 +1,12 @@
-//! `stylerl export-gguf`: a Llama model (adapters folded in) → a llama.cpp GGUF, and a LoRA
+//! `stylerl export-gguf`: a Llama, Qwen2, Qwen3 or GPT-2 model (adapters folded in) → a
+//! llama.cpp GGUF (architecture llama, qwen2, qwen3 or gpt2), and a LoRA
 //! or Bit-LoRA adapter → a llama.cpp LoRA adapter GGUF; an Ollama Modelfile beside either.
 //!
 //! The layout is what llama.cpp's `convert_hf_to_gguf.py` / `convert_lora_to_gguf.py` write:
 //! ggml names, dims fastest-first (an HF [out, in] weight has dims [in, out]), q/k rows in
-//! llama.cpp's interleaved RoPE order (the permutation import undoes), norms in f32, tied
+//! llama.cpp's interleaved RoPE order for llama only (qwen2/qwen3 rotate halves as HF does),
+//! q/k/v biases and q/k norms under the same leaf names, GPT-2's fused Conv1D weights turned
+//! to [out, in] with its head written out as `output.weight`, norms in f32, tied
 //! embeddings as `token_embd.weight` alone, Llama-3 RoPE scaling as `rope_freqs.weight`.
 //! An adapter keeps A as `<tensor>.lora_a` (dims [in, r]) and B as `<tensor>.lora_b`
 //! (dims [r, out]) with q/k's B rows permuted like the base rows, and `adapter.lora.alpha`
@@ -16,7 +19,7 @@ use super::tensors::{gguf_name, permute_rows};
 use super::writer::{write_file, TensorSpec};
 use crate::adapter::lora::LoraAdapter;
 use crate::adapter::{attach, peft};
-use crate::model::config::{LlamaConfig, RopeScaling};
+use crate::model::config::{Family, LlamaConfig, RopeScaling};
 use crate::model::{ChatTemplate, Llama};
 use crate::report::Report;
 use anyhow::{bail, Context, Result};
@@ -107,46 +110,80 @@ fn f(key: &str, v: f64) -> (String, Value) {
     (key.to_string(), Value::F32(v as f32))
 }
 
-/// Refuses what llama.cpp's `llama` architecture cannot hold exactly.
-fn check_supported(c: &LlamaConfig, dir: &Path) -> Result<()> {
-    if c.model_type != "llama" {
+/// The model families export writes, for error messages.
+pub const EXPORT_FAMILIES: &str =
+    "llama (and mistral without a sliding window), qwen2, qwen3, gpt2";
+
+/// llama.cpp's architecture name for the model, refusing (in one line, naming the family and
+/// the supported ones) what its architecture cannot hold exactly.
+fn arch(c: &LlamaConfig, dir: &Path) -> Result<&'static str> {
+    let arch = match c.family {
+        Family::Llama => "llama",
+        Family::Qwen2 => "qwen2",
+        Family::Qwen3 => "qwen3",
+        Family::Gpt2 => "gpt2",
+    };
+    // llama.cpp's qwen2 graph has q/k/v biases and nothing more; its llama and qwen3 graphs
+    // are not given biases by this exporter.
+    let biases_ok = match c.family {
+        Family::Qwen2 => !c.o_bias && !c.mlp_bias,
+        Family::Gpt2 => true, // biases everywhere, as llama.cpp's gpt2 expects
+        _ => !c.qkv_bias && !c.o_bias && !c.mlp_bias,
+    };
+    if !biases_ok {
         bail!(
-            "{}: model_type '{}' cannot be exported yet (only llama)",
+            "{}: a {} model with attention_bias / mlp_bias cannot be exported to GGUF (llama.cpp's '{arch}' has no such biases); export-gguf supports {EXPORT_FAMILIES} without them",
             dir.display(),
             c.model_type
         );
     }
-    if c.qkv_bias || c.o_bias || c.mlp_bias || c.qk_norm {
+    // rope_freqs.weight is read by llama.cpp's llama graph only.
+    if arch != "llama" && matches!(c.rope_scaling, RopeScaling::Llama3 { .. }) {
         bail!(
-            "{}: models with attention/MLP biases or q/k norms cannot be exported yet (only plain llama)",
-            dir.display()
+            "{}: llama3 rope scaling on a {} model cannot be exported to GGUF (llama.cpp reads rope_freqs for llama only)",
+            dir.display(),
+            c.model_type
         );
     }
-    Ok(())
+    Ok(arch)
 }
 
-/// `general.*` and `llama.*` metadata from the model's config.
-fn hparams(c: &LlamaConfig, name: &str, general_type: &str) -> Result<Vec<(String, Value)>> {
+/// `general.*` and `<arch>.*` metadata from the model's config.
+fn hparams(
+    c: &LlamaConfig,
+    arch: &str,
+    name: &str,
+    general_type: &str,
+) -> Result<Vec<(String, Value)>> {
+    let k = |key: &str| format!("{arch}.{key}");
     let mut m = vec![
-        s("general.architecture", "llama"),
+        s("general.architecture", arch),
         s("general.type", general_type),
         s("general.name", name),
-        u("llama.block_count", c.num_hidden_layers)?,
-        u("llama.context_length", c.max_position_embeddings)?,
-        u("llama.embedding_length", c.hidden_size)?,
-        u("llama.feed_forward_length", c.intermediate_size)?,
-        u("llama.attention.head_count", c.num_attention_heads)?,
-        u("llama.attention.head_count_kv", c.num_key_value_heads)?,
-        f("llama.rope.freq_base", c.rope_theta),
-        f("llama.attention.layer_norm_rms_epsilon", c.norm_eps),
-        u("llama.attention.key_length", c.head_dim)?,
-        u("llama.attention.value_length", c.head_dim)?,
-        u("llama.vocab_size", c.vocab_size)?,
-        u("llama.rope.dimension_count", c.head_dim)?,
+        u(&k("block_count"), c.num_hidden_layers)?,
+        u(&k("context_length"), c.max_position_embeddings)?,
+        u(&k("embedding_length"), c.hidden_size)?,
+        u(&k("feed_forward_length"), c.intermediate_size)?,
+        u(&k("attention.head_count"), c.num_attention_heads)?,
+        u(&k("attention.head_count_kv"), c.num_key_value_heads)?,
     ];
+    if c.family == Family::Gpt2 {
+        // Learned positions and LayerNorm: no RoPE keys.
+        m.push(f(&k("attention.layer_norm_epsilon"), c.norm_eps));
+        return Ok(m);
+    }
+    m.extend([
+        f(&k("rope.freq_base"), c.rope_theta),
+        f(&k("attention.layer_norm_rms_epsilon"), c.norm_eps),
+        // Explicit, since Qwen3's head_dim is not hidden_size / heads.
+        u(&k("attention.key_length"), c.head_dim)?,
+        u(&k("attention.value_length"), c.head_dim)?,
+        u(&k("vocab_size"), c.vocab_size)?,
+        u(&k("rope.dimension_count"), c.head_dim)?,
+    ]);
     if let RopeScaling::Linear { factor } = c.rope_scaling {
-        m.push(s("llama.rope.scaling.type", "linear"));
-        m.push(f("llama.rope.scaling.factor", factor));
+        m.push(s(&k("rope.scaling.type"), "linear"));
+        m.push(f(&k("rope.scaling.factor"), factor));
     }
     Ok(m)
 }
@@ -205,7 +242,10 @@ fn permuted(
     cols: usize,
     c: &LlamaConfig,
 ) -> Result<Vec<f32>> {
-    let heads = if gguf.ends_with(".attn_q.weight") {
+    // llama.cpp's qwen2/qwen3 use NeoX (rotate-half) RoPE, the HF row order itself.
+    let heads = if c.family != Family::Llama {
+        return Ok(data);
+    } else if gguf.ends_with(".attn_q.weight") {
         c.num_attention_heads
     } else if gguf.ends_with(".attn_k.weight") {
         c.num_key_value_heads
@@ -270,7 +310,7 @@ pub fn export_model(e: &ModelExport, report: &dyn Report) -> Result<PathBuf> {
     check_out(&e.out)?;
     check_model_dir(&e.model, "--model")?;
     let config = LlamaConfig::from_dir(&e.model)?;
-    check_supported(&config, &e.model)?;
+    let arch = arch(&config, &e.model)?;
     let template = ChatTemplate::from_dir(&e.model).ok().map(|t| t.source);
     let eos = config.eos_token_ids.first().copied();
     // The vocabulary before the weights, so a tokenizer problem fails fast.
@@ -299,7 +339,19 @@ pub fn export_model(e: &ModelExport, report: &dyn Report) -> Result<PathBuf> {
         if tied && hf == "lm_head.weight" {
             continue; // llama.cpp reads token_embd.weight for the head when output.weight is absent
         }
+        // GPT-2's Conv1D weights are stored [in, out]; ggml wants nn.Linear's [out, in].
+        let conv1d = c.family == Family::Gpt2
+            && t.dim() == 2
+            && [".c_attn.weight", ".c_proj.weight", ".c_fc.weight"]
+                .iter()
+                .any(|x| hf.ends_with(x));
+        let t = if conv1d { t.tr().contiguous() } else { t };
         named.push((gguf_name(&hf)?, t));
+    }
+    if c.family == Family::Gpt2 {
+        // The head is wte; written out as llama.cpp's own GPT-2 converter does.
+        let wte = named[0].1.shallow_clone();
+        named.push(("output.weight".into(), wte));
     }
     let mut specs: Vec<TensorSpec> = named
         .iter()
@@ -320,7 +372,7 @@ pub fn export_model(e: &ModelExport, report: &dyn Report) -> Result<PathBuf> {
             ty: GgmlType::F32,
         });
     }
-    let mut meta = hparams(c, &model_name(&e.model), "model")?;
+    let mut meta = hparams(c, arch, &model_name(&e.model), "model")?;
     meta.push(("general.file_type".into(), Value::U32(e.ty.file_type())));
     meta.push(("general.quantization_version".into(), Value::U32(2)));
     meta.extend(vocab);
@@ -393,10 +445,21 @@ fn module_shape(c: &LlamaConfig, path: &str) -> Option<(i64, i64)> {
     if path == "lm_head" {
         return Some((c.vocab_size, h));
     }
-    let rest = path.strip_prefix("model.layers.")?;
+    let rest = path
+        .strip_prefix("model.layers.")
+        .or_else(|| path.strip_prefix("transformer.h."))?;
     let (layer, leaf) = rest.split_once('.')?;
     if layer.parse::<i64>().ok()? >= c.num_hidden_layers {
         return None;
+    }
+    if c.family == Family::Gpt2 {
+        return Some(match leaf {
+            "attn.c_attn" => (3 * h, h),
+            "attn.c_proj" => (h, h),
+            "mlp.c_fc" => (i, h),
+            "mlp.c_proj" => (h, i),
+            _ => return None,
+        });
     }
     Some(match leaf {
         "self_attn.q_proj" => (q, h),
@@ -413,7 +476,7 @@ pub fn export_adapter(e: &AdapterExport, report: &dyn Report) -> Result<PathBuf>
     check_out(&e.out)?;
     check_model_dir(&e.base, "the base model")?;
     let c = LlamaConfig::from_dir(&e.base)?;
-    check_supported(&c, &e.base)?;
+    let arch = arch(&c, &e.base)?;
     let adapter = load_for_export(&e.adapter)?;
     let scaling = adapter.config.scaling();
     let r = adapter.config.r;
@@ -465,7 +528,8 @@ pub fn export_adapter(e: &AdapterExport, report: &dyn Report) -> Result<PathBuf>
         }
     }
     let mut meta = vec![
-        s("general.architecture", "llama"),
+        // llama.cpp refuses an adapter whose architecture is not the model's.
+        s("general.architecture", arch),
         s("general.type", "adapter"),
         s(
             "general.name",

@@ -52,25 +52,61 @@ pub fn gguf_name(hf: &str) -> Result<String> {
     if let Some(rest) = hf.strip_prefix("model.layers.") {
         if let Some((layer, module)) = rest.split_once('.') {
             if layer.parse::<usize>().is_ok() {
+                // Weights and biases share a leaf (Qwen2's q/k/v biases become attn_q.bias ...).
+                let (module, kind) = module.rsplit_once('.').unwrap_or((module, ""));
                 let leaf = match module {
-                    "self_attn.q_proj.weight" => "attn_q",
-                    "self_attn.k_proj.weight" => "attn_k",
-                    "self_attn.v_proj.weight" => "attn_v",
-                    "self_attn.o_proj.weight" => "attn_output",
-                    "mlp.gate_proj.weight" => "ffn_gate",
-                    "mlp.up_proj.weight" => "ffn_up",
-                    "mlp.down_proj.weight" => "ffn_down",
-                    "input_layernorm.weight" => "attn_norm",
-                    "post_attention_layernorm.weight" => "ffn_norm",
+                    "self_attn.q_proj" => "attn_q",
+                    "self_attn.k_proj" => "attn_k",
+                    "self_attn.v_proj" => "attn_v",
+                    "self_attn.o_proj" => "attn_output",
+                    "self_attn.q_norm" => "attn_q_norm",
+                    "self_attn.k_norm" => "attn_k_norm",
+                    "mlp.gate_proj" => "ffn_gate",
+                    "mlp.up_proj" => "ffn_up",
+                    "mlp.down_proj" => "ffn_down",
+                    "input_layernorm" => "attn_norm",
+                    "post_attention_layernorm" => "ffn_norm",
                     _ => "",
                 };
-                if !leaf.is_empty() {
-                    return Ok(format!("blk.{layer}.{leaf}.weight"));
+                if !leaf.is_empty() && matches!(kind, "weight" | "bias") {
+                    return Ok(format!("blk.{layer}.{leaf}.{kind}"));
                 }
             }
         }
     }
-    bail!("tensor '{hf}' has no llama.cpp Llama equivalent (unsupported tensor)")
+    if let Some(n) = gpt2_gguf_name(hf) {
+        return Ok(n);
+    }
+    bail!("tensor '{hf}' has no llama.cpp equivalent (unsupported tensor)")
+}
+
+/// GPT-2's names (`transformer.*`) as llama.cpp's gpt2 architecture names them.
+fn gpt2_gguf_name(hf: &str) -> Option<String> {
+    let (module, kind) = hf.strip_prefix("transformer.")?.rsplit_once('.')?;
+    if !matches!(kind, "weight" | "bias") {
+        return None;
+    }
+    let whole = match module {
+        "wte" => Some("token_embd"),
+        "wpe" => Some("position_embd"),
+        "ln_f" => Some("output_norm"),
+        _ => None,
+    };
+    if let Some(n) = whole {
+        return Some(format!("{n}.{kind}"));
+    }
+    let (layer, leaf) = module.strip_prefix("h.")?.split_once('.')?;
+    layer.parse::<usize>().ok()?;
+    let leaf = match leaf {
+        "ln_1" => "attn_norm",
+        "attn.c_attn" => "attn_qkv",
+        "attn.c_proj" => "attn_output",
+        "ln_2" => "ffn_norm",
+        "mlp.c_fc" => "ffn_up",
+        "mlp.c_proj" => "ffn_down",
+        _ => return None,
+    };
+    Some(format!("blk.{layer}.{leaf}.{kind}"))
 }
 
 /// Hugging Face shape of a ggml tensor: ggml lists the fastest dimension first, HF last.
@@ -202,7 +238,25 @@ mod tests {
         ] {
             assert_eq!(gguf_name(&hf_name(g).unwrap()).unwrap(), g);
         }
-        assert!(gguf_name("model.layers.0.self_attn.q_proj.bias").is_err());
+        // Qwen's biases and q/k norms, GPT-2's names; anything else is refused.
+        for (hf, g) in [
+            ("model.layers.0.self_attn.q_proj.bias", "blk.0.attn_q.bias"),
+            (
+                "model.layers.2.self_attn.k_norm.weight",
+                "blk.2.attn_k_norm.weight",
+            ),
+            ("transformer.wpe.weight", "position_embd.weight"),
+            ("transformer.ln_f.bias", "output_norm.bias"),
+            (
+                "transformer.h.1.attn.c_attn.weight",
+                "blk.1.attn_qkv.weight",
+            ),
+            ("transformer.h.1.mlp.c_proj.bias", "blk.1.ffn_down.bias"),
+        ] {
+            assert_eq!(gguf_name(hf).unwrap(), g);
+        }
+        assert!(gguf_name("model.layers.0.self_attn.q_proj.scale").is_err());
+        assert!(gguf_name("transformer.h.0.attn.masked_bias").is_err());
         assert!(gguf_name("model.layers.x.mlp.up_proj.weight").is_err());
         // HF rows [a b | c d] of one head are stored interleaved as [a c b d].
         assert_eq!(

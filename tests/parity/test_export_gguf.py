@@ -9,6 +9,8 @@ tests only), transformers' GGUF loader and the `gguf` package.
   logits are as far from f32's as llama.cpp's own q8_0 file's are.
 - transformers loads the f32 export (`gguf_file=`) to the same logits; `gguf.GGUFReader` reads
   the weights back equal to model.safetensors with llama.cpp's q/k row order.
+- Tiny random Qwen2, Qwen3 and GPT-2 models export as llama.cpp's qwen2/qwen3/gpt2: same
+  logits, same greedy tokens, and their LoRA adapter GGUF applied by llama.cpp equals stylerl's.
 """
 import copy
 import json
@@ -266,3 +268,88 @@ def test_llama3_rope_and_untied_head_match_llama_cpp(stylerl, smol_dir, tmp_path
     got = load_file(str(out))
     llm = llama_cpp_model(tmp_path / "tiny.gguf")
     compare(llm, [(p, got[f"logits_{i}"]) for i, p in enumerate(prompts)], "llama3 RoPE, untied head")
+
+
+@pytest.mark.parametrize("family", ["qwen2", "qwen3", "gpt2"])
+def test_family_export_matches_llama_cpp(stylerl, smol_dir, tmp_path, family):
+    """A tiny random Qwen2 (q/k/v biases, tied head), Qwen3 (q/k RMSNorm, head_dim 24 ≠ 64/4,
+    untied head) or GPT-2 (learned positions, LayerNorm, fused Conv1D qkv), every parameter
+    random (test_families.randomize), with SmolLM2's tokenizer:
+    llama.cpp's logits on the f32 export equal stylerl's, greedy decoding gives the same tokens,
+    and a PEFT LoRA exported with --adapter-only and applied by llama.cpp at scale 1 equals
+    stylerl with the adapter."""
+    import shutil
+
+    from test_families import build, randomize
+
+    torch.manual_seed(0)
+    m = randomize(build(family), 1).eval()
+    d = tmp_path / "model"
+    m.save_pretrained(d)
+    for f in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
+        shutil.copy(smol_dir / f, d / f)
+    stylerl("export-gguf", "--model", d, "--out", tmp_path / "m.gguf")
+    from gguf import GGUFReader
+
+    f = {k: v.contents() for k, v in GGUFReader(str(tmp_path / "m.gguf")).fields.items()}
+    assert f["general.architecture"] == family
+    if family != "gpt2":
+        head_dim = getattr(m.config, "head_dim", None) or m.config.hidden_size // m.config.num_attention_heads
+        assert f[f"{family}.attention.key_length"] == head_dim
+
+    gen = torch.Generator().manual_seed(1)
+    prompts = [torch.randint(3, 49152, (n,), generator=gen).tolist() for n in (5, 40, 120)]
+    ids_file = write_jsonl(tmp_path / "ids.jsonl", prompts)
+    from safetensors.numpy import load_file
+
+    def ours(*extra, tag):
+        out = tmp_path / f"l_{tag}.safetensors"
+        stylerl("logits", "--model", d, "--input", ids_file, "--out", out, *T1, *extra)
+        got = load_file(str(out))
+        return [(p, got[f"logits_{i}"]) for i, p in enumerate(prompts)]
+
+    # GPT-2 measured 5e-4 of max|logit| (Qwen about 1e-6): llama.cpp evaluates GELU through an
+    # f16 lookup table; emulating that table in transformers more than halves the gap.
+    base = ours(tag="base")
+    llm = llama_cpp_model(tmp_path / "m.gguf")
+    compare(llm, base, f"{family} f32 export")
+
+    # Greedy: llama.cpp's argmax token by token equals stylerl generate --greedy.
+    texts = ["The quick brown fox jumps over the lazy dog.", "ok, see you at 5pm then!"]
+    rows = [json.loads(l) for l in stylerl("generate", "--model", d, "--input", write_jsonl(tmp_path / "t.jsonl", texts),
+                                           "--greedy", "--max-new-tokens", "20", "--json", *T1).stdout.splitlines()]
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(str(d))
+    eos = set(m.config.eos_token_id if isinstance(m.config.eos_token_id, list) else [m.config.eos_token_id])
+    for text, row in zip(texts, rows):
+        ids = tok(text)["input_ids"]
+        assert llm.tokenize(text.encode(), add_bos=False, special=True) == ids, text
+        want = [t for t in row["tokens"] if t not in eos]
+        assert len(want) >= 5, "generation stopped at once: the comparison would see little"
+        new = []
+        llm.reset()
+        llm.eval(ids)
+        while len(new) < len(want):
+            t = int(np.argmax(llm.scores[llm.n_tokens - 1]))
+            if t in eos:
+                break
+            new.append(t)
+            llm.eval([t])
+        assert new == want, (family, text, new, want)
+
+    # A random nonzero LoRA on every linear layer (not the head), written by PEFT.
+    cfg = peft.LoraConfig(task_type="CAUSAL_LM", r=8, lora_alpha=16, target_modules="all-linear",
+                          init_lora_weights=False)
+    torch.manual_seed(2)
+    pm = peft.get_peft_model(copy.deepcopy(m), cfg)
+    with torch.no_grad():
+        for n, p in pm.named_parameters():
+            if "lora_B" in n:
+                p.mul_(0.3)
+    pm.save_pretrained(tmp_path / "peft")
+    stylerl("export-gguf", "--adapter-only", tmp_path / "peft", "--model", d, "--out", tmp_path / "lora" / "a.gguf")
+    ref = ours("--adapter", tmp_path / "peft", tag="lora")
+    moved = max(float(np.abs(a[1] - b[1]).max() / np.abs(b[1]).max()) for a, b in zip(ref, base))
+    assert moved > 50 * RTOL_LLAMA_CPP, moved
+    compare(llama_cpp_model(tmp_path / "m.gguf", tmp_path / "lora" / "a.gguf", 1.0), ref, f"{family} LoRA at scale 1")
