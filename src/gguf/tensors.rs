@@ -133,30 +133,27 @@ pub fn rope_heads(gguf: &str, n_head: usize, n_head_kv: usize) -> Option<usize> 
 /// .swapaxes(1, 2)`), so GGUF row `h*hd + 2i + s` is HF row `h*hd + s*hd/2 + i`. This puts
 /// every row back, for a row-major `[rows, cols]` matrix.
 pub fn unpermute_rows(data: &[f32], rows: usize, cols: usize, n_head: usize) -> Result<Vec<f32>> {
-    if n_head == 0 || rows % n_head != 0 || (rows / n_head) % 2 != 0 || data.len() != rows * cols {
-        bail!("cannot un-permute a [{rows}, {cols}] tensor over {n_head} heads (rows must split into heads of even size)");
-    }
-    let hd = rows / n_head;
-    let half = hd / 2;
-    let mut out = vec![0f32; data.len()];
-    for h in 0..n_head {
-        for s in 0..2 {
-            for i in 0..half {
-                let src = h * hd + 2 * i + s;
-                let dst = h * hd + s * half + i;
-                out[dst * cols..(dst + 1) * cols]
-                    .copy_from_slice(&data[src * cols..(src + 1) * cols]);
-            }
-        }
-    }
-    Ok(out)
+    move_rows(data, rows, cols, n_head, false)
 }
 
 /// llama.cpp's Q/K row permutation (the inverse of [`unpermute_rows`]): HF row
 /// `h*hd + s*hd/2 + i` becomes GGUF row `h*hd + 2i + s`, so rotate-half pairs sit side by side.
 pub fn permute_rows(data: &[f32], rows: usize, cols: usize, n_head: usize) -> Result<Vec<f32>> {
+    move_rows(data, rows, cols, n_head, true)
+}
+
+/// The one row mapping behind both directions: HF row `h*hd + s*hd/2 + i` ↔ GGUF row
+/// `h*hd + 2i + s`; `to_gguf` picks which side is the source.
+fn move_rows(
+    data: &[f32],
+    rows: usize,
+    cols: usize,
+    n_head: usize,
+    to_gguf: bool,
+) -> Result<Vec<f32>> {
     if n_head == 0 || rows % n_head != 0 || (rows / n_head) % 2 != 0 || data.len() != rows * cols {
-        bail!("cannot permute a [{rows}, {cols}] tensor over {n_head} heads (rows must split into heads of even size)");
+        let verb = if to_gguf { "permute" } else { "un-permute" };
+        bail!("cannot {verb} a [{rows}, {cols}] tensor over {n_head} heads (rows must split into heads of even size)");
     }
     let hd = rows / n_head;
     let half = hd / 2;
@@ -164,8 +161,9 @@ pub fn permute_rows(data: &[f32], rows: usize, cols: usize, n_head: usize) -> Re
     for h in 0..n_head {
         for s in 0..2 {
             for i in 0..half {
-                let src = h * hd + s * half + i;
-                let dst = h * hd + 2 * i + s;
+                let hf = h * hd + s * half + i;
+                let gguf = h * hd + 2 * i + s;
+                let (src, dst) = if to_gguf { (hf, gguf) } else { (gguf, hf) };
                 out[dst * cols..(dst + 1) * cols]
                     .copy_from_slice(&data[src * cols..(src + 1) * cols]);
             }
