@@ -1,32 +1,11 @@
 //! Style reward dropout's two modes under `aggregation = "mean"`: the paper's sampled drops
 //! with the all-dropped safeguard favour one-sentence texts; `mode = "expected"` does not.
+mod common;
+use common::Lookup;
 use std::collections::HashMap;
 use std::sync::Arc;
-use stylerl::encoder::SentenceEncoder;
 use stylerl::reward::config::DropoutMode;
 use stylerl::reward::{Aggregation, RewardConfig, RewardModel, Rollout};
-
-/// Texts → fixed vectors, so every cosine and dropout rate is known.
-struct Lookup(HashMap<String, Vec<f32>>);
-
-impl SentenceEncoder for Lookup {
-    fn encode(&self, s: &[String]) -> anyhow::Result<Vec<Vec<f32>>> {
-        s.iter()
-            .map(|x| {
-                self.0
-                    .get(x)
-                    .cloned()
-                    .ok_or_else(|| anyhow::anyhow!("unknown {x:?}"))
-            })
-            .collect()
-    }
-    fn dim(&self) -> usize {
-        2
-    }
-    fn name(&self) -> String {
-        "lookup".into()
-    }
-}
 
 /// Two identical references dominate (D = 1, rate eps_max = 0.5); a third is orthogonal
 /// (D = 0, rate 0). The generated sentence "Sa." matches the dominant pair with cosine 1.

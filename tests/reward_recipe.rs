@@ -1,5 +1,7 @@
 //! The recipe's added reward terms: R_rewrite (near-copy penalty), R_meaning (content-encoder
 //! penalty) and their place in R_total, with a fake content encoder whose cosines are known.
+mod common;
+use common::Lookup;
 use std::collections::HashMap;
 use std::sync::Arc;
 use stylerl::encoder::SentenceEncoder;
@@ -45,28 +47,6 @@ fn meaning_penalty_is_flat_above_threshold_and_linear_below() {
     close(r_meaning(&c, 0.75), 0.0);
     close(r_meaning(&c, 0.5), -1.0);
     close(r_meaning(&c, -0.25), -4.0);
-}
-
-/// Texts → fixed vectors, so every cosine is known.
-struct Lookup(HashMap<String, Vec<f32>>);
-
-impl SentenceEncoder for Lookup {
-    fn encode(&self, s: &[String]) -> anyhow::Result<Vec<Vec<f32>>> {
-        s.iter()
-            .map(|x| {
-                self.0
-                    .get(x)
-                    .cloned()
-                    .ok_or_else(|| anyhow::anyhow!("unknown {x:?}"))
-            })
-            .collect()
-    }
-    fn dim(&self) -> usize {
-        2
-    }
-    fn name(&self) -> String {
-        "lookup".into()
-    }
 }
 
 fn lookup() -> Arc<Lookup> {

@@ -179,3 +179,26 @@ pub fn tiny_llama_layer_modules() -> Vec<(String, i64, i64)> {
     }
     m
 }
+
+/// A sentence encoder from a fixed table (text → 2-d vector), so every cosine a reward test
+/// sees is known; an unknown text is an error.
+pub struct Lookup(pub std::collections::HashMap<String, Vec<f32>>);
+
+impl stylerl::encoder::SentenceEncoder for Lookup {
+    fn encode(&self, s: &[String]) -> anyhow::Result<Vec<Vec<f32>>> {
+        s.iter()
+            .map(|x| {
+                self.0
+                    .get(x)
+                    .cloned()
+                    .ok_or_else(|| anyhow::anyhow!("unknown {x:?}"))
+            })
+            .collect()
+    }
+    fn dim(&self) -> usize {
+        2
+    }
+    fn name(&self) -> String {
+        "lookup".into()
+    }
+}
