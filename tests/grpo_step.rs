@@ -158,20 +158,44 @@ fn micro_batch_size_does_not_change_the_update() {
 
 #[test]
 fn resumed_run_equals_uninterrupted_run() {
+    resumed_equals_uninterrupted(&[]);
+}
+
+/// Usage-keyed dropout carries state from batch to batch (its counts): the checkpoint keeps it.
+#[test]
+fn resumed_run_with_usage_dropout_equals_uninterrupted_run() {
+    let usage = [
+        "reward.dropout.enabled=true",
+        "reward.dropout.mode=\"expected\"",
+        "reward.dropout.rates=\"usage\"",
+        "reward.dropout.decay=0.5",
+        "reward.dropout.prior=0.1",
+        "reward.aggregation=\"mean\"",
+    ];
+    let rates = resumed_equals_uninterrupted(&usage);
+    assert!(
+        rates.iter().any(|&r| r > 0.0),
+        "no usage rate after 3 steps: {rates:?}"
+    );
+}
+
+/// Runs 3 steps straight and 1 + (resume) 2; asserts equal adapters; returns the final rates.
+fn resumed_equals_uninterrupted(extra: &[&str]) -> Vec<f64> {
     let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
     let model = dir.path().join("m");
     common::tiny_llama(&model, 3);
     let run = |name: &str| dir.path().join(name);
-    let mut full = GrpoTrainer::new(&config(&model, &run("full"), &[])).unwrap();
+    let mut full = GrpoTrainer::new(&config(&model, &run("full"), extra)).unwrap();
     for _ in 0..3 {
         full.step().unwrap();
     }
     // "Killed" after step 1: only its checkpoint survives.
     let root = run("cut").join("checkpoints");
     {
-        let mut first = GrpoTrainer::new(&config(&model, &run("cut"), &[])).unwrap();
+        let mut first = GrpoTrainer::new(&config(&model, &run("cut"), extra)).unwrap();
         first.step().unwrap();
+        first.state.extra = first.checkpoint_extra();
         stylerl::train::checkpoint::save(
             &root,
             &first.state,
@@ -183,7 +207,7 @@ fn resumed_run_equals_uninterrupted_run() {
         .unwrap();
         first.step().unwrap(); // work after the checkpoint is lost with the process
     }
-    let mut resumed = GrpoTrainer::new(&config(&model, &run("cut"), &[])).unwrap();
+    let mut resumed = GrpoTrainer::new(&config(&model, &run("cut"), extra)).unwrap();
     assert!(resumed.resume(&root).unwrap());
     assert_eq!(resumed.state.step, 1);
     while resumed.state.step < 3 {
@@ -194,6 +218,8 @@ fn resumed_run_equals_uninterrupted_run() {
         &snapshot(&resumed.pol.adapter.named_parameters()),
     );
     assert_eq!(d, 0.0, "resumed run differs by {d}");
+    assert_eq!(full.rm.usage, resumed.rm.usage);
+    full.rm.current_rates()
 }
 
 #[test]

@@ -130,13 +130,31 @@ pub enum DropoutMode {
     Expected,
 }
 
-/// Style reward dropout (shared/SPEC.md): p_i = clip((D_i / max D)^gamma, eps_min, eps_max).
+/// Where the dropout rates come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DropoutRates {
+    /// Once per reference from its dominance among the reference sentences (shared/SPEC.md).
+    Static,
+    /// From the policy's own use of each reference against the inputs' (reward::usage):
+    /// p_k = clip(1 − e_k / g_k, eps_min, eps_max), updated after every rollout batch.
+    Usage,
+}
+
+/// Style reward dropout (shared/SPEC.md): p_i = clip((D_i / max D)^gamma, eps_min, eps_max),
+/// or with `rates = "usage"` keyed on what the policy generates (reward::usage).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct DropoutConfig {
     pub enabled: bool,
     /// `sample` (the paper) or `expected`.
     pub mode: DropoutMode,
+    /// `static` (the paper) or `usage`.
+    pub rates: DropoutRates,
+    /// Usage rates: per-batch decay of the running counts (0 = this batch's counts only).
+    pub decay: f64,
+    /// Usage rates: pseudo-count per reference, so a few early sentences set no extreme rate.
+    pub prior: f64,
     pub gamma: f64,
     pub eps_min: f64,
     pub eps_max: f64,
@@ -228,6 +246,9 @@ impl Default for DropoutConfig {
         DropoutConfig {
             enabled: true,
             mode: DropoutMode::Sample,
+            rates: DropoutRates::Static,
+            decay: 0.9,
+            prior: 1.0,
             gamma: 10.0,
             eps_min: 0.0,
             eps_max: 0.9,
@@ -278,6 +299,13 @@ impl RewardConfig {
         };
         crate::config::check::device("reward.encoder_device", &self.encoder_device)?;
         finite_nonneg("dropout.gamma", self.dropout.gamma)?;
+        finite_nonneg("dropout.prior", self.dropout.prior)?;
+        if !(0.0..1.0).contains(&self.dropout.decay) {
+            bail!(
+                "reward.dropout.decay = {}: must be in [0, 1) (the share of the running counts kept per batch)",
+                self.dropout.decay
+            );
+        }
         let d = &self.dropout;
         if !(0.0..=1.0).contains(&d.eps_min)
             || !(0.0..=1.0).contains(&d.eps_max)

@@ -14,6 +14,7 @@ pub mod normalise;
 pub mod penalties;
 pub mod stel;
 pub mod style;
+pub mod usage;
 
 pub use config::{Aggregation, RewardConfig};
 pub use dynamics::Dynamics;

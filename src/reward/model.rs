@@ -7,12 +7,13 @@
 //! `dropout::batch_rng(seed, step)` in batch order (text by text, sentence by sentence);
 //! when every sentence of a text is dropped, the text gets its undropped R_style.
 use super::anchor::{best_within, neighbour_set};
-use super::config::{Aggregation, DropoutMode, Normalise, RewardConfig, StyleTarget};
+use super::config::{Aggregation, DropoutMode, DropoutRates, Normalise, RewardConfig, StyleTarget};
 use super::dropout::{batch_rng, draw, dropout_rates};
 use super::dynamics::{dynamics, Dynamics};
 use super::meaning::meaning_kept;
 use super::penalties::{entity_f1, r_length, r_meaning, r_ne_overlap, r_punctuation, r_rewrite};
 use super::style::StyleScorer;
+use super::usage::Usage;
 use crate::encoder::SentenceEncoder;
 use crate::text::{count_punctuation, entity_pair, Entity};
 use anyhow::{Context, Result};
@@ -109,6 +110,8 @@ pub struct ComponentMeans {
     pub dropped_fraction: f64,
     /// Texts whose dropout was cancelled by the safeguard / all texts.
     pub cancelled_fraction: f64,
+    /// Mean dropout rate of the generated sentences' best references.
+    pub mean_rate: f64,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -116,6 +119,8 @@ pub struct BatchScores {
     pub rewards: Vec<RewardBreakdown>,
     /// inner/outer std over all generated sentences of the batch × reference sentences.
     pub dynamics: Dynamics,
+    /// Best reference of every input sentence, per rollout (filled only for usage rates).
+    pub input_best: Vec<Vec<usize>>,
 }
 
 impl BatchScores {
@@ -173,6 +178,12 @@ impl BatchScores {
                 0.0
             },
             cancelled_fraction: sum(&|r| r.style.dropout_cancelled as i32 as f64),
+            mean_rate: if sentences > 0 {
+                let rates = self.rewards.iter().flat_map(|r| &r.style.sentences);
+                rates.map(|s| s.dropout_rate).sum::<f64>() / sentences as f64
+            } else {
+                0.0
+            },
         }
     }
 }
@@ -182,6 +193,8 @@ pub struct RewardModel {
     pub style: StyleScorer,
     /// Static dropout rate of each reference sentence (all 0 when dropout is disabled).
     pub rates: Vec<f64>,
+    /// Running best-match counts behind `rates = "usage"` (None otherwise).
+    pub usage: Option<Usage>,
     /// The content encoder of R_meaning (loaded only when `meaning.weight` > 0).
     pub content: Option<Arc<dyn SentenceEncoder>>,
 }
@@ -236,17 +249,45 @@ impl RewardModel {
         cfg.validate()?;
         let style = StyleScorer::new(encoder, references, cfg.cache_size)?;
         let d = &cfg.dropout;
-        let rates = if d.enabled {
+        let k = style.references().len();
+        let rates = if d.enabled && d.rates == DropoutRates::Static {
             dropout_rates(style.reference_similarity(), d.gamma, d.eps_min, d.eps_max)
         } else {
-            vec![0.0; style.references().len()]
+            vec![0.0; k]
         };
+        let usage = (d.enabled && d.rates == DropoutRates::Usage).then(|| Usage::new(k));
         Ok(RewardModel {
             cfg: cfg.clone(),
             style,
             rates,
+            usage,
             content: None,
         })
+    }
+
+    /// The dropout rate of each reference for the next batch: the static rates, or the usage
+    /// rates from the counts so far.
+    pub fn current_rates(&self) -> Vec<f64> {
+        let d = &self.cfg.dropout;
+        match &self.usage {
+            Some(u) => u.rates(d.prior, d.eps_min, d.eps_max),
+            None => self.rates.clone(),
+        }
+    }
+
+    /// Adds a scored batch to the usage counts (a no-op for static rates). Call it once per
+    /// rollout batch, after [`Self::score_batch`], so the batch's own rates never saw it.
+    pub fn observe_usage(&mut self, scores: &BatchScores) {
+        let decay = self.cfg.dropout.decay;
+        if let Some(u) = &mut self.usage {
+            let generated: Vec<usize> = scores
+                .rewards
+                .iter()
+                .flat_map(|r| r.style.sentences.iter().map(|s| s.reference))
+                .collect();
+            let inputs: Vec<usize> = scores.input_best.iter().flatten().copied().collect();
+            u.observe(decay, &generated, &inputs);
+        }
     }
 
     /// Scores a rollout batch; `step` keys the dropout draws (same seed and step, same draws).
@@ -255,9 +296,18 @@ impl RewardModel {
     pub fn score_batch(&self, rollouts: &[Rollout], step: u64) -> Result<BatchScores> {
         let outputs: Vec<&str> = rollouts.iter().map(|r| r.output).collect();
         let mut matches = self.style.match_texts(&outputs)?;
-        if self.cfg.style_target == StyleTarget::Neighbours {
+        let neighbours = self.cfg.style_target == StyleTarget::Neighbours;
+        let anchors = if neighbours || self.usage.is_some() {
             let inputs: Vec<&str> = rollouts.iter().map(|r| r.input).collect();
-            let anchors = self.style.match_texts(&inputs)?;
+            self.style.match_texts(&inputs)?
+        } else {
+            Vec::new()
+        };
+        let input_best: Vec<Vec<usize>> = match self.usage {
+            Some(_) => anchors.iter().map(|a| a.best.clone()).collect(),
+            None => Vec::new(),
+        };
+        if neighbours {
             for (m, a) in matches.iter_mut().zip(&anchors) {
                 let allowed = neighbour_set(&a.rows, self.cfg.neighbours);
                 for (j, row) in m.rows.iter().enumerate() {
@@ -278,6 +328,7 @@ impl RewardModel {
             ),
             None => vec![None; rollouts.len()],
         };
+        let rates = self.current_rates();
         let mut rng = batch_rng(self.cfg.dropout.seed, step);
         let mut all_rows: Vec<Vec<f32>> = Vec::new();
         let mut rewards = Vec::with_capacity(rollouts.len());
@@ -287,7 +338,7 @@ impl RewardModel {
                 .iter()
                 .zip(m.best.iter().zip(&m.best_sim))
                 .map(|(text, (&k, &sim))| {
-                    let rate = self.rates[k];
+                    let rate = rates[k];
                     SentenceScore {
                         text: text.clone(),
                         reference: k,
@@ -378,6 +429,7 @@ impl RewardModel {
         Ok(BatchScores {
             rewards,
             dynamics: dynamics(&all_rows),
+            input_best,
         })
     }
 }

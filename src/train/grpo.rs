@@ -314,11 +314,24 @@ impl GrpoTrainer {
                 } else if let Some(n) = s.extra.get("nan_total").and_then(|v| v.as_u64()) {
                     self.guard.total = n;
                 }
+                // Usage-keyed dropout continues from the saved counts.
+                if let (Some(u), Some(saved)) = (&mut self.rm.usage, s.extra.get("style_usage")) {
+                    *u = serde_json::from_value(saved.clone()).context(
+                        "the checkpoint's style_usage counts are unreadable: start the run again without --resume",
+                    )?;
+                }
                 self.state = s;
                 Ok(true)
             }
             None => Ok(false),
         }
+    }
+
+    /// What a checkpoint keeps besides tensors and positions: the NaN guard, the config
+    /// fingerprint and the usage-keyed dropout counts.
+    pub fn checkpoint_extra(&self) -> serde_json::Value {
+        serde_json::json!({"nan_total": self.guard.total, "nan_guard": self.guard,
+            "fingerprint": fingerprint(&self.cfg), "style_usage": self.rm.usage})
     }
 
     /// The next P prompt indices (a pure function of seed, epoch and index, so resume replays them).
@@ -389,6 +402,7 @@ impl GrpoTrainer {
             })
             .collect();
         let scores = self.rm.score_batch(&rollouts, step)?;
+        self.rm.observe_usage(&scores);
         let rewards = scores.totals();
         let for_adv = scores.for_advantages(&self.cfg.reward, g.num_generations);
         let t_reward = t1.elapsed().as_secs_f64();
@@ -597,7 +611,7 @@ pub fn train_with(
         ));
         pb.inc(1);
         if checkpoint::is_due(s, g.steps, g.checkpoint_every) {
-            tr.state.extra = serde_json::json!({"nan_total": tr.guard.total, "nan_guard": tr.guard, "fingerprint": fingerprint(&tr.cfg)});
+            tr.state.extra = tr.checkpoint_extra();
             checkpoint::save(
                 &ckpt_root,
                 &tr.state,
@@ -664,7 +678,7 @@ fn step_record(
         "reward": rs.mean, "reward_std": rs.std, "frac_reward_zero_std": rs.frac_reward_zero_std,
         "rewards/style": m.r_style, "rewards/length": m.r_length, "rewards/ne_overlap": m.r_ne_overlap, "rewards/punctuation": m.r_punctuation,
         "rewards/rewrite": m.r_rewrite, "rewards/meaning": m.r_meaning, "edit_similarity": m.edit_similarity, "meaning_cos": m.meaning_cos,
-        "style_dropout/dropped_fraction": m.dropped_fraction, "style_dropout/cancelled_fraction": m.cancelled_fraction,
+        "style_dropout/dropped_fraction": m.dropped_fraction, "style_dropout/cancelled_fraction": m.cancelled_fraction, "style_dropout/mean_rate": m.mean_rate,
         "completion_length/mean": lens.iter().sum::<f64>() / n,
         "completion_length/min": lens.iter().cloned().fold(f64::INFINITY, f64::min),
         "completion_length/max": lens.iter().cloned().fold(0.0, f64::max),
