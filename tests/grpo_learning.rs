@@ -1,12 +1,15 @@
 //! A short seeded Dr.GRPO run on the default model (SmolLM2-135M-Instruct, scripts/setup.sh
-//! imports it) raises mean R_style on HELD-OUT inputs (datasets/rewrite/heldout.jsonl, never
-//! trained on) by more than the measured noise.
+//! imports it) raises style similarity on HELD-OUT inputs (datasets/rewrite/heldout.jsonl, never
+//! trained on) over its starting policy by more than the measured noise.
 //!
-//! The reward is R_style alone (length, punctuation and entity weights 0) from the weight-free
-//! stylometric encoder against the whimsical tale, so the signal the policy gets is exactly the
-//! quantity asserted. The evaluation samples the same prompts with the same seeds before and after
-//! training; the margin comes from the spread of that evaluation across sampling seeds on the
-//! untrained model (`eval_spread`, ignored: run it with `--ignored --nocapture` to re-measure).
+//! The reward is R_style alone with `aggregation = "mean"` (length, punctuation and entity
+//! weights 0) from the weight-free stylometric encoder against the whimsical tale: the mean best
+//! similarity per sentence, which is `evaluate`'s style similarity, so the signal the policy gets
+//! is exactly the quantity asserted and more sentences cannot buy it. The evaluation samples the
+//! same prompts with the same seeds before and after training. Two noises are measured (ignored
+//! tests, run with `--ignored --nocapture`): the evaluation's spread across sampling seeds on
+//! the untrained model (`eval_spread`) and the rise's spread across training seeds
+//! (`learning_spread`); the margin is set above both.
 mod common;
 use stylerl::infer::generate::{generate, GenerateConfig};
 use stylerl::infer::sampling::SamplingConfig;
@@ -22,6 +25,10 @@ const EVAL_PROMPTS: usize = 8;
 /// Samples per evaluation prompt.
 const EVAL_SAMPLES: usize = 4;
 const LMAX: usize = 24;
+/// GRPO steps of the run.
+const STEPS: usize = 12;
+/// Training prompts per step (4 samples each).
+const PROMPTS: usize = 4;
 
 fn config(out: &std::path::Path, lr: f64, seed: u64) -> GrpoConfig {
     let r = common::root();
@@ -40,7 +47,7 @@ target_modules = "all-linear"
 [reward]
 reference = ["{refr}"]
 encoder = "stylometric"
-aggregation = "sum"
+aggregation = "mean"
 [reward.weights]
 style = 1.0
 length = 0.0
@@ -50,13 +57,13 @@ weight = 0.0
 [reward.length]
 max_completion_length = {LMAX}
 [grpo]
-steps = 4
-prompts_per_step = 2
+steps = {STEPS}
+prompts_per_step = {PROMPTS}
 num_generations = 4
 max_completion_length = {LMAX}
 temperature = 1.0
 ppo_epochs = 2
-micro_batch_size = 8
+micro_batch_size = 16
 seed = {seed}
 [grpo.optimizer]
 lr = {lr}
@@ -69,7 +76,8 @@ lr = {lr}
     stylerl::config::parse(&text, &[]).unwrap()
 }
 
-/// Mean R_style of EVAL_SAMPLES sampled rewrites (T = 1) of each evaluation prompt.
+/// Mean style similarity (R_style with mean aggregation) of EVAL_SAMPLES sampled rewrites
+/// (T = 1) of each evaluation prompt.
 fn eval_style(tr: &GrpoTrainer, seed: u64) -> f64 {
     let tpl = ChatTemplate::from_dir(&common::smol_dir()).unwrap();
     let heldout =
@@ -163,28 +171,35 @@ fn run(lr: f64, seed: u64) -> (f64, f64) {
         );
     }
     let after = eval_mean(&tr);
-    eprintln!("lr {lr} seed {seed}: mean R_style {before:.3} -> {after:.3}");
+    eprintln!(
+        "lr {lr} seed {seed}: style similarity {before:.4} -> {after:.4} (rise {:+.4})",
+        after - before
+    );
     (before, after)
 }
 
-/// The rise mean R_style must exceed. Measured on this config (1 thread, AMD, 2026-11-28), on
-/// the 8 held-out inputs × 4 samples:
-/// - untrained model, evaluation with 6 different seed pairs (`eval_spread`): 1.210, 1.303,
-///   1.313, 1.306, 1.182, 1.364 → mean 1.280, sd 0.069; the difference of two independent
-///   evaluations has sd ≈ 0.069·√2 ≈ 0.098;
-/// - 4 steps at lr 5e-3, seed 0 (this test): 1.100 → 3.580 (+2.48 on inputs never trained on);
-/// - earlier, on the training prompts: seeds 1 and 2 rose +0.98 and +0.91; lr 0 gave +0.000.
-/// 0.5 is ≈ 5 noise sd above zero and ≈ 2.0 below the rise seen.
-const MARGIN: f64 = 0.5;
+/// The rise the held-out style similarity must exceed. Measured on this config (1 thread,
+/// AMD, 2026-11-28), 8 held-out inputs × 4 samples × 2 evaluation seeds:
+/// - evaluation noise (`eval_spread`, untrained model, 6 seed pairs): 0.609, 0.611, 0.639, 0.605,
+///   0.579, 0.572 → sd 0.024, so the difference of two evaluations has sd ≈ 0.034;
+/// - seed-to-seed noise of training (`learning_spread` + this test, 12 steps × 4 prompts at
+///   lr 5e-3): rises +0.196 (seed 0), +0.339, +0.099, +0.282 → mean +0.229, sd 0.106; lr 0 gave
+///   +0.000. Every seed rose by more than the evaluation noise, and the mean rise is 2.2 seed sd.
+/// - The earlier setting (8 steps × 2 prompts) rose +0.190, +0.022, +0.233, +0.104: one seed in
+///   four inside the noise, so the run was made longer and wider.
+///
+/// 0.07 is 2 evaluation-noise sd and below the smallest rise of the four seeds (0.099), so a CPU
+/// whose rounding sends the run down another seed's path still passes.
+const MARGIN: f64 = 0.07;
 /// Learning rate of the run (high, so a handful of steps moves the policy).
 const LR: f64 = 5e-3;
 
 #[test]
-fn short_run_raises_mean_style_reward() {
+fn short_run_raises_held_out_style_similarity() {
     let (before, after) = run(LR, 0);
     assert!(
         after - before > MARGIN,
-        "mean R_style should rise by more than {MARGIN}: {before:.3} -> {after:.3}"
+        "held-out style similarity should rise by more than {MARGIN}: {before:.3} -> {after:.3}"
     );
 }
 
@@ -207,8 +222,18 @@ fn eval_spread() {
 #[test]
 #[ignore]
 fn learning_spread() {
-    for seed in [1u64, 2] {
+    // STYLERL_LEARN_SEEDS=1,3 measures only those seeds (and skips the lr = 0 control).
+    let chosen = std::env::var("STYLERL_LEARN_SEEDS").ok();
+    let seeds: Vec<u64> = chosen
+        .as_deref()
+        .unwrap_or("1,2,3")
+        .split(',')
+        .filter_map(|s| s.trim().parse().ok())
+        .collect();
+    for seed in seeds {
         run(LR, seed);
     }
-    run(0.0, 0);
+    if chosen.is_none() {
+        run(0.0, 0);
+    }
 }
