@@ -38,6 +38,17 @@ fn err_line(o: &Output) -> String {
     e
 }
 
+/// `stylerl export-gguf --model MODEL --out OUT` (f32, no adapter), which must succeed.
+fn export_full(model: &Path, out: &Path) {
+    ok(&stylerl(&[
+        "export-gguf",
+        "--model",
+        p(model),
+        "--out",
+        p(out),
+    ]));
+}
+
 fn p(x: &Path) -> &str {
     x.to_str().unwrap()
 }
@@ -96,13 +107,7 @@ fn setup() -> (tempfile::TempDir, PathBuf) {
 fn export_then_import_gives_the_same_weights_and_tokenizer() {
     let (dir, model) = setup();
     let gguf = dir.path().join("out/tiny.gguf");
-    ok(&stylerl(&[
-        "export-gguf",
-        "--model",
-        p(&model),
-        "--out",
-        p(&gguf),
-    ]));
+    export_full(&model, &gguf);
     let back = dir.path().join("back");
     ok(&stylerl(&["import-gguf", p(&gguf), "--out", p(&back)]));
     let (want, got) = (
@@ -151,13 +156,7 @@ fn export_then_import_gives_the_same_weights_and_tokenizer() {
 fn quantized_types_keep_norms_in_f32() {
     let (dir, model) = setup();
     let f32_file = dir.path().join("f32.gguf");
-    ok(&stylerl(&[
-        "export-gguf",
-        "--model",
-        p(&model),
-        "--out",
-        p(&f32_file),
-    ]));
+    export_full(&model, &f32_file);
     let reference = gguf_values(&GgufFile::open(&f32_file).unwrap());
     for (ty, want, tol) in [
         ("f16", GgmlType::F16, 1e-3),
@@ -203,13 +202,7 @@ fn adapter_gguf_matches_the_folded_model() {
         dir.path().join("lora/adapter.gguf"),
         dir.path().join("folded.gguf"),
     );
-    ok(&stylerl(&[
-        "export-gguf",
-        "--model",
-        p(&model),
-        "--out",
-        p(&base),
-    ]));
+    export_full(&model, &base);
     ok(&stylerl(&[
         "export-gguf",
         "--adapter-only",
@@ -555,13 +548,7 @@ fn other_families_export_with_their_names_unpermuted() {
         let model = dir.path().join(family);
         common::tiny_family(&model, family, 5);
         let gguf = dir.path().join("m.gguf");
-        ok(&stylerl(&[
-            "export-gguf",
-            "--model",
-            p(&model),
-            "--out",
-            p(&gguf),
-        ]));
+        export_full(&model, &gguf);
         let g = GgufFile::open(&gguf).unwrap();
         assert_eq!(
             g.get("general.architecture"),

@@ -2,37 +2,28 @@
 //! with the all-dropped safeguard favour one-sentence texts; `mode = "expected"` does not.
 mod common;
 use common::Lookup;
-use std::collections::HashMap;
 use std::sync::Arc;
 use stylerl::reward::config::DropoutMode;
-use stylerl::reward::{Aggregation, RewardConfig, RewardModel, Rollout};
+use stylerl::reward::{RewardConfig, RewardModel, Rollout};
 
 /// Two identical references dominate (D = 1, rate eps_max = 0.5); a third is orthogonal
 /// (D = 0, rate 0). The generated sentence "Sa." matches the dominant pair with cosine 1.
 fn model(mode: DropoutMode) -> RewardModel {
-    let mut t = HashMap::new();
-    for (k, v) in [
+    let table = Lookup::new(&[
         ("Dominant one.", [1.0, 0.0]),
         ("Dominant two.", [1.0, 0.0]),
         ("Rare.", [0.0, 1.0]),
         ("Sa.", [1.0, 0.0]),
-    ] {
-        t.insert(k.to_string(), v.to_vec());
-    }
-    let mut cfg = RewardConfig::default();
-    cfg.aggregation = Aggregation::Mean;
-    cfg.dropout.enabled = true;
+    ]);
+    let mut cfg = common::style_only_dropout_config();
     cfg.dropout.mode = mode;
     cfg.dropout.eps_max = 0.5;
-    cfg.weights.length = 0.0;
-    cfg.weights.punctuation = 0.0;
-    cfg.entities.weight = 0.0;
     let refs = vec![
         "Dominant one.".into(),
         "Dominant two.".into(),
         "Rare.".into(),
     ];
-    RewardModel::with_encoder(&cfg, Arc::new(Lookup(t)), refs).unwrap()
+    RewardModel::with_encoder(&cfg, Arc::new(table), refs).unwrap()
 }
 
 /// Mean R_style of the one- and two-sentence texts over `steps` independent batches.

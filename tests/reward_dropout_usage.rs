@@ -3,36 +3,27 @@
 //! next batches; one used as often as the inputs use it keeps its reward.
 mod common;
 use common::Lookup;
-use std::collections::HashMap;
 use std::sync::Arc;
 use stylerl::reward::config::{DropoutMode, DropoutRates};
-use stylerl::reward::{Aggregation, RewardConfig, RewardModel, Rollout};
+use stylerl::reward::{RewardConfig, RewardModel, Rollout};
 
 /// Two orthogonal references; inputs sit on "A" or "B" half the time each, and the generated
 /// sentences "Xa." / "Xb." match "A" / "B" with cosine 1.
 fn model(rates: DropoutRates) -> RewardModel {
-    let mut t = HashMap::new();
-    for (k, v) in [
+    let table = Lookup::new(&[
         ("A.", [1.0, 0.0]),
         ("B.", [0.0, 1.0]),
         ("Ia.", [1.0, 0.0]),
         ("Ib.", [0.0, 1.0]),
         ("Xa.", [1.0, 0.0]),
         ("Xb.", [0.0, 1.0]),
-    ] {
-        t.insert(k.to_string(), v.to_vec());
-    }
-    let mut cfg = RewardConfig::default();
-    cfg.aggregation = Aggregation::Mean;
-    cfg.dropout.enabled = true;
+    ]);
+    let mut cfg = common::style_only_dropout_config();
     cfg.dropout.mode = DropoutMode::Expected;
     cfg.dropout.rates = rates;
     cfg.dropout.prior = 0.0;
     cfg.dropout.decay = 0.5;
-    cfg.weights.length = 0.0;
-    cfg.weights.punctuation = 0.0;
-    cfg.entities.weight = 0.0;
-    RewardModel::with_encoder(&cfg, Arc::new(Lookup(t)), vec!["A.".into(), "B.".into()]).unwrap()
+    RewardModel::with_encoder(&cfg, Arc::new(table), vec!["A.".into(), "B.".into()]).unwrap()
 }
 
 fn ro(input: &'static str, output: &'static str) -> Rollout<'static> {

@@ -1,15 +1,16 @@
 //! `RewardModel` with a fake lookup encoder whose cosines are known exactly: R_style sum and
 //! mean, dropout with its safeguard, empty and one-sentence texts, one batched encoder call
 //! per batch with a cache, and R_total's weighting.
-use std::collections::HashMap;
+mod common;
+use common::Lookup;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use stylerl::encoder::SentenceEncoder;
 use stylerl::reward::{Aggregation, RewardConfig, RewardModel, Rollout};
 
-/// Maps known sentences to fixed 2-d vectors; records every call.
+/// The lookup encoder (known sentences → fixed 2-d vectors) that also records every call.
 struct Fake {
-    table: HashMap<String, Vec<f32>>,
+    table: Lookup,
     calls: AtomicUsize,
     seen: Mutex<Vec<Vec<String>>>,
 }
@@ -18,17 +19,10 @@ impl SentenceEncoder for Fake {
     fn encode(&self, s: &[String]) -> anyhow::Result<Vec<Vec<f32>>> {
         self.calls.fetch_add(1, Ordering::SeqCst);
         self.seen.lock().unwrap().push(s.to_vec());
-        s.iter()
-            .map(|x| {
-                self.table
-                    .get(x)
-                    .cloned()
-                    .ok_or_else(|| anyhow::anyhow!("fake encoder: unknown {x:?}"))
-            })
-            .collect()
+        self.table.encode(s)
     }
     fn dim(&self) -> usize {
-        2
+        self.table.dim()
     }
     fn name(&self) -> String {
         "fake".into()
@@ -38,18 +32,19 @@ impl SentenceEncoder for Fake {
 const H: f32 = std::f32::consts::FRAC_1_SQRT_2;
 
 fn fake() -> Arc<Fake> {
-    let mut t = HashMap::new();
-    // References: r0 = x, r1 = y, r2 = diagonal.
-    t.insert("R zero.".into(), vec![1.0, 0.0]);
-    t.insert("R one.".into(), vec![0.0, 1.0]);
-    t.insert("R two.".into(), vec![1.0, 1.0]);
-    // Generated: A ∥ r0, B ∥ r1, C ∥ r2 (scaled: the cosine ignores length), D at 60° from x.
-    t.insert("A.".into(), vec![2.0, 0.0]);
-    t.insert("B.".into(), vec![0.0, 3.0]);
-    t.insert("C.".into(), vec![0.5, 0.5]);
-    t.insert("D.".into(), vec![0.5, 0.866_025_4]);
+    let table = Lookup::new(&[
+        // References: r0 = x, r1 = y, r2 = diagonal.
+        ("R zero.", [1.0, 0.0]),
+        ("R one.", [0.0, 1.0]),
+        ("R two.", [1.0, 1.0]),
+        // Generated: A ∥ r0, B ∥ r1, C ∥ r2 (scaled: the cosine ignores length), D at 60° from x.
+        ("A.", [2.0, 0.0]),
+        ("B.", [0.0, 3.0]),
+        ("C.", [0.5, 0.5]),
+        ("D.", [0.5, 0.866_025_4]),
+    ]);
     Arc::new(Fake {
-        table: t,
+        table,
         calls: AtomicUsize::new(0),
         seen: Mutex::new(vec![]),
     })

@@ -184,6 +184,30 @@ pub fn tiny_llama_layer_modules() -> Vec<(String, i64, i64)> {
 /// sees is known; an unknown text is an error.
 pub struct Lookup(pub std::collections::HashMap<String, Vec<f32>>);
 
+impl Lookup {
+    /// From (text, vector) pairs.
+    pub fn new(pairs: &[(&str, [f32; 2])]) -> Self {
+        Lookup(
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_vec()))
+                .collect(),
+        )
+    }
+}
+
+/// A reward config whose total is R_style alone, mean-aggregated, with style reward dropout
+/// on (length, punctuation and entity terms weighted 0); tests set the dropout's details.
+pub fn style_only_dropout_config() -> stylerl::reward::RewardConfig {
+    let mut cfg = stylerl::reward::RewardConfig::default();
+    cfg.aggregation = stylerl::reward::Aggregation::Mean;
+    cfg.dropout.enabled = true;
+    cfg.weights.length = 0.0;
+    cfg.weights.punctuation = 0.0;
+    cfg.entities.weight = 0.0;
+    cfg
+}
+
 impl stylerl::encoder::SentenceEncoder for Lookup {
     fn encode(&self, s: &[String]) -> anyhow::Result<Vec<Vec<f32>>> {
         s.iter()
