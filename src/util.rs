@@ -126,6 +126,15 @@ pub fn progress_bar(len: u64, what: &str) -> indicatif::ProgressBar {
     pb
 }
 
+/// Several bars drawn together (jobs running at once); hidden like [`progress_bar`].
+pub fn multi_progress() -> indicatif::MultiProgress {
+    if std::env::var("STYLERL_PROGRESS").as_deref() == Ok("0") {
+        indicatif::MultiProgress::with_draw_target(indicatif::ProgressDrawTarget::hidden())
+    } else {
+        indicatif::MultiProgress::new()
+    }
+}
+
 /// CUDA was asked for and libtorch sees none; the CLI exits 2 on it (a setting the
 /// machine cannot satisfy, not a failed run).
 #[derive(Debug)]

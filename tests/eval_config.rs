@@ -66,6 +66,22 @@ fn defaults_and_bad_values() {
         .unwrap_err()
         .to_string()
         .contains("judge.baseline"));
+    assert_eq!(c.generation.jobs, 1);
+    for bad in ["0", "65"] {
+        let e = parse(&format!(
+            "{}
+[generation]
+jobs = {bad}
+",
+            base("")
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("generation.jobs = ") && e.contains("between 1 and 64"),
+            "{e}"
+        );
+    }
 }
 
 #[test]

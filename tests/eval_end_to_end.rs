@@ -310,6 +310,27 @@ fn evaluate_writes_every_file_with_every_system_and_metric() {
         first,
         std::fs::read_to_string(out.join("outputs.jsonl")).unwrap()
     );
+
+    // Both systems generated at once (one thread each): the same outputs, in config order.
+    let jobs = Command::new(env!("CARGO_BIN_EXE_stylerl"))
+        .args([
+            "evaluate",
+            "--config",
+            d.join("eval.toml").to_str().unwrap(),
+        ])
+        .args(["--set", "generation.jobs=2"])
+        .env("STYLERL_PROGRESS", "0")
+        .output()
+        .unwrap();
+    assert!(
+        jobs.status.success(),
+        "{}",
+        String::from_utf8_lossy(&jobs.stderr)
+    );
+    assert_eq!(
+        first,
+        std::fs::read_to_string(out.join("outputs.jsonl")).unwrap()
+    );
 }
 
 /// A loopback "judge" that answers `n` chat requests by picking the longer rewrite (A on ties).

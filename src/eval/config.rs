@@ -114,6 +114,10 @@ pub struct GenerationSection {
     pub batch_size: usize,
     /// Argmax decoding (temperature and top_p are then unused).
     pub greedy: bool,
+    /// Systems generated at once, each on one libtorch thread (1: one after another on the
+    /// configured threads). On 2 cores, 2 jobs beat 2 threads: a decode step is too small
+    /// to keep two threads busy.
+    pub jobs: usize,
 }
 impl Default for GenerationSection {
     fn default() -> Self {
@@ -124,6 +128,7 @@ impl Default for GenerationSection {
             seed: 0,
             batch_size: 8,
             greedy: false,
+            jobs: 1,
         }
     }
 }
@@ -202,6 +207,12 @@ impl EvalConfig {
         let g = &self.generation;
         if g.batch_size == 0 || g.max_new_tokens == 0 {
             bail!("generation.batch_size and generation.max_new_tokens must be ≥ 1");
+        }
+        if !(1..=64).contains(&g.jobs) {
+            bail!(
+                "generation.jobs = {}: must be between 1 and 64 (systems generated at once)",
+                g.jobs
+            );
         }
         crate::config::check::temperature("generation.temperature", g.temperature, g.greedy)?;
         crate::config::check::top_p("generation.top_p", g.top_p)?;

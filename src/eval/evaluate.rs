@@ -4,7 +4,9 @@
 //! go to results/<name>/{table.md, table.csv, metrics.json, outputs.jsonl}.
 //!
 //! Systems are loaded one at a time (and dropped before the next), so the peak memory is
-//! one model plus the encoder. Inputs are generated in length-sorted batches to waste
+//! one model plus the encoder; with `generation.jobs = J`, J systems generate at once on
+//! one libtorch thread each (J models in memory). Outputs do not depend on J: each
+//! input's random stream is seeded by its system's settings alone. Inputs are generated in length-sorted batches to waste
 //! little padding; the rows are put back in file order afterwards.
 use super::aggregate::{
     add_intervals, aggregate, pair_entity_f1, series, text_mean, word_count, JudgeCell,
@@ -111,8 +113,8 @@ pub fn evaluate(cfg: &EvalConfig) -> Result<Report> {
     let mut lines: Vec<String> = Vec::new();
     let mut sys_json: Vec<Value> = Vec::new();
     let mut all_outputs: Vec<Vec<String>> = Vec::new();
-    for sys in &cfg.systems {
-        let g = generate_system(cfg, sys, &refs, &inputs)?;
+    let generated = generate_all(cfg, &refs, &inputs)?;
+    for (sys, g) in cfg.systems.iter().zip(generated) {
         let out_refs: Vec<&str> = g.texts.iter().map(|s| s.as_str()).collect();
         let out_match = rm.style.match_texts(&out_refs)?;
         let samples: Vec<ScoredSample> = (0..inputs.len())
@@ -314,11 +316,67 @@ fn judge_all(
 
 /// Loads a system, renders its prompts through the chat template and generates one
 /// completion per input.
+/// Every system's outputs, in `cfg.systems` order: one after another, or `generation.jobs`
+/// at a time, each job on one libtorch thread. The first failing system (in config order)
+/// is the error.
+fn generate_all(cfg: &EvalConfig, refs: &[String], inputs: &[String]) -> Result<Vec<Generated>> {
+    let jobs = cfg.generation.jobs.min(cfg.systems.len());
+    let bars = crate::util::multi_progress();
+    let bar =
+        |sys: &SystemConfig| bars.add(crate::util::progress_bar(inputs.len() as u64, &sys.name));
+    if jobs <= 1 {
+        return cfg
+            .systems
+            .iter()
+            .map(|sys| generate_system(cfg, sys, refs, inputs, bar(sys)))
+            .collect();
+    }
+    // Threads started from here read libtorch's thread count when they first run an op.
+    let threads = tch::get_num_threads();
+    tch::set_num_threads(1);
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let done: std::sync::Mutex<Vec<Option<Result<Generated>>>> =
+        std::sync::Mutex::new((0..cfg.systems.len()).map(|_| None).collect());
+    std::thread::scope(|scope| {
+        for _ in 0..jobs {
+            scope.spawn(|| loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let Some(sys) = cfg.systems.get(i) else { break };
+                let r = generate_system(cfg, sys, refs, inputs, bar(sys));
+                let failed = r.is_err();
+                if let Ok(mut d) = done.lock() {
+                    d[i] = Some(r);
+                }
+                if failed {
+                    // No new systems after a failure; running ones finish.
+                    next.store(cfg.systems.len(), std::sync::atomic::Ordering::SeqCst);
+                }
+            });
+        }
+    });
+    tch::set_num_threads(threads);
+    let done = done
+        .into_inner()
+        .map_err(|_| anyhow::anyhow!("a generation job panicked"))?;
+    let mut out = Vec::with_capacity(done.len());
+    for (sys, r) in cfg.systems.iter().zip(done) {
+        match r {
+            Some(r) => out.push(r?),
+            None => bail!(
+                "system '{}': not generated (an earlier job failed)",
+                sys.name
+            ),
+        }
+    }
+    Ok(out)
+}
+
 fn generate_system(
     cfg: &EvalConfig,
     sys: &SystemConfig,
     refs: &[String],
     inputs: &[String],
+    pb: indicatif::ProgressBar,
 ) -> Result<Generated> {
     let t0 = Instant::now();
     let (mut model, tok, tpl) =
@@ -363,7 +421,6 @@ fn generate_system(
     order.sort_by_key(|&i| prompts[i].len());
     let mut texts = vec![String::new(); inputs.len()];
     let mut stopped = vec![false; inputs.len()];
-    let pb = crate::util::progress_bar(inputs.len() as u64, &sys.name);
     for (c, chunk) in order.chunks(g.batch_size).enumerate() {
         let batch: Vec<Vec<i64>> = chunk.iter().map(|&i| prompts[i].clone()).collect();
         // Random streams keyed by the place in the sorted order, so batch_size does not change outputs.
