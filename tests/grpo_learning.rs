@@ -114,6 +114,7 @@ fn eval_style(tr: &GrpoTrainer, seed: u64) -> f64 {
         eos_ids: tr.pol.eos.clone(),
         pad_id: tr.pol.pad,
         share_prefix: true,
+        common_prefix: false,
         rng_prompt_offset: 0,
     };
     let gen = tch::no_grad(|| generate(&tr.pol.model, &prompts, EVAL_SAMPLES, &cfg)).unwrap();

@@ -37,6 +37,7 @@ fn sampling_cfg(seed: u64) -> GenerateConfig {
         eos_ids: vec![],
         pad_id: 0,
         share_prefix: true,
+        common_prefix: false,
         rng_prompt_offset: 0,
     }
 }
@@ -88,6 +89,49 @@ fn prefix_sharing_equals_separate_prompt_passes() {
             &format!("sample {i} log-probs"),
         );
     }
+}
+
+#[test]
+fn a_common_head_run_once_equals_full_prompt_passes() {
+    use stylerl::infer::generate::{common_prefix_len, MIN_COMMON_PREFIX};
+    let m = tiny();
+    // A 20-token head shared by every prompt (a prompted system's examples), then tails of
+    // different lengths, so the tails are left-padded after the head.
+    let head: Vec<i64> = (0..20).map(|i| 3 + (i * 7) % 90).collect();
+    let tails: [&[i64]; 3] = [&[5, 6, 7, 8, 9], &[11], &[40, 41, 42]];
+    let ps: Vec<Vec<i64>> = tails.iter().map(|t| [&head[..], t].concat()).collect();
+    let rows: Vec<&[i64]> = ps.iter().map(|p| p.as_slice()).collect();
+    assert_eq!(common_prefix_len(&rows), 20);
+    assert!(20 >= MIN_COMMON_PREFIX);
+    for (g, share) in [(1, false), (2, false), (3, true)] {
+        let plain = GenerateConfig {
+            share_prefix: share,
+            ..sampling_cfg(5)
+        };
+        let once = plain.clone().common_prefix(true);
+        let a = generate(&m, &ps, g, &plain).unwrap();
+        let b = generate(&m, &ps, g, &once).unwrap();
+        assert_eq!(tokens(&a), tokens(&b), "G = {g}, share_prefix = {share}");
+        for (i, (x, y)) in a.iter().zip(&b).enumerate() {
+            assert_close(
+                &x.logprobs,
+                &y.logprobs,
+                RTOL,
+                &format!("G = {g}, sample {i}"),
+            );
+        }
+    }
+}
+
+#[test]
+fn common_prefix_leaves_every_row_a_token_of_its_own() {
+    use stylerl::infer::generate::common_prefix_len;
+    let same: Vec<i64> = (1..30).collect();
+    assert_eq!(common_prefix_len(&[&same, &same]), 28);
+    assert_eq!(common_prefix_len(&[&same, &same[..5]]), 4);
+    assert_eq!(common_prefix_len(&[&[1, 2, 3], &[1, 9, 3]]), 1);
+    assert_eq!(common_prefix_len(&[&[4, 2], &[1, 2]]), 0);
+    assert_eq!(common_prefix_len(&[]), 0);
 }
 
 #[test]

@@ -235,6 +235,7 @@ fn rewrite_with(a: &RewriteArgs, k: usize, s: &System, texts: &[String]) -> Resu
         eos_ids: eos_ids(&model.config, Some(&tok)),
         pad_id: pad_id(&model.config, Some(&tok)),
         share_prefix: true,
+        common_prefix: false,
         rng_prompt_offset: 0,
     };
     let mut rows = Vec::new();

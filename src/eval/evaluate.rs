@@ -414,6 +414,8 @@ fn generate_system(
         eos_ids: eos_ids(&model.config, Some(&tok)),
         pad_id: pad_id(&model.config, Some(&tok)),
         share_prefix: false,
+        // A prompted system's style examples head every prompt: run them once per batch.
+        common_prefix: true,
         rng_prompt_offset: 0,
     };
     // Length-sorted order (stable), so a batch holds prompts of similar length.

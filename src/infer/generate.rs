@@ -2,9 +2,12 @@
 //!
 //! Prompts of different lengths are left-padded into one batch. With `share_prefix`, each
 //! prompt's KV is computed once and copied to its G sample rows after the prompt pass (what
-//! GRPO needs); without it every (prompt, sample) row runs its own prompt pass. Rows that hit
-//! an EOS id stop; finished rows are dropped from the batch as they accumulate.
+//! GRPO needs); without it every (prompt, sample) row runs its own prompt pass. With
+//! `common_prefix`, the tokens every prompt of the batch starts with (a prompted baseline's
+//! shared style examples) run once and their KV is copied to every row. Rows that hit an EOS
+//! id stop; finished rows are dropped from the batch as they accumulate.
 use super::sampling::{sample, SamplingConfig};
+use crate::model::kv_cache::KvCache;
 use crate::model::llama::Llama;
 use crate::rng::{sequence_rng, SplitMix64};
 use anyhow::{bail, Result};
@@ -22,6 +25,9 @@ pub struct GenerateConfig {
     pub pad_id: i64,
     /// Compute each prompt's KV once and share it among its samples.
     pub share_prefix: bool,
+    /// Run the tokens that every prompt of the batch starts with once (batch 1) and copy
+    /// their KV to every row; pays off when prompts share a long head (style examples).
+    pub common_prefix: bool,
     /// Added to a prompt's index when seeding its random streams, so a prompt sampled in a
     /// later chunk of a long list gets the same samples as in one big batch.
     pub rng_prompt_offset: usize,
@@ -36,6 +42,7 @@ impl Default for GenerateConfig {
             eos_ids: vec![],
             pad_id: 0,
             share_prefix: true,
+            common_prefix: false,
             rng_prompt_offset: 0,
         }
     }
@@ -85,6 +92,13 @@ impl GenerateConfig {
     pub fn share_prefix(self, share_prefix: bool) -> Self {
         Self {
             share_prefix,
+            ..self
+        }
+    }
+
+    pub fn common_prefix(self, common_prefix: bool) -> Self {
+        Self {
+            common_prefix,
             ..self
         }
     }
@@ -191,16 +205,10 @@ pub fn generate_with_stats(
     } else {
         (0..n).map(|r| prompts[r / g].as_slice()).collect()
     };
-    let (ids, mask) = left_pad(&rows, cfg.pad_id);
-    let t = ids.size()[1];
-    let max_len = t + cfg.max_new_tokens as i64;
-    let mut cache = model.new_cache(rows.len() as i64, if share { t } else { max_len });
-    let hidden = model.forward_hidden(
-        &ids.to_device(dev),
-        Some(&mask.to_device(dev)),
-        Some(&mut cache),
-    );
-    let mut logits = model.lm_head.forward(&hidden.select(1, t - 1));
+    // Shared-prefix rows get their room for new tokens when they are expanded below.
+    let extra = if share { 0 } else { cfg.max_new_tokens as i64 };
+    let (mut logits, mut cache) = prefill(model, &rows, cfg.pad_id, extra, cfg.common_prefix);
+    let max_len = cache.len + cfg.max_new_tokens as i64;
     if share {
         let expand = Tensor::arange(prompts.len() as i64, (Kind::Int64, dev))
             .repeat_interleave_self_int(g as i64, 0, None);
@@ -258,6 +266,70 @@ pub fn generate_with_stats(
     }
     stats.decode_s = t1.elapsed().as_secs_f64();
     Ok((samples, stats))
+}
+
+/// A common head shorter than this runs with the rest of the prompt: the batch-1 pass and
+/// the cache copy would cost about what they save.
+pub const MIN_COMMON_PREFIX: usize = 16;
+
+/// How many leading tokens every row shares, leaving each row at least one token of its own
+/// (the last prompt token's logits start decoding).
+pub fn common_prefix_len(rows: &[&[i64]]) -> usize {
+    let Some(first) = rows.first() else {
+        return 0;
+    };
+    let shortest = rows.iter().map(|r| r.len()).min().unwrap_or(0);
+    let mut c = 0;
+    while c + 1 < shortest && rows.iter().all(|r| r[c] == first[c]) {
+        c += 1;
+    }
+    c
+}
+
+/// The prompt pass over `rows`: logits [B, V] at each row's last token and the cache, with
+/// room for `extra` more tokens. With `common_prefix`, a shared head of at least
+/// [`MIN_COMMON_PREFIX`] tokens runs once and the rows' remaining tokens follow it left-padded;
+/// position ids come from the mask and pad slots are never attended, so every row sees the
+/// same positions and keys as in one left-padded pass.
+fn prefill(
+    model: &Llama,
+    rows: &[&[i64]],
+    pad_id: i64,
+    extra: i64,
+    common_prefix: bool,
+) -> (Tensor, KvCache) {
+    let dev = model.device;
+    let c = if common_prefix && rows.len() > 1 {
+        common_prefix_len(rows)
+    } else {
+        0
+    };
+    let (head, rest): (Option<KvCache>, Vec<&[i64]>) = if c >= MIN_COMMON_PREFIX {
+        let ids = Tensor::from_slice(&rows[0][..c])
+            .view([1, c as i64])
+            .to_device(dev);
+        let mut one = model.new_cache(1, c as i64);
+        // Only the keys/values this pass leaves in the cache are needed.
+        let _ = model.forward_hidden(&ids, None, Some(&mut one));
+        (Some(one), rows.iter().map(|r| &r[c..]).collect())
+    } else {
+        (None, rows.to_vec())
+    };
+    let (ids, mask) = left_pad(&rest, pad_id);
+    let t = ids.size()[1];
+    let mut cache = match head {
+        Some(one) => {
+            let every = Tensor::zeros([rows.len() as i64], (Kind::Int64, dev));
+            one.select_rows(&every, c as i64 + t + extra)
+        }
+        None => model.new_cache(rows.len() as i64, t + extra),
+    };
+    let hidden = model.forward_hidden(
+        &ids.to_device(dev),
+        Some(&mask.to_device(dev)),
+        Some(&mut cache),
+    );
+    (model.lm_head.forward(&hidden.select(1, t - 1)), cache)
 }
 
 /// Ids that end a sequence: config.json's (and generation_config.json's) EOS ids plus the
