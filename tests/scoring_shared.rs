@@ -68,6 +68,22 @@ fn grads(ad: &stylerl::adapter::lora::LoraAdapter) -> Vec<Tensor> {
 
 #[test]
 fn shared_prompt_scoring_equals_full_rows_in_values_and_gradients() {
+    check_shared_equals_full(prompts());
+}
+
+#[test]
+fn a_common_head_run_once_keeps_values_and_gradients() {
+    // A 20-token head every prompt starts with (chat template + instruction), then tails of
+    // different lengths: the head runs once, the tails follow it left-padded.
+    let head: Vec<i64> = (0..20).map(|i| 3 + (i * 11) % 90).collect();
+    let with_head = prompts()
+        .into_iter()
+        .map(|t| [&head[..], &t[..]].concat())
+        .collect();
+    check_shared_equals_full(with_head);
+}
+
+fn check_shared_equals_full(prompts: Vec<Vec<i64>>) {
     let (m, ad) = model_with_adapter();
     let comps = completions();
     let width = comps.iter().map(|(_, c)| c.len()).max().unwrap();
@@ -77,14 +93,14 @@ fn shared_prompt_scoring_equals_full_rows_in_values_and_gradients() {
     // Full rows: prompt + completion, left-padded, scored from the prompt's end on.
     let mut full_lp = Vec::new();
     for (p, c) in &comps {
-        let row: Vec<i64> = prompts()[*p].iter().chain(c).copied().collect();
+        let row: Vec<i64> = prompts[*p].iter().chain(c).copied().collect();
         let (ids, mask) = left_pad(&[row.as_slice()], 0);
-        let lp = token_logprobs(&m, &ids, Some(&mask), prompts()[*p].len() as i64, 0.8);
+        let lp = token_logprobs(&m, &ids, Some(&mask), prompts[*p].len() as i64, 0.8);
         full_lp.push(Tensor::constant_pad_nd(&lp, [0, (width - c.len()) as i64]));
     }
     let full = Tensor::cat(&full_lp, 0);
 
-    let owned = prompts();
+    let owned = prompts.clone();
     let prompt_refs: Vec<&[i64]> = owned.iter().map(|p| p.as_slice()).collect();
     let (p_ids, p_mask) = left_pad(&prompt_refs, 0);
     let mut c_ids = vec![0i64; comps.len() * width];
