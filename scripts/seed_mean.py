@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
 """Seed-averaged differences from one `stylerl evaluate` outputs.jsonl.
 
-Each recipe trained with two seeds is listed as NAME and NAME-s1; per held-out input the two
-seeds' values are averaged and the baseline's value is subtracted, then a 95 % paired bootstrap
-interval over inputs is printed (the same resampling as `evaluate`: inputs drawn with
+Each recipe trained more than once is listed as NAME, NAME-s1, NAME-s2, ... (other seeds, or
+the same seed on another float path); per held-out input the runs' values are averaged and the
+baseline's value is subtracted, then a 95 % paired bootstrap interval over inputs is printed (the same resampling as `evaluate`: inputs drawn with
 replacement). Averaging seeds removes much of the run-to-run noise that single-run tables
 carry (README, "Seed-to-seed noise").
 
@@ -15,7 +15,7 @@ import random
 import sys
 from collections import defaultdict
 
-METRICS = ["style_similarity", "judge_encoder_style_similarity", "meaning_kept", "entity_f1", "words"]
+METRICS = ["style_similarity", "judge_encoder_style_similarity", "meaning_kept", "entity_f1", "not_rewritten", "words"]
 
 
 def value(row, key):
@@ -48,22 +48,30 @@ def main():
             by[r["system"]][r["index"]] = r
     if a.baseline not in by:
         sys.exit(f"no system named {a.baseline!r} in {a.outputs}: pass --baseline NAME")
-    pairs = [s for s in by if f"{s}-s1" in by]
-    if not pairs:
+    groups = {}
+    for s in by:
+        runs = [s]
+        k = 1
+        while f"{s}-s{k}" in by:
+            runs.append(f"{s}-s{k}")
+            k += 1
+        if len(runs) > 1:
+            groups[s] = runs
+    if not groups:
         sys.exit(f"no NAME / NAME-s1 pair of systems in {a.outputs}")
-    print(f"| recipe (2 seeds) | metric | mean of seeds − {a.baseline} [95 %] |")
+    print(f"| recipe (runs) | metric | mean of runs − {a.baseline} [95 %] |")
     print("|---|---|---|")
-    for name in pairs:
-        s0, s1, base = by[name], by[f"{name}-s1"], by[a.baseline]
-        idx = sorted(set(s0) & set(s1) & set(base))
+    base = by[a.baseline]
+    for name, runs in groups.items():
+        idx = sorted(set(base).intersection(*(set(by[r]) for r in runs)))
         for key in METRICS:
-            vals = [(value(s0[i], key), value(s1[i], key), value(base[i], key)) for i in idx]
-            vals = [v for v in vals if None not in v]
+            vals = [([value(by[r][i], key) for r in runs], value(base[i], key)) for i in idx]
+            vals = [(xs, b) for xs, b in vals if b is not None and None not in xs]
             if not vals:
                 continue
-            diffs = [(x + y) / 2 - b for x, y, b in vals]
+            diffs = [sum(xs) / len(xs) - b for xs, b in vals]
             m, lo, hi = interval(diffs, a.resamples, a.seed)
-            print(f"| {name} | {key} | {m:+.3f} [{lo:+.3f}, {hi:+.3f}] (n = {len(diffs)}) |")
+            print(f"| {name} ({len(runs)}) | {key} | {m:+.3f} [{lo:+.3f}, {hi:+.3f}] (n = {len(diffs)}) |")
 
 
 if __name__ == "__main__":
