@@ -186,6 +186,8 @@ fn run(lr: f64, seed: u64) -> (f64, f64) {
 /// - seed-to-seed noise of training (`learning_spread` + this test, 12 steps × 4 prompts at
 ///   lr 5e-3): rises +0.196 (seed 0), +0.339, +0.099, +0.282 → mean +0.229, sd 0.106; lr 0 gave
 ///   +0.000. Every seed rose by more than the evaluation noise, and the mean rise is 2.2 seed sd.
+///   After the shared-head scoring change (same numbers summed in another order) seed 0 rose
+///   +0.209 (0.588 → 0.797).
 /// - The earlier setting (8 steps × 2 prompts) rose +0.190, +0.022, +0.233, +0.104: one seed in
 ///   four inside the noise, so the run was made longer and wider.
 ///
