@@ -92,6 +92,20 @@ path = "{tiny}"
     inputs
 }
 
+/// `stylerl evaluate --config d/eval.toml ARGS…`, progress bars off.
+fn evaluate(d: &Path, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_stylerl"))
+        .args([
+            "evaluate",
+            "--config",
+            d.join("eval.toml").to_str().unwrap(),
+        ])
+        .args(args)
+        .env("STYLERL_PROGRESS", "0")
+        .output()
+        .unwrap()
+}
+
 fn smol_missing() -> bool {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     if !root.join(SMOL).join("tokenizer.json").exists() {
@@ -110,15 +124,7 @@ fn evaluate_writes_every_file_with_every_system_and_metric() {
     let d = dir.path();
     let inputs = setup(d, "");
     let out = d.join("results");
-    let run = Command::new(env!("CARGO_BIN_EXE_stylerl"))
-        .args([
-            "evaluate",
-            "--config",
-            d.join("eval.toml").to_str().unwrap(),
-        ])
-        .env("STYLERL_PROGRESS", "0")
-        .output()
-        .unwrap();
+    let run = evaluate(d, &[]);
     let stdout = String::from_utf8_lossy(&run.stdout);
     assert!(
         run.status.success(),
@@ -295,16 +301,7 @@ fn evaluate_writes_every_file_with_every_system_and_metric() {
 
     // Same seed, same outputs: a rerun reproduces outputs.jsonl exactly.
     let first = std::fs::read_to_string(out.join("outputs.jsonl")).unwrap();
-    let again = Command::new(env!("CARGO_BIN_EXE_stylerl"))
-        .args([
-            "evaluate",
-            "--config",
-            d.join("eval.toml").to_str().unwrap(),
-        ])
-        .args(["--systems", "prompted,trained"])
-        .env("STYLERL_PROGRESS", "0")
-        .output()
-        .unwrap();
+    let again = evaluate(d, &["--systems", "prompted,trained"]);
     assert!(again.status.success());
     assert_eq!(
         first,
@@ -312,16 +309,7 @@ fn evaluate_writes_every_file_with_every_system_and_metric() {
     );
 
     // Both systems generated at once (one thread each): the same outputs, in config order.
-    let jobs = Command::new(env!("CARGO_BIN_EXE_stylerl"))
-        .args([
-            "evaluate",
-            "--config",
-            d.join("eval.toml").to_str().unwrap(),
-        ])
-        .args(["--set", "generation.jobs=2"])
-        .env("STYLERL_PROGRESS", "0")
-        .output()
-        .unwrap();
+    let jobs = evaluate(d, &["--set", "generation.jobs=2"]);
     assert!(
         jobs.status.success(),
         "{}",
@@ -361,15 +349,7 @@ fn judge_column_compares_each_system_with_the_baseline() {
         d,
         &format!("[judge]\nurl = \"{url}\"\nmodel = \"m\"\nbaseline = \"prompted\"\napi_key_env = \"STYLERL_TEST_NO_KEY\"\ntimeout_s = 20\n"),
     );
-    let run = Command::new(env!("CARGO_BIN_EXE_stylerl"))
-        .args([
-            "evaluate",
-            "--config",
-            d.join("eval.toml").to_str().unwrap(),
-        ])
-        .env("STYLERL_PROGRESS", "0")
-        .output()
-        .unwrap();
+    let run = evaluate(d, &[]);
     assert!(
         run.status.success(),
         "{}",

@@ -6,8 +6,9 @@
 //! Systems are loaded one at a time (and dropped before the next), so the peak memory is
 //! one model plus the encoder; with `generation.jobs = J`, J systems generate at once on
 //! one libtorch thread each (J models in memory). Outputs do not depend on J: each
-//! input's random stream is seeded by its system's settings alone. Inputs are generated in length-sorted batches to waste
-//! little padding; the rows are put back in file order afterwards.
+//! input's random stream is seeded by its system's settings alone. Inputs are generated in
+//! length-sorted batches to waste little padding; the rows are put back in file order
+//! afterwards.
 use super::aggregate::{
     add_intervals, aggregate, pair_entity_f1, series, text_mean, word_count, JudgeCell,
     JudgeSeries, SampleSeries, ScoredSample, SystemMetrics,
@@ -314,8 +315,6 @@ fn judge_all(
     failure
 }
 
-/// Loads a system, renders its prompts through the chat template and generates one
-/// completion per input.
 /// Every system's outputs, in `cfg.systems` order: one after another, or `generation.jobs`
 /// at a time, each job on one libtorch thread. The first failing system (in config order)
 /// is the error.
@@ -371,6 +370,8 @@ fn generate_all(cfg: &EvalConfig, refs: &[String], inputs: &[String]) -> Result<
     Ok(out)
 }
 
+/// Loads a system, renders its prompts through the chat template and generates one
+/// completion per input.
 fn generate_system(
     cfg: &EvalConfig,
     sys: &SystemConfig,

@@ -207,7 +207,8 @@ pub fn generate_with_stats(
     };
     // Shared-prefix rows get their room for new tokens when they are expanded below.
     let extra = if share { 0 } else { cfg.max_new_tokens as i64 };
-    let (mut logits, mut cache) = prefill(model, &rows, cfg.pad_id, extra, cfg.common_prefix);
+    let (last, mut cache) = prefill(model, &rows, cfg.pad_id, extra, cfg.common_prefix);
+    let mut logits = model.lm_head.forward(&last);
     let max_len = cache.len + cfg.max_new_tokens as i64;
     if share {
         let expand = Tensor::arange(prompts.len() as i64, (Kind::Int64, dev))
@@ -286,12 +287,12 @@ pub fn common_prefix_len(rows: &[&[i64]]) -> usize {
     c
 }
 
-/// The prompt pass over `rows`: logits [B, V] at each row's last token and the cache, with
-/// room for `extra` more tokens. With `common_prefix`, a shared head of at least
+/// The prompt pass over `rows` (generation and training scoring share it): the final hidden
+/// state [B, H] at each row's last token and the cache, with room for `extra` more tokens. With `common_prefix`, a shared head of at least
 /// [`MIN_COMMON_PREFIX`] tokens runs once and the rows' remaining tokens follow it left-padded;
 /// position ids come from the mask and pad slots are never attended, so every row sees the
 /// same positions and keys as in one left-padded pass.
-fn prefill(
+pub(crate) fn prefill(
     model: &Llama,
     rows: &[&[i64]],
     pad_id: i64,
@@ -329,7 +330,7 @@ fn prefill(
         Some(&mask.to_device(dev)),
         Some(&mut cache),
     );
-    (model.lm_head.forward(&hidden.select(1, t - 1)), cache)
+    (hidden.select(1, t - 1), cache)
 }
 
 /// Ids that end a sequence: config.json's (and generation_config.json's) EOS ids plus the

@@ -3,7 +3,7 @@
 //! Uses the same `logprobs_at_temperature` (logits / T, then log_softmax in f32) as sampling,
 //! so a completion scored here at the sampling temperature reproduces the log-probs that
 //! `generate` reported. Gradients flow into adapter parameters when they require grad.
-use super::generate::{common_prefix_len, left_pad, MIN_COMMON_PREFIX};
+use super::generate::prefill;
 use super::sampling::logprobs_at_temperature;
 use crate::model::kv_cache::KvCache;
 use crate::model::llama::Llama;
@@ -44,7 +44,7 @@ pub fn token_logprobs(
 /// Each prompt runs through the model once and its keys/values are copied to its rows,
 /// so a group of G samples costs P·Lp + n·Lc tokens instead of n·(Lp + Lc). The head that
 /// every prompt starts with (chat template and instruction, at least
-/// [`MIN_COMMON_PREFIX`] tokens) runs once for all P prompts. Gradients from every row flow
+/// [`super::generate::MIN_COMMON_PREFIX`] tokens) runs once for all P prompts. Gradients from every row flow
 /// back through the one pass of each part. Equals [`token_logprobs`] on the concatenated
 /// rows up to float rounding.
 pub fn shared_prompt_logprobs(
@@ -85,70 +85,32 @@ pub fn shared_prompt_logprobs(
         .squeeze_dim(-1)
 }
 
-/// The prompts' pass: the last position's hidden state [P, H] and the filled cache. With a
-/// common head (see [`common_prefix_len`]) the head runs at batch 1 and each prompt's
-/// remaining tokens follow it, left-padded; position ids come from the mask, so every
-/// prompt sees the positions and keys of a full pass.
+/// The prompts' pass through [`prefill`] (so the head all prompts share runs once): the last
+/// position's hidden state [P, H] and the filled cache. The prompts' real tokens are read back
+/// from the left-padded ids and mask (P rows of a few dozen tokens: a cheap host copy).
 fn prompt_pass(model: &Llama, prompt_ids: &Tensor, prompt_mask: &Tensor) -> (Tensor, KvCache) {
-    let (p, lp) = prompt_ids.size2().expect("prompt_ids must be [P, Lp]");
-    let dev = model.device;
-    let real = |ids: &Tensor, mask: &Tensor| -> Option<Vec<Vec<i64>>> {
-        let ids: Vec<i64> = Vec::try_from(&ids.to_device(tch::Device::Cpu).reshape([-1])).ok()?;
-        let mask: Vec<i64> = Vec::try_from(
-            &mask
-                .to_device(tch::Device::Cpu)
+    let host = |t: &Tensor| -> Vec<i64> {
+        Vec::try_from(
+            &t.to_device(tch::Device::Cpu)
                 .to_kind(tch::Kind::Int64)
                 .reshape([-1]),
         )
-        .ok()?;
-        Some(
-            (0..p as usize)
-                .map(|r| {
-                    let span = r * lp as usize..(r + 1) * lp as usize;
-                    ids[span.clone()]
-                        .iter()
-                        .zip(&mask[span])
-                        .filter(|(_, &m)| m > 0)
-                        .map(|(&t, _)| t)
-                        .collect()
-                })
-                .collect(),
-        )
+        .expect("prompt ids and mask are integer tensors")
     };
-    let head = if p > 1 {
-        real(prompt_ids, prompt_mask)
-            .map(|rows| {
-                let refs: Vec<&[i64]> = rows.iter().map(|r| r.as_slice()).collect();
-                (common_prefix_len(&refs), rows)
-            })
-            .filter(|(c, _)| *c >= MIN_COMMON_PREFIX)
-    } else {
-        None
-    };
-    match head {
-        Some((c, rows)) => {
-            let ids = Tensor::from_slice(&rows[0][..c])
-                .view([1, c as i64])
-                .to_device(dev);
-            let mut one = model.new_cache(1, c as i64);
-            // Only the keys/values this pass leaves in the cache are needed.
-            let _ = model.forward_hidden(&ids, None, Some(&mut one));
-            let rest: Vec<&[i64]> = rows.iter().map(|r| &r[c..]).collect();
-            let (r_ids, r_mask) = left_pad(&rest, 0);
-            let t = r_ids.size()[1];
-            let every = Tensor::zeros([p], (tch::Kind::Int64, dev));
-            let mut cache = one.select_rows(&every, c as i64 + t);
-            let h = model.forward_hidden(
-                &r_ids.to_device(dev),
-                Some(&r_mask.to_device(dev)),
-                Some(&mut cache),
-            );
-            (h.select(1, t - 1), cache)
-        }
-        None => {
-            let mut cache = model.new_cache(p, lp);
-            let h = model.forward_hidden(prompt_ids, Some(prompt_mask), Some(&mut cache));
-            (h.select(1, lp - 1), cache)
-        }
-    }
+    let lp = prompt_ids.size()[1] as usize;
+    let (ids, mask) = (host(prompt_ids), host(prompt_mask));
+    let rows: Vec<Vec<i64>> = ids
+        .chunks(lp)
+        .zip(mask.chunks(lp))
+        .map(|(r, m)| {
+            r.iter()
+                .zip(m)
+                .filter(|(_, &m)| m > 0)
+                .map(|(&t, _)| t)
+                .collect()
+        })
+        .collect();
+    let refs: Vec<&[i64]> = rows.iter().map(|r| r.as_slice()).collect();
+    // Pads are never attended, so their id does not matter.
+    prefill(model, &refs, 0, 0, true)
 }
