@@ -1,5 +1,6 @@
-//! Style reward dropout's two modes under `aggregation = "mean"`: the paper's sampled drops
-//! with the all-dropped safeguard favour one-sentence texts; `mode = "expected"` does not.
+//! Style reward dropout's modes under `aggregation = "mean"`: the paper's sampled drops
+//! with the all-dropped safeguard favour one-sentence texts; `mode = "expected"` and
+//! `mode = "fallback"` do not.
 mod common;
 use common::Lookup;
 use std::sync::Arc;
@@ -69,6 +70,28 @@ fn expected_dropout_weights_by_one_minus_rate_whatever_the_sentence_count() {
     let s = rm.score_batch(&[ro], 7).unwrap();
     assert_eq!(s.rewards[0].style.n_dropped, 0);
     assert!((s.rewards[0].style.r_style_undropped - 1.0).abs() < 1e-6);
+}
+
+#[test]
+fn fallback_dropout_hands_a_dropped_reference_to_the_next() {
+    let rm = model(DropoutMode::Fallback);
+    let (one, two) = mean_style(&rm, 3);
+    // "Sa." has two dominant candidates at p = 0.5 (cosine 1) and a rare one (cosine 0):
+    // 0.5·1 + 0.5·0.5·1 + 0.25·0 = 0.75 per sentence, whatever the sentence count (the
+    // expected mode gives 0.5: the whole contribution times 1 − p).
+    assert!((one - 0.75).abs() < 1e-6, "{one}");
+    assert!((two - 0.75).abs() < 1e-6, "{two}");
+    let ro = Rollout {
+        input: "In.",
+        output: "Sa. Sa.",
+        output_tokens: 2,
+        input_tokens: 2,
+    };
+    let s = rm.score_batch(&[ro], 7).unwrap();
+    assert_eq!(s.rewards[0].style.n_dropped, 0);
+    assert!((s.rewards[0].style.r_style_undropped - 1.0).abs() < 1e-6);
+    let ok: RewardConfig = toml::from_str("[dropout]\nmode = \"fallback\"\n").unwrap();
+    assert_eq!(ok.dropout.mode, DropoutMode::Fallback);
 }
 
 #[test]

@@ -128,6 +128,11 @@ pub enum DropoutMode {
     /// The contribution is weighted by its expectation 1 − p: the same mean incentive away
     /// from dominant references, no sampling noise, no safeguard, and neutral to sentence count.
     Expected,
+    /// A dropped reference hands the sentence to its best surviving candidate, in expectation
+    /// over independent drops (reward::dropout::expected_surviving_max): an over-used reference
+    /// costs only its margin over the next, so under `aggregation = "mean"` deleting the
+    /// sentence does not pay, where `expected` (a loss of p · cosine) made it pay.
+    Fallback,
 }
 
 /// Where the dropout rates come from.
@@ -147,7 +152,7 @@ pub enum DropoutRates {
 #[serde(default, deny_unknown_fields)]
 pub struct DropoutConfig {
     pub enabled: bool,
-    /// `sample` (the paper) or `expected`.
+    /// `sample` (the paper), `expected` or `fallback`.
     pub mode: DropoutMode,
     /// `static` (the paper) or `usage`.
     pub rates: DropoutRates,

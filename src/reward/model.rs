@@ -8,7 +8,7 @@
 //! when every sentence of a text is dropped, the text gets its undropped R_style.
 use super::anchor::{best_within, neighbour_set};
 use super::config::{Aggregation, DropoutMode, DropoutRates, Normalise, RewardConfig, StyleTarget};
-use super::dropout::{batch_rng, draw, dropout_rates};
+use super::dropout::{batch_rng, draw, dropout_rates, expected_surviving_max};
 use super::dynamics::{dynamics, Dynamics};
 use super::meaning::meaning_kept;
 use super::penalties::{entity_f1, r_length, r_meaning, r_ne_overlap, r_punctuation, r_rewrite};
@@ -307,11 +307,13 @@ impl RewardModel {
             Some(_) => anchors.iter().map(|a| a.best.clone()).collect(),
             None => Vec::new(),
         };
+        // The references each text may match (empty = all of them).
+        let mut allowed_sets: Vec<Vec<usize>> = vec![Vec::new(); matches.len()];
         if neighbours {
-            for (m, a) in matches.iter_mut().zip(&anchors) {
-                let allowed = neighbour_set(&a.rows, self.cfg.neighbours);
+            for ((m, a), allowed) in matches.iter_mut().zip(&anchors).zip(&mut allowed_sets) {
+                *allowed = neighbour_set(&a.rows, self.cfg.neighbours);
                 for (j, row) in m.rows.iter().enumerate() {
-                    let (k, sim) = best_within(row, &allowed);
+                    let (k, sim) = best_within(row, allowed);
                     m.best[j] = k;
                     m.best_sim[j] = sim;
                 }
@@ -332,7 +334,10 @@ impl RewardModel {
         let mut rng = batch_rng(self.cfg.dropout.seed, step);
         let mut all_rows: Vec<Vec<f32>> = Vec::new();
         let mut rewards = Vec::with_capacity(rollouts.len());
-        for ((ro, m), meaning_cos) in rollouts.iter().zip(matches).zip(meaning) {
+        let mode = self.cfg.dropout.mode;
+        for (((ro, m), meaning_cos), allowed) in
+            rollouts.iter().zip(matches).zip(meaning).zip(&allowed_sets)
+        {
             let mut sentences: Vec<SentenceScore> = m
                 .sentences
                 .iter()
@@ -350,23 +355,35 @@ impl RewardModel {
                 .collect();
             let n = sentences.len();
             let full: f64 = sentences.iter().map(|s| s.similarity).sum();
-            let expected = self.cfg.dropout.mode == DropoutMode::Expected;
-            let cancelled = !expected && n > 0 && sentences.iter().all(|s| s.dropped);
-            if cancelled || expected {
+            let sampled = mode == DropoutMode::Sample;
+            let cancelled = sampled && n > 0 && sentences.iter().all(|s| s.dropped);
+            if cancelled || !sampled {
                 sentences.iter_mut().for_each(|s| s.dropped = false);
             }
             let n_dropped = sentences.iter().filter(|s| s.dropped).count();
-            let kept: f64 = if expected {
-                sentences
+            let kept: f64 = match mode {
+                DropoutMode::Expected => sentences
                     .iter()
                     .map(|s| s.similarity * (1.0 - s.dropout_rate))
-                    .sum()
-            } else {
-                sentences
+                    .sum(),
+                DropoutMode::Fallback => m
+                    .rows
+                    .iter()
+                    .map(|row| {
+                        let cand = |k: usize| (row[k] as f64, rates[k]);
+                        let c: Vec<(f64, f64)> = if allowed.is_empty() {
+                            (0..row.len()).map(cand).collect()
+                        } else {
+                            allowed.iter().map(|&k| cand(k)).collect()
+                        };
+                        expected_surviving_max(&c)
+                    })
+                    .sum(),
+                DropoutMode::Sample => sentences
                     .iter()
                     .filter(|s| !s.dropped)
                     .map(|s| s.similarity)
-                    .sum()
+                    .sum(),
             };
             let denom = match self.cfg.aggregation {
                 Aggregation::Sum => 1.0,
