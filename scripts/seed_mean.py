@@ -7,6 +7,9 @@ baseline's value is subtracted, then a 95 % paired bootstrap interval over input
 replacement). Averaging seeds removes much of the run-to-run noise that single-run tables
 carry (README, "Seed-to-seed noise").
 
+A baseline that was itself trained several times (--baseline NAME with NAME-s1 present) is the
+mean of its runs, so two recipes are compared run-mean against run-mean.
+
 usage: scripts/seed_mean.py results/seed_noise/outputs.jsonl [--baseline sft] [--resamples 2000]
 """
 import argparse
@@ -59,13 +62,21 @@ def main():
             groups[s] = runs
     if not groups:
         sys.exit(f"no NAME / NAME-s1 pair of systems in {a.outputs}")
-    print(f"| recipe (runs) | metric | mean of runs − {a.baseline} [95 %] |")
+    # A baseline that is itself a recipe trained several times counts as the mean of its runs.
+    base_runs = groups.pop(a.baseline, [a.baseline])
+    label = a.baseline if len(base_runs) == 1 else f"{a.baseline} (mean of {len(base_runs)} runs)"
+    print(f"| recipe (runs) | metric | mean of runs − {label} [95 %] |")
     print("|---|---|---|")
-    base = by[a.baseline]
+
+    def base_value(i, key):
+        xs = [value(by[r][i], key) for r in base_runs]
+        return None if None in xs else sum(xs) / len(xs)
+
+    base_idx = set.intersection(*(set(by[r]) for r in base_runs))
     for name, runs in groups.items():
-        idx = sorted(set(base).intersection(*(set(by[r]) for r in runs)))
+        idx = sorted(base_idx.intersection(*(set(by[r]) for r in runs)))
         for key in METRICS:
-            vals = [([value(by[r][i], key) for r in runs], value(base[i], key)) for i in idx]
+            vals = [([value(by[r][i], key) for r in runs], base_value(i, key)) for i in idx]
             vals = [(xs, b) for xs, b in vals if b is not None and None not in xs]
             if not vals:
                 continue

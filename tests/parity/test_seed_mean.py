@@ -1,0 +1,49 @@
+"""scripts/seed_mean.py: run-mean differences against a single baseline and against a recipe's
+own run-mean (not a parity check: the script is how the README's seed-averaged rows are made)."""
+import json
+import pathlib
+import subprocess
+import sys
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+
+
+def run(tmp_path, rows, *args):
+    out = tmp_path / "outputs.jsonl"
+    out.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    p = subprocess.run([sys.executable, str(ROOT / "scripts/seed_mean.py"), str(out), *args],
+                       capture_output=True, text=True)
+    return p
+
+
+def rows():
+    # Two inputs; style per system and input. a: runs 0.6/0.8 and 0.7/0.9; b: 0.5/0.5 and 0.4/0.6.
+    vals = {"sft": (0.5, 0.5), "a": (0.6, 0.7), "a-s1": (0.8, 0.9), "b": (0.5, 0.4), "b-s1": (0.5, 0.6)}
+    return [{"system": s, "index": i, "style_similarity": v[i]} for s, v in vals.items() for i in (0, 1)]
+
+
+def line(out, recipe):
+    return next(l for l in out.splitlines() if l.startswith(f"| {recipe} (2) | style_similarity"))
+
+
+def test_runs_are_averaged_against_a_single_baseline(tmp_path):
+    p = run(tmp_path, rows())
+    assert p.returncode == 0, p.stderr
+    # a: mean of runs (0.7, 0.8) − sft (0.5, 0.5) = +0.25; b: (0.5, 0.5) − 0.5 = 0.
+    assert "+0.250" in line(p.stdout, "a")
+    assert "+0.000" in line(p.stdout, "b")
+
+
+def test_a_recipe_baseline_is_the_mean_of_its_runs(tmp_path):
+    p = run(tmp_path, rows(), "--baseline", "b")
+    assert p.returncode == 0, p.stderr
+    assert "b (mean of 2 runs)" in p.stdout
+    # a's run-mean (0.7, 0.8) − b's run-mean (0.5, 0.5) = +0.25 (b's first run alone gives +0.3).
+    assert "+0.250" in line(p.stdout, "a")
+    assert "| b (2)" not in p.stdout
+
+
+def test_an_unknown_baseline_is_one_error_line(tmp_path):
+    p = run(tmp_path, rows(), "--baseline", "nope")
+    assert p.returncode != 0
+    assert "nope" in p.stderr and len(p.stderr.strip().splitlines()) == 1
