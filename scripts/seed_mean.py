@@ -84,6 +84,59 @@ def main():
             m, lo, hi = interval(diffs, a.resamples, a.seed)
             print(f"| {name} ({len(runs)}) | {key} | {m:+.3f} [{lo:+.3f}, {hi:+.3f}] (n = {len(diffs)}) |")
 
+    # Style vector consistency is a corpus metric (one cosine per run, `evaluate`'s definition),
+    # so it has no per-input mean: each run's value is recomputed on every resample of the
+    # inputs and the runs' values are averaged. (Pooling the runs' counts instead would hide a
+    # collapse, when each run collapses onto another reference.)
+    print()
+    print(f"| recipe (runs) | consistency, mean of runs [95 %] | − {label} [95 %] |")
+    print("|---|---|---|")
+    for name, runs in groups.items():
+        idx = sorted(base_idx.intersection(*(set(by[r]) for r in runs)))
+        rng = random.Random(a.seed)
+        point = mean_consistency(by, runs, idx), mean_consistency(by, base_runs, idx)
+        draws = []
+        for _ in range(a.resamples):
+            pick = [idx[rng.randrange(len(idx))] for _ in idx]
+            c, b = mean_consistency(by, runs, pick), mean_consistency(by, base_runs, pick)
+            if c is not None and b is not None:
+                draws.append((c, c - b))
+        if point[0] is None or point[1] is None or not draws:
+            print(f"| {name} ({len(runs)}) | undefined (nothing rewritten) | — |")
+            continue
+        lo_c, hi_c = quantiles(sorted(d[0] for d in draws))
+        lo_d, hi_d = quantiles(sorted(d[1] for d in draws))
+        print(f"| {name} ({len(runs)}) | {point[0]:.3f} [{lo_c:.3f}, {hi_c:.3f}] | "
+              f"{point[0] - point[1]:+.3f} [{lo_d:+.3f}, {hi_d:+.3f}] |")
+
+
+def quantiles(xs):
+    return xs[int(0.025 * len(xs))], xs[min(len(xs) - 1, int(0.975 * len(xs)))]
+
+
+def mean_consistency(by, runs, idx):
+    """Mean over `runs` of each run's consistency on inputs `idx`; None if any is undefined."""
+    xs = [consistency(by[r], idx) for r in runs]
+    return None if None in xs else sum(xs) / len(xs)
+
+
+def consistency(rows, idx):
+    """Cosine of the inputs' and outputs' closest-reference counts over the rewritten samples
+    among inputs `idx` (repeats count again); None when undefined."""
+    cin, cout = defaultdict(float), defaultdict(float)
+    for i in idx:
+        row = rows[i]
+        if row.get("not_rewritten"):
+            continue
+        for s in row.get("input_sentences") or []:
+            cin[s["reference"]] += 1
+        for s in row.get("output_sentences") or []:
+            cout[s["reference"]] += 1
+    dot = sum(v * cout.get(k, 0.0) for k, v in cin.items())
+    na = sum(v * v for v in cin.values()) ** 0.5
+    nb = sum(v * v for v in cout.values()) ** 0.5
+    return None if na == 0 or nb == 0 else dot / (na * nb)
+
 
 if __name__ == "__main__":
     main()

@@ -19,7 +19,13 @@ def run(tmp_path, rows, *args):
 def rows():
     # Two inputs; style per system and input. a: runs 0.6/0.8 and 0.7/0.9; b: 0.5/0.5 and 0.4/0.6.
     vals = {"sft": (0.5, 0.5), "a": (0.6, 0.7), "a-s1": (0.8, 0.9), "b": (0.5, 0.4), "b-s1": (0.5, 0.6)}
-    return [{"system": s, "index": i, "style_similarity": v[i]} for s, v in vals.items() for i in (0, 1)]
+    # Every input sentence's closest reference is 0; a-s1's outputs land on reference 1
+    # (consistency 0), every other run's on 0 (consistency 1).
+    out_ref = {"a-s1": 1}
+    return [{"system": s, "index": i, "style_similarity": v[i], "not_rewritten": False,
+             "input_sentences": [{"reference": 0}],
+             "output_sentences": [{"reference": out_ref.get(s, 0)}]}
+            for s, v in vals.items() for i in (0, 1)]
 
 
 def line(out, recipe):
@@ -47,3 +53,11 @@ def test_an_unknown_baseline_is_one_error_line(tmp_path):
     p = run(tmp_path, rows(), "--baseline", "nope")
     assert p.returncode != 0
     assert "nope" in p.stderr and len(p.stderr.strip().splitlines()) == 1
+
+
+def test_consistency_is_the_mean_of_each_runs_value(tmp_path):
+    p = run(tmp_path, rows(), "--resamples", "50")
+    assert p.returncode == 0, p.stderr
+    cons = [l for l in p.stdout.splitlines() if l.startswith("| a (2) | 0.")]
+    # a: runs 1.0 and 0.0 → 0.5, sft 1.0 → −0.5 (pooling the counts would give cos 45° = 0.707).
+    assert cons and cons[0].startswith("| a (2) | 0.500") and "| -0.500 [" in cons[0], p.stdout
