@@ -49,7 +49,15 @@ done
 train() {
   local name=$1 cfg=$2 seed=$3 dir=$RUNS/$1
   if [ -s "$dir/adapter/adapter_config.json" ]; then
-    say "$name: done already ($dir), kept"
+    # Kept only if its run.json says it is this seed (a run of another seed under this name
+    # would silently enter the wrong mean).
+    local got
+    got=$(.venv/bin/python -c 'import json, sys; print(json.load(open(sys.argv[1]))["config"]["grpo.seed"])'       "$dir/run.json" 2>/dev/null || echo "unknown")
+    if [ "$got" != "$seed" ]; then
+      echo "seed_study: $dir was trained with grpo.seed = $got, not $seed: remove it or set RUNS" >&2
+      return 1
+    fi
+    say "$name: done already ($dir, grpo.seed = $seed), kept"
     return
   fi
   rm -rf "$dir"
