@@ -3,7 +3,10 @@
 # for the reference) trained and evaluated against another reference text.
 #
 #   scripts/reference_study.sh datasets/reference/group_chat.txt
+#   RECIPE=configs/study/a1f.toml scripts/reference_study.sh datasets/reference/group_chat.txt
 #
+# RECIPE (default the demo's grpo-dropout) names another GRPO config; its runs and results then
+# go to <name>-<recipe> (runs/reference/group_chat-a1f, results/reference/group_chat-a1f).
 # Needs the demo's SFT model (runs/demo/sft/merged: scripts/demo.sh makes it). Writes
 # runs/reference/<name>/ and results/reference/<name>/{table.md,…}. The table compares the
 # SFT model with the RL model, both scored against <name>'s sentences.
@@ -15,12 +18,15 @@ ref=${1:?usage: scripts/reference_study.sh REFERENCE.txt}
 [ -s runs/demo/sft/merged/model.safetensors ] || {
   echo "reference_study: runs/demo/sft/merged is missing: run scripts/demo.sh first" >&2; exit 1; }
 name=$(basename "$ref" .txt)
+RECIPE=${RECIPE:-configs/demo/grpo-dropout.toml}
+[ -s "$RECIPE" ] || { echo "reference_study: RECIPE=$RECIPE is missing or empty" >&2; exit 1; }
+[ "$RECIPE" = configs/demo/grpo-dropout.toml ] || name="$name-$(basename "$RECIPE" .toml)"
 run=runs/reference/$name
 say() { echo "[reference_study] $*"; }
 if [ ! -s "$run/adapter/adapter_config.json" ]; then
   rm -rf "$run"
-  say "grpo against $ref -> $run"
-  "$STYLERL_BIN" grpo --config configs/demo/grpo-dropout.toml \
+  say "grpo ($RECIPE) against $ref -> $run"
+  "$STYLERL_BIN" grpo --config "$RECIPE" \
     --set "out_dir=$run" --set "reward.reference=[\"$ref\"]"
 fi
 say "evaluate sft and $name against $ref"
@@ -35,7 +41,7 @@ kind = "model"
 path = "runs/demo/sft/merged"
 
 [[systems]]
-name = "grpo-dropout"
+name = "$(basename "$RECIPE" .toml)"
 kind = "model"
 [systems.model]
 path = "runs/demo/sft/merged"
