@@ -12,6 +12,7 @@
 # SFT model with the RL model, both scored against <name>'s sentences.
 set -euo pipefail
 source "$(dirname "$0")/env.sh"
+source "$(dirname "$0")/demo_eval_config.sh"
 cd "$ROOT"
 ref=${1:?usage: scripts/reference_study.sh REFERENCE.txt}
 [ -s "$ref" ] || { echo "reference_study: $ref is missing or empty" >&2; exit 1; }
@@ -30,22 +31,8 @@ if [ ! -s "$run/adapter/adapter_config.json" ]; then
     --set "out_dir=$run" --set "reward.reference=[\"$ref\"]"
 fi
 say "evaluate sft and $name against $ref"
-# The demo's evaluation settings (everything before its first [[systems]]), with two systems.
+# The demo's evaluation settings with two systems: SFT and the run.
 cfg=$run/evaluate.toml
-sed '/^\[\[systems\]\]/,$d' configs/demo/evaluate.toml > "$cfg"
-cat >> "$cfg" <<EOT
-[[systems]]
-name = "sft"
-kind = "model"
-[systems.model]
-path = "runs/demo/sft/merged"
-
-[[systems]]
-name = "$(basename "$RECIPE" .toml)"
-kind = "model"
-[systems.model]
-path = "runs/demo/sft/merged"
-adapters = ["$run/adapter"]
-EOT
+demo_eval_config "$cfg" "$(basename "$RECIPE" .toml)=$run"
 "$STYLERL_BIN" evaluate --config "$cfg" --set "name=$name" --set "out_dir=results/reference/$name" \
   --set "reward.reference=[\"$ref\"]" --set "baseline=sft"

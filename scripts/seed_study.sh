@@ -13,6 +13,7 @@
 # the first seed's run is named <recipe>, the k-th other one <recipe>-sk (scripts/seed_mean.py).
 set -euo pipefail
 source "$(dirname "$0")/env.sh"
+source "$(dirname "$0")/demo_eval_config.sh"
 cd "$ROOT"
 say() { echo "[seed_study] $*"; }
 recipes=("$@")
@@ -90,29 +91,15 @@ done
 [ "$failed" = 0 ] || exit 1
 say "training: $(( $(date +%s) - t0 ))s"
 
-# The demo's evaluation settings (everything before its first [[systems]]), SFT and every run.
+# The demo's evaluation settings, SFT and every run.
 mkdir -p "$OUT"
 cfg=$OUT/evaluate.toml
-sed '/^\[\[systems\]\]/,$d' configs/demo/evaluate.toml > "$cfg"
-cat >> "$cfg" <<EOT
-[[systems]]
-name = "sft"
-kind = "model"
-[systems.model]
-path = "runs/demo/sft/merged"
-EOT
+systems=()
 for j in "${jobs[@]}"; do
   IFS='|' read -r name _ _ <<< "$j"
-  cat >> "$cfg" <<EOT
-
-[[systems]]
-name = "$name"
-kind = "model"
-[systems.model]
-path = "runs/demo/sft/merged"
-adapters = ["$RUNS/$name/adapter"]
-EOT
+  systems+=("$name=$RUNS/$name")
 done
+demo_eval_config "$cfg" "${systems[@]}"
 t0=$(date +%s)
 say "evaluate: $cfg"
 limit=()

@@ -45,6 +45,19 @@ fn mean_style(rm: &RewardModel, steps: u64) -> (f64, f64) {
     (one / steps as f64, two / steps as f64)
 }
 
+/// The deterministic modes mark nothing dropped, and the undropped value is still logged.
+fn nothing_marked_dropped(rm: &RewardModel) {
+    let ro = Rollout {
+        input: "In.",
+        output: "Sa. Sa.",
+        output_tokens: 2,
+        input_tokens: 2,
+    };
+    let s = rm.score_batch(&[ro], 7).unwrap();
+    assert_eq!(s.rewards[0].style.n_dropped, 0);
+    assert!((s.rewards[0].style.r_style_undropped - 1.0).abs() < 1e-6);
+}
+
 #[test]
 fn sampled_dropout_with_the_safeguard_rewards_one_sentence_texts() {
     let (one, two) = mean_style(&model(DropoutMode::Sample), 400);
@@ -60,16 +73,7 @@ fn expected_dropout_weights_by_one_minus_rate_whatever_the_sentence_count() {
     let (one, two) = mean_style(&rm, 3);
     assert!((one - 0.5).abs() < 1e-6, "{one}");
     assert!((two - 0.5).abs() < 1e-6, "{two}");
-    // Deterministic: nothing is marked dropped, and the undropped value is still logged.
-    let ro = Rollout {
-        input: "In.",
-        output: "Sa. Sa.",
-        output_tokens: 2,
-        input_tokens: 2,
-    };
-    let s = rm.score_batch(&[ro], 7).unwrap();
-    assert_eq!(s.rewards[0].style.n_dropped, 0);
-    assert!((s.rewards[0].style.r_style_undropped - 1.0).abs() < 1e-6);
+    nothing_marked_dropped(&rm);
 }
 
 #[test]
@@ -81,15 +85,7 @@ fn fallback_dropout_hands_a_dropped_reference_to_the_next() {
     // expected mode gives 0.5: the whole contribution times 1 − p).
     assert!((one - 0.75).abs() < 1e-6, "{one}");
     assert!((two - 0.75).abs() < 1e-6, "{two}");
-    let ro = Rollout {
-        input: "In.",
-        output: "Sa. Sa.",
-        output_tokens: 2,
-        input_tokens: 2,
-    };
-    let s = rm.score_batch(&[ro], 7).unwrap();
-    assert_eq!(s.rewards[0].style.n_dropped, 0);
-    assert!((s.rewards[0].style.r_style_undropped - 1.0).abs() < 1e-6);
+    nothing_marked_dropped(&rm);
     let ok: RewardConfig = toml::from_str("[dropout]\nmode = \"fallback\"\n").unwrap();
     assert_eq!(ok.dropout.mode, DropoutMode::Fallback);
 }
