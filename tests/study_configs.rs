@@ -1,6 +1,6 @@
 //! The recipes `scripts/seed_study.sh` trains (configs/study/): they parse and validate as GRPO
-//! configs, and a1f is a1 with fallback-mode usage dropout and nothing else changed — the
-//! README's a1f − a1 difference is the dropout's only if that holds.
+//! configs, a1f is a1 with fallback-mode usage dropout and nothing else changed, and a1b is a1f
+//! with R_balance and nothing else — each README difference is that one change's only if so.
 use std::path::Path;
 use stylerl::reward::config::{DropoutMode, DropoutRates};
 use stylerl::train::grpo_config::GrpoConfig;
@@ -31,6 +31,9 @@ fn study_recipes_parse_and_validate() {
     assert_eq!(d.rates, DropoutRates::Usage);
     assert_eq!(a1.out_dir, Path::new("runs/study/a1"));
     assert_eq!(a1f.out_dir, Path::new("runs/study/a1f"));
+    let a1b = config("a1b.toml");
+    assert!(a1b.reward.balance.weight > 0.0);
+    assert_eq!(a1b.out_dir, Path::new("runs/study/a1b"));
 }
 
 #[test]
@@ -43,4 +46,16 @@ fn a1f_is_a1_plus_dropout_only() {
         v
     };
     assert_eq!(strip("a1.toml"), strip("a1f.toml"));
+}
+
+#[test]
+fn a1b_is_a1f_plus_balance_only() {
+    let strip = |name: &str| {
+        let mut v: toml::Value = toml::from_str(&text(name)).unwrap();
+        let t = v.as_table_mut().unwrap();
+        t.remove("out_dir");
+        t["reward"].as_table_mut().unwrap().remove("balance");
+        v
+    };
+    assert_eq!(strip("a1f.toml"), strip("a1b.toml"));
 }

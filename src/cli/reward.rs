@@ -120,6 +120,7 @@ pub fn reward(a: &RewardArgs) -> Result<()> {
             "r_ne_overlap": r.r_ne_overlap,
             "r_punctuation": r.r_punctuation,
             "r_rewrite": r.r_rewrite,
+            "r_balance": r.r_balance,
             "r_meaning": r.r_meaning,
         },
         "edit_similarity": r.edit_similarity,

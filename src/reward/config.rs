@@ -64,6 +64,7 @@ pub struct RewardConfig {
     pub punctuation: PunctuationConfig,
     pub rewrite: RewriteConfig,
     pub meaning: MeaningConfig,
+    pub balance: BalanceConfig,
 }
 
 /// R_rewrite (off by default, the paper has no such term): a penalty on near-copies.
@@ -86,6 +87,36 @@ pub struct MeaningConfig {
     pub threshold: f64,
     /// A sentence-transformers directory that measures content (all-MiniLM-L6-v2 does).
     pub encoder: String,
+}
+
+/// R_balance (off by default, not in the paper; reward::usage::Usage::log_ratios): each
+/// generated sentence earns clip(ln(e_k / g_k), ±clip) for its closest reference k over all
+/// references, where e_k and g_k are the shares of input and generated sentences closest to
+/// k so far (decayed counts, `prior` pseudo-counts); R_balance is the mean over the text's
+/// sentences. It is the policy-gradient reward of −KL(g ‖ e): it pulls the outputs' use of
+/// the references towards the inputs', which is what style vector consistency compares.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BalanceConfig {
+    /// 0 disables it.
+    pub weight: f64,
+    /// Largest |ln(e_k / g_k)| (a reference no input or no output has used yet is at ±clip).
+    pub clip: f64,
+    /// Per-batch decay of the running counts (0 = the last batch's counts only).
+    pub decay: f64,
+    /// Pseudo-count per reference, so a few early sentences set no extreme ratio.
+    pub prior: f64,
+}
+
+impl Default for BalanceConfig {
+    fn default() -> Self {
+        BalanceConfig {
+            weight: 0.0,
+            clip: 2.0,
+            decay: 0.9,
+            prior: 1.0,
+        }
+    }
 }
 
 impl Default for RewriteConfig {
@@ -232,6 +263,7 @@ impl Default for RewardConfig {
             punctuation: PunctuationConfig::default(),
             rewrite: RewriteConfig::default(),
             meaning: MeaningConfig::default(),
+            balance: BalanceConfig::default(),
         }
     }
 }
@@ -360,6 +392,20 @@ impl RewardConfig {
             bail!(
                 "reward.meaning.threshold = {}: must be in [-1, 1]",
                 self.meaning.threshold
+            );
+        }
+        finite_nonneg("balance.weight", self.balance.weight)?;
+        finite_nonneg("balance.prior", self.balance.prior)?;
+        if !(self.balance.clip.is_finite() && self.balance.clip > 0.0) {
+            bail!(
+                "reward.balance.clip = {}: must be finite and > 0",
+                self.balance.clip
+            );
+        }
+        if !(0.0..1.0).contains(&self.balance.decay) {
+            bail!(
+                "reward.balance.decay = {}: must be in [0, 1) (the share of the running counts kept per batch)",
+                self.balance.decay
             );
         }
         if self.meaning.weight > 0.0 && self.meaning.encoder.trim().is_empty() {

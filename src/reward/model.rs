@@ -12,6 +12,7 @@ use super::dropout::{batch_rng, draw, dropout_rates, expected_surviving_max};
 use super::dynamics::{dynamics, Dynamics};
 use super::meaning::meaning_kept;
 use super::penalties::{entity_f1, r_length, r_meaning, r_ne_overlap, r_punctuation, r_rewrite};
+use super::style::argmax;
 use super::style::StyleScorer;
 use super::usage::Usage;
 use crate::encoder::SentenceEncoder;
@@ -81,6 +82,8 @@ pub struct RewardBreakdown {
     pub r_rewrite: f64,
     /// R_meaning (0 when `meaning.weight` is 0).
     pub r_meaning: f64,
+    /// R_balance, unweighted: mean ln-ratio of the sentences' closest references (0 when off).
+    pub r_balance: f64,
     /// Edit similarity of output to input (white space collapsed).
     pub edit_similarity: f64,
     /// cos(E_c(input), E_c(output)) with the content encoder; None when none is loaded.
@@ -103,6 +106,7 @@ pub struct ComponentMeans {
     pub r_punctuation: f64,
     pub r_rewrite: f64,
     pub r_meaning: f64,
+    pub r_balance: f64,
     pub edit_similarity: f64,
     /// Mean content cosine of input and output (0 when no content encoder is loaded).
     pub meaning_cos: f64,
@@ -119,8 +123,12 @@ pub struct BatchScores {
     pub rewards: Vec<RewardBreakdown>,
     /// inner/outer std over all generated sentences of the batch × reference sentences.
     pub dynamics: Dynamics,
-    /// Best reference of every input sentence, per rollout (filled only for usage rates).
+    /// Best reference of every input sentence, per rollout (filled only for usage rates or
+    /// R_balance).
     pub input_best: Vec<Vec<usize>>,
+    /// Closest reference over all references of every generated sentence, per rollout
+    /// (filled only for R_balance; `style.sentences` hold the anchored best instead).
+    pub output_best_all: Vec<Vec<usize>>,
 }
 
 impl BatchScores {
@@ -144,6 +152,7 @@ impl BatchScores {
             term(&|r| r.r_punctuation),
             term(&|r| r.r_rewrite),
             term(&|r| r.r_meaning),
+            term(&|r| r.r_balance),
         ];
         let w = &cfg.weights;
         let weights = [
@@ -153,6 +162,7 @@ impl BatchScores {
             w.punctuation,
             cfg.rewrite.weight,
             cfg.meaning.weight,
+            cfg.balance.weight,
         ];
         super::normalise::group_normalised_total(&terms, &weights, group_size)
     }
@@ -170,6 +180,7 @@ impl BatchScores {
             r_punctuation: sum(&|r| r.r_punctuation),
             r_rewrite: sum(&|r| r.r_rewrite),
             r_meaning: sum(&|r| r.r_meaning),
+            r_balance: sum(&|r| r.r_balance),
             edit_similarity: sum(&|r| r.edit_similarity),
             meaning_cos: sum(&|r| r.meaning_cos.unwrap_or(0.0)),
             dropped_fraction: if sentences > 0 {
@@ -195,6 +206,8 @@ pub struct RewardModel {
     pub rates: Vec<f64>,
     /// Running best-match counts behind `rates = "usage"` (None otherwise).
     pub usage: Option<Usage>,
+    /// Running closest-reference counts behind R_balance (None when it is off).
+    pub balance: Option<Usage>,
     /// The content encoder of R_meaning (loaded only when `meaning.weight` > 0).
     pub content: Option<Arc<dyn SentenceEncoder>>,
 }
@@ -256,11 +269,13 @@ impl RewardModel {
             vec![0.0; k]
         };
         let usage = (d.enabled && d.rates == DropoutRates::Usage).then(|| Usage::new(k));
+        let balance = (cfg.balance.weight > 0.0).then(|| Usage::new(k));
         Ok(RewardModel {
             cfg: cfg.clone(),
             style,
             rates,
             usage,
+            balance,
             content: None,
         })
     }
@@ -275,9 +290,15 @@ impl RewardModel {
         }
     }
 
-    /// Adds a scored batch to the usage counts (a no-op for static rates). Call it once per
-    /// rollout batch, after [`Self::score_batch`], so the batch's own rates never saw it.
+    /// Adds a scored batch to the usage counts and the R_balance counts (a no-op when neither
+    /// is on). Call it once per rollout batch, after [`Self::score_batch`], so the batch's
+    /// own rates and ratios never saw it.
     pub fn observe_usage(&mut self, scores: &BatchScores) {
+        let inputs: Vec<usize> = scores.input_best.iter().flatten().copied().collect();
+        if let Some(b) = &mut self.balance {
+            let outputs: Vec<usize> = scores.output_best_all.iter().flatten().copied().collect();
+            b.observe(self.cfg.balance.decay, &outputs, &inputs);
+        }
         let decay = self.cfg.dropout.decay;
         if let Some(u) = &mut self.usage {
             let generated: Vec<usize> = scores
@@ -285,7 +306,6 @@ impl RewardModel {
                 .iter()
                 .flat_map(|r| r.style.sentences.iter().map(|s| s.reference))
                 .collect();
-            let inputs: Vec<usize> = scores.input_best.iter().flatten().copied().collect();
             u.observe(decay, &generated, &inputs);
         }
     }
@@ -297,16 +317,30 @@ impl RewardModel {
         let outputs: Vec<&str> = rollouts.iter().map(|r| r.output).collect();
         let mut matches = self.style.match_texts(&outputs)?;
         let neighbours = self.cfg.style_target == StyleTarget::Neighbours;
-        let anchors = if neighbours || self.usage.is_some() {
+        let counted = self.usage.is_some() || self.balance.is_some();
+        let anchors = if neighbours || counted {
             let inputs: Vec<&str> = rollouts.iter().map(|r| r.input).collect();
             self.style.match_texts(&inputs)?
         } else {
             Vec::new()
         };
-        let input_best: Vec<Vec<usize>> = match self.usage {
-            Some(_) => anchors.iter().map(|a| a.best.clone()).collect(),
+        let input_best: Vec<Vec<usize>> = match counted {
+            true => anchors.iter().map(|a| a.best.clone()).collect(),
+            false => Vec::new(),
+        };
+        // Before anchoring narrows `best`: R_balance counts the closest of all references,
+        // as style vector consistency does.
+        let output_best_all: Vec<Vec<usize>> = match &self.balance {
+            Some(_) => matches
+                .iter()
+                .map(|m| m.rows.iter().map(|row| argmax(row).0).collect())
+                .collect(),
             None => Vec::new(),
         };
+        let ratios: Option<Vec<f64>> = self
+            .balance
+            .as_ref()
+            .map(|b| b.log_ratios(self.cfg.balance.prior, self.cfg.balance.clip));
         // The references each text may match (empty = all of them).
         let mut allowed_sets: Vec<Vec<usize>> = vec![Vec::new(); matches.len()];
         if neighbours {
@@ -335,8 +369,12 @@ impl RewardModel {
         let mut all_rows: Vec<Vec<f32>> = Vec::new();
         let mut rewards = Vec::with_capacity(rollouts.len());
         let mode = self.cfg.dropout.mode;
-        for (((ro, m), meaning_cos), allowed) in
-            rollouts.iter().zip(matches).zip(meaning).zip(&allowed_sets)
+        for (i, (((ro, m), meaning_cos), allowed)) in rollouts
+            .iter()
+            .zip(matches)
+            .zip(meaning)
+            .zip(&allowed_sets)
+            .enumerate()
         {
             let mut sentences: Vec<SentenceScore> = m
                 .sentences
@@ -390,6 +428,12 @@ impl RewardModel {
                 Aggregation::Mean => n.max(1) as f64,
             };
             let (r_style, r_style_undropped) = (kept / denom, full / denom);
+            let r_bal = match (&ratios, output_best_all.get(i)) {
+                (Some(lr), Some(best)) if !best.is_empty() => {
+                    best.iter().map(|&k| lr[k]).sum::<f64>() / best.len() as f64
+                }
+                _ => 0.0,
+            };
             all_rows.extend(m.rows.iter().cloned());
 
             let (r_len, len_limit, len_cache) =
@@ -404,8 +448,13 @@ impl RewardModel {
             let r_rw = r_rewrite(&self.cfg.rewrite, edit);
             let r_mn = meaning_cos.map_or(0.0, |c| r_meaning(&self.cfg.meaning, c));
             let w = &self.cfg.weights;
-            let r_total =
-                w.style * r_style + w.length * r_len + r_ne + w.punctuation * r_punct + r_rw + r_mn;
+            let r_total = w.style * r_style
+                + w.length * r_len
+                + r_ne
+                + w.punctuation * r_punct
+                + r_rw
+                + r_mn
+                + self.cfg.balance.weight * r_bal;
             rewards.push(RewardBreakdown {
                 r_total,
                 r_style,
@@ -414,6 +463,7 @@ impl RewardModel {
                 r_punctuation: r_punct,
                 r_rewrite: r_rw,
                 r_meaning: r_mn,
+                r_balance: r_bal,
                 edit_similarity: edit,
                 meaning_cos,
                 style: StyleDetail {
@@ -447,6 +497,7 @@ impl RewardModel {
             rewards,
             dynamics: dynamics(&all_rows),
             input_best,
+            output_best_all,
         })
     }
 }

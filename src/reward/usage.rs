@@ -49,6 +49,24 @@ impl Usage {
             .collect()
     }
 
+    /// Per reference, clip(ln(e_k / g_k), −clip, clip) with the shares smoothed by `prior`
+    /// (`reward.balance`): positive where the outputs use k less than the inputs do. A
+    /// reference only the inputs have used is at +clip, one only the outputs have used at
+    /// −clip, one neither has used at 0.
+    pub fn log_ratios(&self, prior: f64, clip: f64) -> Vec<f64> {
+        let g = shares(&self.generated, prior);
+        let e = shares(&self.inputs, prior);
+        g.iter()
+            .zip(&e)
+            .map(|(&gk, &ek)| match (gk > 0.0, ek > 0.0) {
+                (true, true) => (ek / gk).ln().clamp(-clip, clip),
+                (false, true) => clip,
+                (true, false) => -clip,
+                (false, false) => 0.0,
+            })
+            .collect()
+    }
+
     /// Decays the counts by `decay`, then adds one batch: the best reference of every
     /// generated sentence and of every input sentence. Indices out of range are ignored.
     pub fn observe(&mut self, decay: f64, generated: &[usize], inputs: &[usize]) {
@@ -96,6 +114,29 @@ mod tests {
         // Clipped at eps_max; eps_min is a floor for every reference.
         assert_eq!(u.rates(0.0, 0.0, 0.5)[0], 0.5);
         assert_eq!(u.rates(0.0, 0.1, 0.9)[1], 0.1);
+    }
+
+    #[test]
+    fn log_ratios_reward_the_under_used_and_are_clipped() {
+        let mut u = Usage::new(3);
+        assert_eq!(u.log_ratios(1.0, 2.0), vec![0.0; 3]);
+        assert_eq!(u.log_ratios(0.0, 2.0), vec![0.0; 3]);
+        // Outputs: 3 × ref 0, 1 × ref 1; inputs: 1 × ref 0, 3 × ref 1; ref 2 unused.
+        u.observe(1.0, &[0, 0, 0, 1], &[0, 1, 1, 1]);
+        let r = u.log_ratios(0.0, 5.0);
+        assert!((r[0] - (1.0f64 / 3.0).ln()).abs() < 1e-12, "{r:?}");
+        assert!((r[1] - 3.0f64.ln()).abs() < 1e-12, "{r:?}");
+        assert_eq!(r[2], 0.0);
+        // Clipped; a reference only one side has used sits at the clip.
+        assert_eq!(u.log_ratios(0.0, 0.5)[0], -0.5);
+        u.observe(1.0, &[], &[2]);
+        assert_eq!(u.log_ratios(0.0, 2.0)[2], 2.0);
+        u.observe(1.0, &[0, 0], &[]);
+        let mut v = Usage::new(2);
+        v.observe(1.0, &[1], &[0]);
+        assert_eq!(v.log_ratios(0.0, 2.0), vec![2.0, -2.0]);
+        // The prior pulls small counts towards 0.
+        assert!(v.log_ratios(10.0, 2.0)[0].abs() < 0.1);
     }
 
     #[test]

@@ -320,6 +320,12 @@ impl GrpoTrainer {
                         "the checkpoint's style_usage counts are unreadable: start the run again without --resume",
                     )?;
                 }
+                if let (Some(b), Some(saved)) = (&mut self.rm.balance, s.extra.get("style_balance"))
+                {
+                    *b = serde_json::from_value(saved.clone()).context(
+                        "the checkpoint's style_balance counts are unreadable: start the run again without --resume",
+                    )?;
+                }
                 self.state = s;
                 Ok(true)
             }
@@ -328,10 +334,11 @@ impl GrpoTrainer {
     }
 
     /// What a checkpoint keeps besides tensors and positions: the NaN guard, the config
-    /// fingerprint and the usage-keyed dropout counts.
+    /// fingerprint, the usage-keyed dropout counts and the R_balance counts.
     pub fn checkpoint_extra(&self) -> serde_json::Value {
         serde_json::json!({"nan_total": self.guard.total, "nan_guard": self.guard,
-            "fingerprint": fingerprint(&self.cfg), "style_usage": self.rm.usage})
+            "fingerprint": fingerprint(&self.cfg), "style_usage": self.rm.usage,
+            "style_balance": self.rm.balance})
     }
 
     /// The next P prompt indices (a pure function of seed, epoch and index, so resume replays them).
@@ -448,7 +455,7 @@ impl GrpoTrainer {
             .map(|(r, (s, o))| {
                 let b = &scores.rewards[r];
                 serde_json::json!({"step": self.state.step, "prompt": self.texts[idx[s.prompt_index]], "completion": o, "truncated": truncated[r],
-                    "reward": b.r_total, "r_style": b.r_style, "r_length": b.r_length, "r_ne_overlap": b.r_ne_overlap, "r_punctuation": b.r_punctuation, "r_rewrite": b.r_rewrite, "r_meaning": b.r_meaning,
+                    "reward": b.r_total, "r_style": b.r_style, "r_length": b.r_length, "r_ne_overlap": b.r_ne_overlap, "r_punctuation": b.r_punctuation, "r_rewrite": b.r_rewrite, "r_meaning": b.r_meaning, "r_balance": b.r_balance,
                     "advantage": adv.double_value(&[r as i64]), "sentences": b.style.sentences})
             })
             .collect();
@@ -677,7 +684,7 @@ fn step_record(
         "step": state.step,
         "reward": rs.mean, "reward_std": rs.std, "frac_reward_zero_std": rs.frac_reward_zero_std,
         "rewards/style": m.r_style, "rewards/length": m.r_length, "rewards/ne_overlap": m.r_ne_overlap, "rewards/punctuation": m.r_punctuation,
-        "rewards/rewrite": m.r_rewrite, "rewards/meaning": m.r_meaning, "edit_similarity": m.edit_similarity, "meaning_cos": m.meaning_cos,
+        "rewards/rewrite": m.r_rewrite, "rewards/meaning": m.r_meaning, "rewards/balance": m.r_balance, "edit_similarity": m.edit_similarity, "meaning_cos": m.meaning_cos,
         "style_dropout/dropped_fraction": m.dropped_fraction, "style_dropout/cancelled_fraction": m.cancelled_fraction, "style_dropout/mean_rate": m.mean_rate,
         "completion_length/mean": lens.iter().sum::<f64>() / n,
         "completion_length/min": lens.iter().cloned().fold(f64::INFINITY, f64::min),
