@@ -1,6 +1,7 @@
 //! The recipes `scripts/seed_study.sh` trains (configs/study/): they parse and validate as GRPO
 //! configs, a1f is a1 with fallback-mode usage dropout and nothing else changed, and a1b is a1f
-//! with R_balance and nothing else — each README difference is that one change's only if so.
+//! with R_balance and nothing else, a1n2 is a1f with 2 anchored neighbours instead of 8 — each
+//! README difference is that one change's only if so.
 use std::path::Path;
 use stylerl::reward::config::{DropoutMode, DropoutRates};
 use stylerl::train::grpo_config::GrpoConfig;
@@ -34,6 +35,9 @@ fn study_recipes_parse_and_validate() {
     let a1b = config("a1b.toml");
     assert!(a1b.reward.balance.weight > 0.0);
     assert_eq!(a1b.out_dir, Path::new("runs/study/a1b"));
+    let a1n2 = config("a1n2.toml");
+    assert_eq!(a1n2.reward.neighbours, 2);
+    assert_eq!(a1f.reward.neighbours, 8);
 }
 
 #[test]
@@ -58,4 +62,16 @@ fn a1b_is_a1f_plus_balance_only() {
         v
     };
     assert_eq!(strip("a1f.toml"), strip("a1b.toml"));
+}
+
+#[test]
+fn a1n2_is_a1f_with_two_neighbours_only() {
+    let strip = |name: &str| {
+        let mut v: toml::Value = toml::from_str(&text(name)).unwrap();
+        let t = v.as_table_mut().unwrap();
+        t.remove("out_dir");
+        t["reward"].as_table_mut().unwrap().remove("neighbours");
+        v
+    };
+    assert_eq!(strip("a1f.toml"), strip("a1n2.toml"));
 }
