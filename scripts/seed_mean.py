@@ -10,7 +10,11 @@ carry (README, "Seed-to-seed noise").
 A baseline that was itself trained several times (--baseline NAME with NAME-s1 present) is the
 mean of its runs, so two recipes are compared run-mean against run-mean.
 
-usage: scripts/seed_mean.py results/seed_noise/outputs.jsonl [--baseline sft] [--resamples 2000]
+Several outputs.jsonl of evaluations with the same settings and inputs may be given (runs
+evaluated at different times); a system present in more than one must have the same rows in
+each (SFT, say), which also checks that the evaluations agree.
+
+usage: scripts/seed_mean.py results/seed_noise/outputs.jsonl [more.jsonl ...] [--baseline sft] [--resamples 2000]
 """
 import argparse
 import json
@@ -39,18 +43,31 @@ def interval(diffs, resamples, seed):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("outputs")
+    ap.add_argument("outputs", nargs="+")
     ap.add_argument("--baseline", default="sft")
     ap.add_argument("--resamples", type=int, default=2000)
     ap.add_argument("--seed", type=int, default=0)
     a = ap.parse_args()
     by = defaultdict(dict)
-    with open(a.outputs) as f:
-        for line in f:
-            r = json.loads(line)
-            by[r["system"]][r["index"]] = r
+    seen_in = {}
+    for path in a.outputs:
+        try:
+            with open(path) as f:
+                rows = [json.loads(line) for line in f if line.strip()]
+        except (OSError, ValueError) as e:
+            sys.exit(f"cannot read {path}: {e}: pass the outputs.jsonl an evaluation wrote")
+        this = defaultdict(dict)
+        for r in rows:
+            this[r["system"]][r["index"]] = r
+        for name, got in this.items():
+            if name in by and by[name] != got:
+                sys.exit(f"system {name!r} differs between {seen_in[name]} and {path}: "
+                         "combine only evaluations with the same settings and inputs")
+            by[name] = got
+            seen_in.setdefault(name, path)
+    files = " ".join(a.outputs)
     if a.baseline not in by:
-        sys.exit(f"no system named {a.baseline!r} in {a.outputs}: pass --baseline NAME")
+        sys.exit(f"no system named {a.baseline!r} in {files}: pass --baseline NAME")
     groups = {}
     for s in by:
         runs = [s]
@@ -61,7 +78,7 @@ def main():
         if len(runs) > 1:
             groups[s] = runs
     if not groups:
-        sys.exit(f"no NAME / NAME-s1 pair of systems in {a.outputs}")
+        sys.exit(f"no NAME / NAME-s1 pair of systems in {files}")
     # A baseline that is itself a recipe trained several times counts as the mean of its runs.
     base_runs = groups.pop(a.baseline, [a.baseline])
     label = a.baseline if len(base_runs) == 1 else f"{a.baseline} (mean of {len(base_runs)} runs)"

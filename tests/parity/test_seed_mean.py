@@ -61,3 +61,24 @@ def test_consistency_is_the_mean_of_each_runs_value(tmp_path):
     cons = [l for l in p.stdout.splitlines() if l.startswith("| a (2) | 0.")]
     # a: runs 1.0 and 0.0 → 0.5, sft 1.0 → −0.5 (pooling the counts would give cos 45° = 0.707).
     assert cons and cons[0].startswith("| a (2) | 0.500") and "| -0.500 [" in cons[0], p.stdout
+
+
+def test_evaluations_combine_when_shared_systems_agree(tmp_path):
+    # Recipe a in one evaluation, recipe b in another, SFT in both: as if evaluated together.
+    both = rows()
+    first = [r for r in both if not r["system"].startswith("b")]
+    second = [r for r in both if not r["system"].startswith("a")]
+    one, two = tmp_path / "one.jsonl", tmp_path / "two.jsonl"
+    one.write_text("".join(json.dumps(r) + "\n" for r in first))
+    two.write_text("".join(json.dumps(r) + "\n" for r in second))
+    script = str(ROOT / "scripts/seed_mean.py")
+    p = subprocess.run([sys.executable, script, str(one), str(two), "--baseline", "b"],
+                       capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
+    assert "+0.250" in line(p.stdout, "a")
+    # An SFT row that differs between the files: one error line naming the system.
+    second[0] = dict(second[0], style_similarity=0.9)
+    two.write_text("".join(json.dumps(r) + "\n" for r in second))
+    p = subprocess.run([sys.executable, script, str(one), str(two)], capture_output=True, text=True)
+    assert p.returncode != 0
+    assert "'sft' differs" in p.stderr and len(p.stderr.strip().splitlines()) == 1
