@@ -1,7 +1,7 @@
 //! The recipes `scripts/seed_study.sh` trains (configs/study/): they parse and validate as GRPO
 //! configs, a1f is a1 with fallback-mode usage dropout and nothing else changed, and a1b is a1f
-//! with R_balance and nothing else, a1n2 is a1f with 2 anchored neighbours instead of 8 — each
-//! README difference is that one change's only if so.
+//! with R_balance and nothing else, a1n2 is a1f with 2 anchored neighbours instead of 8, and
+//! a1n2nd is a1n2 without dropout — each README difference is that one change's only if so.
 use std::path::Path;
 use stylerl::reward::config::{DropoutMode, DropoutRates};
 use stylerl::train::grpo_config::GrpoConfig;
@@ -74,4 +74,17 @@ fn a1n2_is_a1f_with_two_neighbours_only() {
         v
     };
     assert_eq!(strip("a1f.toml"), strip("a1n2.toml"));
+}
+
+#[test]
+fn a1n2nd_is_a1n2_without_dropout() {
+    let strip = |name: &str| {
+        let mut v: toml::Value = toml::from_str(&text(name)).unwrap();
+        let t = v.as_table_mut().unwrap();
+        t.remove("out_dir");
+        t["reward"].as_table_mut().unwrap().remove("dropout");
+        v
+    };
+    assert_eq!(strip("a1n2.toml"), strip("a1n2nd.toml"));
+    assert!(!config("a1n2nd.toml").reward.dropout.enabled);
 }
