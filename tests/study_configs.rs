@@ -40,51 +40,44 @@ fn study_recipes_parse_and_validate() {
     assert_eq!(a1f.reward.neighbours, 8);
 }
 
+/// A recipe's TOML without its `out_dir` and without `[reward].<key>`.
+fn without(name: &str, key: &str) -> toml::Value {
+    let mut v: toml::Value = toml::from_str(&text(name)).unwrap();
+    let t = v.as_table_mut().unwrap();
+    t.remove("out_dir");
+    t["reward"].as_table_mut().unwrap().remove(key);
+    v
+}
+
 #[test]
 fn a1f_is_a1_plus_dropout_only() {
-    let strip = |name: &str| {
-        let mut v: toml::Value = toml::from_str(&text(name)).unwrap();
-        let t = v.as_table_mut().unwrap();
-        t.remove("out_dir");
-        t["reward"].as_table_mut().unwrap().remove("dropout");
-        v
-    };
-    assert_eq!(strip("a1.toml"), strip("a1f.toml"));
+    assert_eq!(
+        without("a1.toml", "dropout"),
+        without("a1f.toml", "dropout")
+    );
 }
 
 #[test]
 fn a1b_is_a1f_plus_balance_only() {
-    let strip = |name: &str| {
-        let mut v: toml::Value = toml::from_str(&text(name)).unwrap();
-        let t = v.as_table_mut().unwrap();
-        t.remove("out_dir");
-        t["reward"].as_table_mut().unwrap().remove("balance");
-        v
-    };
-    assert_eq!(strip("a1f.toml"), strip("a1b.toml"));
+    assert_eq!(
+        without("a1f.toml", "balance"),
+        without("a1b.toml", "balance")
+    );
 }
 
 #[test]
 fn a1n2_is_a1f_with_two_neighbours_only() {
-    let strip = |name: &str| {
-        let mut v: toml::Value = toml::from_str(&text(name)).unwrap();
-        let t = v.as_table_mut().unwrap();
-        t.remove("out_dir");
-        t["reward"].as_table_mut().unwrap().remove("neighbours");
-        v
-    };
-    assert_eq!(strip("a1f.toml"), strip("a1n2.toml"));
+    assert_eq!(
+        without("a1f.toml", "neighbours"),
+        without("a1n2.toml", "neighbours")
+    );
 }
 
 #[test]
 fn a1n2nd_is_a1n2_without_dropout() {
-    let strip = |name: &str| {
-        let mut v: toml::Value = toml::from_str(&text(name)).unwrap();
-        let t = v.as_table_mut().unwrap();
-        t.remove("out_dir");
-        t["reward"].as_table_mut().unwrap().remove("dropout");
-        v
-    };
-    assert_eq!(strip("a1n2.toml"), strip("a1n2nd.toml"));
+    assert_eq!(
+        without("a1n2.toml", "dropout"),
+        without("a1n2nd.toml", "dropout")
+    );
     assert!(!config("a1n2nd.toml").reward.dropout.enabled);
 }

@@ -324,9 +324,10 @@ impl RewardModel {
         } else {
             Vec::new()
         };
-        let input_best: Vec<Vec<usize>> = match counted {
-            true => anchors.iter().map(|a| a.best.clone()).collect(),
-            false => Vec::new(),
+        let input_best: Vec<Vec<usize>> = if counted {
+            anchors.iter().map(|a| a.best.clone()).collect()
+        } else {
+            Vec::new()
         };
         // Before anchoring narrows `best`: R_balance counts the closest of all references,
         // as style vector consistency does.
