@@ -179,7 +179,19 @@ fn resumed_run_with_usage_dropout_equals_uninterrupted_run() {
     );
 }
 
-/// Runs 3 steps straight and 1 + (resume) 2; asserts equal adapters; returns the final rates.
+/// R_balance's counts carry over batches too: the checkpoint keeps them.
+#[test]
+fn resumed_run_with_balance_equals_uninterrupted_run() {
+    let balance = [
+        "reward.balance.weight=1.0",
+        "reward.balance.decay=0.5",
+        "reward.balance.prior=0.1",
+    ];
+    resumed_equals_uninterrupted(&balance);
+}
+
+/// Runs 3 steps straight and 1 + (resume) 2; asserts equal adapters and equal running counts
+/// (usage dropout, R_balance); returns the final rates.
 fn resumed_equals_uninterrupted(extra: &[&str]) -> Vec<f64> {
     let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
@@ -219,6 +231,13 @@ fn resumed_equals_uninterrupted(extra: &[&str]) -> Vec<f64> {
     );
     assert_eq!(d, 0.0, "resumed run differs by {d}");
     assert_eq!(full.rm.usage, resumed.rm.usage);
+    assert_eq!(full.rm.balance, resumed.rm.balance);
+    if let Some(b) = &full.rm.balance {
+        assert!(
+            b.generated.iter().sum::<f64>() > 0.0,
+            "no R_balance counts after 3 steps"
+        );
+    }
     full.rm.current_rates()
 }
 

@@ -12,7 +12,6 @@ use super::dropout::{batch_rng, draw, dropout_rates, expected_surviving_max};
 use super::dynamics::{dynamics, Dynamics};
 use super::meaning::meaning_kept;
 use super::penalties::{entity_f1, r_length, r_meaning, r_ne_overlap, r_punctuation, r_rewrite};
-use super::style::argmax;
 use super::style::StyleScorer;
 use super::usage::Usage;
 use crate::encoder::SentenceEncoder;
@@ -329,13 +328,10 @@ impl RewardModel {
         } else {
             Vec::new()
         };
-        // Before anchoring narrows `best`: R_balance counts the closest of all references,
-        // as style vector consistency does.
+        // Taken before anchoring narrows `best`: R_balance counts the closest of all
+        // references, as style vector consistency does.
         let output_best_all: Vec<Vec<usize>> = match &self.balance {
-            Some(_) => matches
-                .iter()
-                .map(|m| m.rows.iter().map(|row| argmax(row).0).collect())
-                .collect(),
+            Some(_) => matches.iter().map(|m| m.best.clone()).collect(),
             None => Vec::new(),
         };
         let ratios: Option<Vec<f64>> = self

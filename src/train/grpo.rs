@@ -27,6 +27,7 @@ use crate::infer::scoring::shared_prompt_logprobs;
 use crate::model::chat::ChatMessage;
 use crate::model::{Llama, Tokenizer};
 use crate::report::Report;
+use crate::reward::usage::Usage;
 use crate::reward::{BatchScores, RewardModel, Rollout};
 use crate::rng::{epoch_order, step_seed, SplitMix64};
 use anyhow::{bail, Context, Result};
@@ -98,6 +99,17 @@ pub fn generation_logprobs(samples: &[Sample], width: i64, device: tch::Device) 
     Tensor::from_slice(&out)
         .view([samples.len() as i64, width])
         .to_device(device)
+}
+
+/// Replaces running reference counts with the ones a checkpoint saved under `key` (left as
+/// they are when the run keeps none, or the checkpoint has none).
+fn restore_counts(slot: &mut Option<Usage>, extra: &serde_json::Value, key: &str) -> Result<()> {
+    if let (Some(counts), Some(saved)) = (slot.as_mut(), extra.get(key)) {
+        *counts = serde_json::from_value(saved.clone()).with_context(|| {
+            format!("the checkpoint's {key} counts are unreadable: start the run again without --resume")
+        })?;
+    }
+    Ok(())
 }
 
 /// What a GRPO result depends on (see [`checkpoint::Fingerprint`]).
@@ -314,18 +326,9 @@ impl GrpoTrainer {
                 } else if let Some(n) = s.extra.get("nan_total").and_then(|v| v.as_u64()) {
                     self.guard.total = n;
                 }
-                // Usage-keyed dropout continues from the saved counts.
-                if let (Some(u), Some(saved)) = (&mut self.rm.usage, s.extra.get("style_usage")) {
-                    *u = serde_json::from_value(saved.clone()).context(
-                        "the checkpoint's style_usage counts are unreadable: start the run again without --resume",
-                    )?;
-                }
-                if let (Some(b), Some(saved)) = (&mut self.rm.balance, s.extra.get("style_balance"))
-                {
-                    *b = serde_json::from_value(saved.clone()).context(
-                        "the checkpoint's style_balance counts are unreadable: start the run again without --resume",
-                    )?;
-                }
+                // Usage-keyed dropout and R_balance continue from the saved counts.
+                restore_counts(&mut self.rm.usage, &s.extra, "style_usage")?;
+                restore_counts(&mut self.rm.balance, &s.extra, "style_balance")?;
                 self.state = s;
                 Ok(true)
             }
