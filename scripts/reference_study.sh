@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
-# "Any reference text works": the demo recipe (configs/demo/grpo-dropout.toml, unchanged but
-# for the reference) trained and evaluated against another reference text.
+# "Any reference text works": a GRPO recipe (default configs/study/a1n2.toml, the demo's
+# grpo-dropout), unchanged but for the reference, trained and evaluated against another
+# reference text.
 #
 #   scripts/reference_study.sh datasets/reference/group_chat.txt
 #   RECIPE=configs/study/a1f.toml scripts/reference_study.sh datasets/reference/group_chat.txt
 #
-# RECIPE (default the demo's grpo-dropout) names another GRPO config; its runs and results then
-# go to <name>-<recipe> (runs/reference/group_chat-a1f, results/reference/group_chat-a1f).
+# Runs and results go to <name>-<recipe> (runs/reference/group_chat-a1n2,
+# results/reference/group_chat-a1n2); a run whose adapter exists is kept.
 # Needs the demo's SFT model (runs/demo/sft/merged: scripts/demo.sh makes it). Writes
 # runs/reference/<name>/ and results/reference/<name>/{table.md,…}. The table compares the
 # SFT model with the RL model, both scored against <name>'s sentences.
@@ -19,9 +20,9 @@ ref=${1:?usage: scripts/reference_study.sh REFERENCE.txt}
 [ -s runs/demo/sft/merged/model.safetensors ] || {
   echo "reference_study: runs/demo/sft/merged is missing: run scripts/demo.sh first" >&2; exit 1; }
 name=$(basename "$ref" .txt)
-RECIPE=${RECIPE:-configs/demo/grpo-dropout.toml}
+RECIPE=${RECIPE:-configs/study/a1n2.toml}
 [ -s "$RECIPE" ] || { echo "reference_study: RECIPE=$RECIPE is missing or empty" >&2; exit 1; }
-[ "$RECIPE" = configs/demo/grpo-dropout.toml ] || name="$name-$(basename "$RECIPE" .toml)"
+name="$name-$(basename "$RECIPE" .toml)"
 run=runs/reference/$name
 say() { echo "[reference_study] $*"; }
 if [ ! -s "$run/adapter/adapter_config.json" ]; then

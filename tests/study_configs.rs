@@ -1,18 +1,25 @@
 //! The recipes `scripts/seed_study.sh` trains (configs/study/): they parse and validate as GRPO
 //! configs, a1f is a1 with fallback-mode usage dropout and nothing else changed, and a1b is a1f
 //! with R_balance and nothing else, a1n2 is a1f with 2 anchored neighbours instead of 8, and
-//! a1n2nd is a1n2 without dropout — each README difference is that one change's only if so.
+//! a1n2nd is a1n2 without dropout — each README difference is that one change's only if so. The
+//! demo's GRPO runs are a1n2 / a1n2nd themselves, so the five-seed study describes its recipe.
 use std::path::Path;
 use stylerl::reward::config::{DropoutMode, DropoutRates};
 use stylerl::train::grpo_config::GrpoConfig;
 
 fn text(name: &str) -> String {
-    std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("configs/study")
-            .join(name),
-    )
-    .unwrap()
+    file(&format!("configs/study/{name}"))
+}
+
+fn file(rel: &str) -> String {
+    std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)).unwrap()
+}
+
+/// A config file's TOML without its `out_dir`.
+fn settings(rel: &str) -> toml::Value {
+    let mut v: toml::Value = toml::from_str(&file(rel)).unwrap();
+    v.as_table_mut().unwrap().remove("out_dir");
+    v
 }
 
 fn config(name: &str) -> GrpoConfig {
@@ -80,4 +87,27 @@ fn a1n2nd_is_a1n2_without_dropout() {
         without("a1n2nd.toml", "dropout")
     );
     assert!(!config("a1n2nd.toml").reward.dropout.enabled);
+}
+
+#[test]
+fn the_demo_runs_a1n2_and_a1n2nd() {
+    assert_eq!(
+        settings("configs/demo/grpo-dropout.toml"),
+        settings("configs/study/a1n2.toml")
+    );
+    assert_eq!(
+        settings("configs/demo/grpo.toml"),
+        settings("configs/study/a1n2nd.toml")
+    );
+    // Bit-LoRA: the dropout run with ternary adapters, nothing else changed.
+    let mut bitlora = settings("configs/demo/grpo-bitlora.toml");
+    let g = bitlora["grpo"].as_table_mut().unwrap();
+    assert_eq!(g.remove("bitlora"), Some(toml::Value::Boolean(true)));
+    assert_eq!(bitlora, settings("configs/demo/grpo-dropout.toml"));
+    for name in ["grpo", "grpo-dropout", "grpo-bitlora"] {
+        let rel = format!("configs/demo/{name}.toml");
+        let cfg: GrpoConfig = toml::from_str(&file(&rel)).unwrap();
+        cfg.validate().unwrap();
+        assert_eq!(cfg.out_dir, Path::new("runs/demo").join(name));
+    }
 }
