@@ -87,7 +87,7 @@ done
 failed=0
 for i in "${!pids[@]}"; do
   if wait "${pids[$i]}"; then
-    say "${names[$i]}: $(grep -o 'adapter: .*' "runs/demo/${names[$i]}.log" | tail -n1)"
+    say "${names[$i]}: $(grep -o 'adapter: .*\|done already.*' "runs/demo/${names[$i]}.log" | tail -n1)"
   else
     echo "[demo] ${names[$i]} failed; the end of runs/demo/${names[$i]}.log:" >&2
     tail -n 5 "runs/demo/${names[$i]}.log" >&2
