@@ -103,7 +103,7 @@ stale=0
 [ -s "$RESULTS/table.md" ] || stale=1
 # A table of other systems (e.g. made with BITLORA=1) is redone.
 [ "$(grep -c '^| [a-z]' "$RESULTS/table.md" 2>/dev/null)" = $(( ${#names[@]} + 4 )) ] || stale=1
-for f in runs/demo/sft/merged/model.safetensors runs/demo/grpo*/adapter/adapter_model.safetensors; do
+for f in runs/demo/sft/merged/model.safetensors $(printf 'runs/demo/%s/adapter/adapter_model.safetensors ' "${names[@]}"); do
   if [ -e "$f" ] && [ "$f" -nt "$RESULTS/table.md" ]; then stale=1; fi
 done
 if [ "$stale" = 1 ]; then
