@@ -7,9 +7,9 @@
 #
 # Re-runnable:
 #   - a stage whose final output exists is skipped (SFT: runs/demo/sft/merged, GRPO runs:
-#     <out_dir>/adapter) if its config is the one it was trained with (<out_dir>/demo-config.sha256;
-#     a changed config, or a run from before that file, is trained again); FORCE=1 deletes every
-#     run directory and starts over;
+#     <out_dir>/adapter) if its config (and, for a GRPO run, the SFT stage's) is the one it was
+#     trained with (<out_dir>/demo-config.sha256; a changed config, or a run from before that
+#     file, is trained again); FORCE=1 deletes every run directory and starts over;
 #   - a stage interrupted after a checkpoint continues with --resume; one interrupted before
 #     its first checkpoint has nothing worth keeping and is started again from scratch;
 #   - evaluation reruns when results/demo/table.md is missing or older than a model it scores.
@@ -36,7 +36,8 @@ run_stage() {
     say "$name: FORCE=1, removing $dir"
     rm -rf "$dir"
   fi
-  local sha; sha=$(sha256sum "$config" | cut -d' ' -f1)
+  # STAGE_DEPS: files whose content the stage's result also depends on (an upstream stage's sha).
+  local sha; sha=$(cat "$config" ${STAGE_DEPS:-} | sha256sum | cut -d' ' -f1)
   if [ -e "$dir/$marker" ]; then
     if [ "$(cat "$dir/demo-config.sha256" 2>/dev/null)" = "$sha" ]; then
       say "$name: done already ($dir/$marker), skipping (FORCE=1 to redo)"
@@ -79,7 +80,7 @@ for name in "${names[@]}"; do
   [ "$name" = grpo-bitlora ] && extra=(--bitlora)
   mkdir -p runs/demo
   say "$name: started in the background, log: runs/demo/$name.log"
-  ( export STYLERL_THREADS=1; run_stage "$name" "configs/demo/$name.toml" adapter/adapter_config.json \
+  ( export STYLERL_THREADS=1 STAGE_DEPS=runs/demo/sft/demo-config.sha256; run_stage "$name" "configs/demo/$name.toml" adapter/adapter_config.json \
       "$STYLERL_BIN" grpo --config "configs/demo/$name.toml" "${extra[@]}" ) \
     > "runs/demo/$name.log" 2>&1 &
   pids+=($!)
