@@ -102,7 +102,8 @@ RESULTS=results/demo
 stale=0
 [ "$FORCE" = 1 ] && stale=1
 [ -s "$RESULTS/table.md" ] || stale=1
-# A table of other systems (e.g. made with BITLORA=1) is redone.
+# A table of other systems (e.g. made with BITLORA=1) is redone: its rows are the header,
+# inputs, prompted, sft and one per GRPO run.
 [ "$(grep -c '^| [a-z]' "$RESULTS/table.md" 2>/dev/null)" = $(( ${#names[@]} + 4 )) ] || stale=1
 for f in runs/demo/sft/merged/model.safetensors $(printf 'runs/demo/%s/adapter/adapter_model.safetensors ' "${names[@]}"); do
   if [ -e "$f" ] && [ "$f" -nt "$RESULTS/table.md" ]; then stale=1; fi

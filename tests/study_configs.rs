@@ -7,10 +7,6 @@ use std::path::Path;
 use stylerl::reward::config::{DropoutMode, DropoutRates};
 use stylerl::train::grpo_config::GrpoConfig;
 
-fn text(name: &str) -> String {
-    file(&format!("configs/study/{name}"))
-}
-
 fn file(rel: &str) -> String {
     std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)).unwrap()
 }
@@ -23,7 +19,12 @@ fn settings(rel: &str) -> toml::Value {
 }
 
 fn config(name: &str) -> GrpoConfig {
-    let cfg: GrpoConfig = toml::from_str(&text(name)).unwrap();
+    load(&format!("configs/study/{name}"))
+}
+
+/// A config file parsed and validated as a GRPO config.
+fn load(rel: &str) -> GrpoConfig {
+    let cfg: GrpoConfig = toml::from_str(&file(rel)).unwrap();
     cfg.validate().unwrap();
     cfg
 }
@@ -49,10 +50,8 @@ fn study_recipes_parse_and_validate() {
 
 /// A recipe's TOML without its `out_dir` and without `[reward].<key>`.
 fn without(name: &str, key: &str) -> toml::Value {
-    let mut v: toml::Value = toml::from_str(&text(name)).unwrap();
-    let t = v.as_table_mut().unwrap();
-    t.remove("out_dir");
-    t["reward"].as_table_mut().unwrap().remove(key);
+    let mut v = settings(&format!("configs/study/{name}"));
+    v["reward"].as_table_mut().unwrap().remove(key);
     v
 }
 
@@ -105,9 +104,7 @@ fn the_demo_runs_a1n2_and_a1n2nd() {
     assert_eq!(g.remove("bitlora"), Some(toml::Value::Boolean(true)));
     assert_eq!(bitlora, settings("configs/demo/grpo-dropout.toml"));
     for name in ["grpo", "grpo-dropout", "grpo-bitlora"] {
-        let rel = format!("configs/demo/{name}.toml");
-        let cfg: GrpoConfig = toml::from_str(&file(&rel)).unwrap();
-        cfg.validate().unwrap();
+        let cfg = load(&format!("configs/demo/{name}.toml"));
         assert_eq!(cfg.out_dir, Path::new("runs/demo").join(name));
     }
 }
