@@ -5,7 +5,7 @@ Each recipe trained more than once is listed as NAME, NAME-s1, NAME-s2, ... (oth
 the same seed on another float path); per held-out input the runs' values are averaged and the
 baseline's value is subtracted, then a 95 % paired bootstrap interval over inputs is printed (the same resampling as `evaluate`: inputs drawn with
 replacement). Averaging seeds removes much of the run-to-run noise that single-run tables
-carry (README, "Seed-to-seed noise").
+carry (docs/experiments.md, "Seed-to-seed noise").
 
 A baseline that was itself trained several times (--baseline NAME with NAME-s1 present) is the
 mean of its runs, so two recipes are compared run-mean against run-mean.

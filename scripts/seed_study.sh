@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Recipes trained on several seeds and compared run-mean against run-mean on the held-out inputs
-# (README "Dropout in fallback mode keeps a1's gain"):
+# (docs/experiments.md, "a1 and a1f over five seeds"):
 #
 #   scripts/seed_study.sh [RECIPE.toml ...]     default: configs/study/a1.toml configs/study/a1f.toml
 #

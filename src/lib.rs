@@ -2,7 +2,7 @@
 //!
 //! Pipeline: `sft` (LoRA rewrite warm-up) → `grpo` (Dr.GRPO with sentence-level
 //! style rewards and style reward dropout, optional Bit-LoRA) → `evaluate`.
-//! Formulas follow shared/SPEC.md; module docs note where a choice was ours.
+//! Formulas follow docs/method.md; module docs note where a choice was ours.
 
 pub mod adapter;
 pub mod cli;

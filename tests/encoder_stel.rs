@@ -1,4 +1,4 @@
-//! STEL-or-Content (shared/SPEC.md, "Evidence") on the shipped test triples: the default
+//! STEL-or-Content (docs/method.md#stel-or-content) on the shipped test triples: the default
 //! reward encoder must measure style, not content, and the test must be able to tell.
 use stylerl::encoder::SentenceEncoder;
 use stylerl::reward::stel::{load_triples, stel_accuracy};

@@ -1,4 +1,4 @@
-//! Sentence splitting and punctuation counting (shared/SPEC.md "Sentences").
+//! Sentence splitting and punctuation counting (docs/method.md#sentences).
 use stylerl::text::{count_punctuation, sentences};
 
 #[test]

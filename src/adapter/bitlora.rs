@@ -1,4 +1,4 @@
-//! Bit-LoRA: ternary LoRA factors (SPEC "Bit-LoRA").
+//! Bit-LoRA: ternary LoRA factors (docs/method.md#bit-lora).
 //!
 //! Forward: s = max(mean|W|, ε) per tensor, W_q = s · clamp(round(W/s), −1, 1).
 //! Backward: straight-through, W + (W_q − W).detach(), so the gradient reaches the

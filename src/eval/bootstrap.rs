@@ -1,4 +1,4 @@
-//! Paired bootstrap intervals over held-out inputs (shared/SPEC.md, "Evidence").
+//! Paired bootstrap intervals over held-out inputs (docs/method.md#bootstrap-intervals).
 //!
 //! One set of resamples (B draws of n input indices with replacement, seeded) is drawn once
 //! and reused for every metric and every system, so each difference — system − inputs,

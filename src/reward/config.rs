@@ -11,7 +11,7 @@ use std::path::PathBuf;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Aggregation {
-    /// Σ over sentences of the kept best similarities (shared/SPEC.md default).
+    /// Σ over sentences of the kept best similarities (the default, docs/method.md#aggregation).
     Sum,
     /// The same sum divided by the number of sentences (dropped ones count as 0).
     Mean,
@@ -21,13 +21,13 @@ pub enum Aggregation {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Normalise {
-    /// The weighted sum of the terms (shared/SPEC.md).
+    /// The weighted sum of the terms (docs/method.md#r_total).
     None,
     /// Each term standardised within its group, then the weighted sum (reward::normalise).
     Group,
 }
 
-/// The reference sentences R_style may match (shared/SPEC.md: all of them).
+/// The reference sentences R_style may match (docs/method.md#anchored-style-targets).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum StyleTarget {
@@ -139,7 +139,7 @@ impl Default for MeaningConfig {
 }
 
 /// Weights of R_style, R_length and R_punctuation in R_total. R_ne_overlap carries its own
-/// weight, `entities.weight` (w_ne in shared/SPEC.md), and enters R_total as is.
+/// weight, `entities.weight` (w_ne in docs/method.md#r_ne_overlap), and enters R_total as is.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Weights {
@@ -152,9 +152,9 @@ pub struct Weights {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum DropoutMode {
-    /// A seeded draw drops the contribution with probability p (shared/SPEC.md), with the
-    /// all-dropped safeguard. With `aggregation = "mean"` the safeguard makes a one-sentence
-    /// text immune to dropout while a longer one is not, which rewards shortening.
+    /// A seeded draw drops the contribution with probability p (docs/method.md#dropout-modes),
+    /// with the all-dropped safeguard. With `aggregation = "mean"` the safeguard makes a
+    /// one-sentence text immune to dropout while a longer one is not, which rewards shortening.
     Sample,
     /// The contribution is weighted by its expectation 1 − p: the same mean incentive away
     /// from dominant references, no sampling noise, no safeguard, and neutral to sentence count.
@@ -170,15 +170,17 @@ pub enum DropoutMode {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum DropoutRates {
-    /// Once per reference from its dominance among the reference sentences (shared/SPEC.md).
+    /// Once per reference from its dominance among the reference sentences
+    /// (docs/method.md#static-rates).
     Static,
     /// From the policy's own use of each reference against the inputs' (reward::usage):
     /// p_k = clip(1 − e_k / g_k, eps_min, eps_max), updated after every rollout batch.
     Usage,
 }
 
-/// Style reward dropout (shared/SPEC.md): p_i = clip((D_i / max D)^gamma, eps_min, eps_max),
-/// or with `rates = "usage"` keyed on what the policy generates (reward::usage).
+/// Style reward dropout (docs/method.md#style-reward-dropout): p_i = clip((D_i / max D)^gamma,
+/// eps_min, eps_max), or with `rates = "usage"` keyed on what the policy generates
+/// (reward::usage).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct DropoutConfig {

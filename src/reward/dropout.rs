@@ -1,5 +1,6 @@
-//! Style reward dropout (shared/SPEC.md): static rates once per reference, a seeded draw per
-//! generated sentence, and the all-dropped safeguard (applied by the caller).
+//! Style reward dropout (docs/method.md#style-reward-dropout): static rates once per
+//! reference, a seeded draw per generated sentence, and the all-dropped safeguard (applied by
+//! the caller).
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 

@@ -1,4 +1,4 @@
-//! Meaning kept (shared/SPEC.md, "Evidence"): cos(E_c(input), E_c(output)) with a *content*
+//! Meaning kept (docs/method.md#meaning-kept): cos(E_c(input), E_c(output)) with a *content*
 //! encoder E_c on whole texts. all-MiniLM-L6-v2 is a poor style encoder but a good content
 //! one, so it can tell when a policy buys style with meaning. Used by `evaluate` as a metric
 //! and by the reward as the optional `meaning` component.

@@ -1,4 +1,4 @@
-//! Rewards (shared/SPEC.md): sentence-level style similarity with style reward dropout,
+//! Rewards (docs/method.md#rewards): sentence-level style similarity with style reward dropout,
 //! length, named-entity and punctuation penalties, and the training-dynamics metrics.
 //!
 //! GRPO builds one [`RewardModel`] from the `[reward]` table and calls

@@ -1,4 +1,4 @@
-//! `RewardModel`: every reward component of shared/SPEC.md for a whole rollout batch.
+//! `RewardModel`: every reward component of docs/method.md#r_total for a whole rollout batch.
 //!
 //! Build it once (encoder loaded, reference embedded, dropout rates fixed), then call
 //! [`RewardModel::score_batch`] per rollout batch. R_style per text is

@@ -1,4 +1,4 @@
-//! STEL-or-Content accuracy of an encoder (shared/SPEC.md, "Evidence").
+//! STEL-or-Content accuracy of an encoder (docs/method.md#stel-or-content).
 //!
 //! A triple holds an anchor a, a sentence s in a's style with other content, and a sentence c
 //! with a's content in another style. The encoder is right on a triple when

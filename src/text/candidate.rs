@@ -3,8 +3,8 @@
 //! import it back.
 use serde::Serialize;
 
-/// The entity classes of shared/SPEC.md. People, places and organisations cannot be told
-/// apart by rules, so they share `Name`.
+/// The entity classes of docs/method.md#r_ne_overlap. People, places and organisations
+/// cannot be told apart by rules, so they share `Name`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum EntityKind {

@@ -1,6 +1,6 @@
-//! Rule-based entity extraction for R_ne_overlap (shared/SPEC.md): names (people, places,
-//! organisations as capitalised spans), numbers, dates, times, money, e-mails, URLs,
-//! @handles and #tags.
+//! Rule-based entity extraction for R_ne_overlap (docs/method.md#r_ne_overlap): names
+//! (people, places, organisations as capitalised spans), numbers, dates, times, money,
+//! e-mails, URLs, @handles and #tags.
 //!
 //! Passes run in a fixed priority order over the whole text — e-mail, URL, handle, tag,
 //! money, date, time, number, then names — and a span already claimed by an earlier pass

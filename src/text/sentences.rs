@@ -1,4 +1,4 @@
-//! `sentences(T)` (shared/SPEC.md "Sentences").
+//! `sentences(T)` (docs/method.md#sentences).
 //!
 //! Each line is split on Unicode sentence boundaries (UAX #29, `unicode-segmentation`);
 //! pieces are trimmed and empty ones dropped, so a text with no boundary is one sentence

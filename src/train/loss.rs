@@ -41,7 +41,8 @@ pub fn token_logprobs(logits: &Tensor, ids: &Tensor, temperature: f64) -> Tensor
         .squeeze_dim(-1)
 }
 
-/// Advantage scaling (SPEC: "none" for Dr.GRPO; "group"/"batch" for ablations).
+/// Advantage scaling (docs/method.md#advantages): "none" for Dr.GRPO, "group"/"batch" for
+/// ablations.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum StdScale {
@@ -81,7 +82,7 @@ pub fn advantages(rewards: &Tensor, group_size: i64, scale: StdScale) -> Result<
     })
 }
 
-/// Per-step reward summary of a rollout batch (SPEC's log list).
+/// Per-step reward summary of a rollout batch (the list in docs/method.md#logged-per-step).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct RewardStats {
     pub mean: f64,
@@ -113,7 +114,7 @@ pub fn reward_stats(rewards: &[f64], group_size: usize) -> RewardStats {
 pub struct GrpoLossConfig {
     pub eps_low: f64,
     pub eps_high: f64,
-    /// KL weight; 0 = no KL term (SPEC default).
+    /// KL weight; 0 = no KL term (the default, docs/method.md#no-kl).
     pub beta: f64,
     /// Completions in the whole rollout batch (B of the normaliser).
     pub num_completions: i64,

@@ -1,5 +1,5 @@
 """scripts/seed_mean.py: run-mean differences against a single baseline and against a recipe's
-own run-mean (not a parity check: the script is how the README's seed-averaged rows are made)."""
+own run-mean (not a parity check: the script is how the seed-averaged rows of docs/experiments.md are made)."""
 import json
 import pathlib
 import subprocess

@@ -19,7 +19,8 @@ impl Default for TargetModules {
 }
 
 /// LoRA hyper-parameters (a section of the SFT/GRPO TOML). Defaults are PEFT's
-/// (r 8, α 8, dropout 0) except the targets, which default to all-linear as SPEC asks.
+/// (r 8, α 8, dropout 0) except the targets, which default to all-linear
+/// (docs/method.md#lora-and-rslora).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LoraConfig {
