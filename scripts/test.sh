@@ -8,11 +8,17 @@ source "$(dirname "$0")/env.sh"
 cd "$ROOT"
 "$ROOT/scripts/setup.sh" || exit 1
 
-if ! .venv/bin/python -c 'import transformers, peft, sentence_transformers, gguf, pytest, llama_cpp' 2>/dev/null; then
+if ! .venv/bin/python -c 'import transformers, peft, sentence_transformers, gguf, pytest, llama_cpp, selenium' 2>/dev/null; then
   echo "[test] installing the Python reference environment (tests only; llama-cpp-python compiles llama.cpp: about 20 min on 2 cores)"
   # A portable CPU build (no -march=native, no OpenMP, no downloads): the same kernels wherever it is built.
   CMAKE_ARGS="${CMAKE_ARGS:--DGGML_NATIVE=OFF -DGGML_OPENMP=OFF -DLLAMA_CURL=OFF}" \
     .venv/bin/python -m pip install -q --disable-pip-version-check -r scripts/requirements-reference.txt || exit 1
+fi
+
+# The review page is tested in a real browser: Debian's chromium with its driver (root installs it).
+if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then
+  echo "[test] installing Debian's chromium and chromium-driver (the review page's browser test)"
+  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver; } >/dev/null || exit 1
 fi
 
 failed=()

@@ -6,17 +6,29 @@ use std::path::Path;
 /// Temp files being written now; removed if SIGINT or SIGTERM stops the process.
 static IN_FLIGHT: std::sync::Mutex<Vec<std::path::PathBuf>> = std::sync::Mutex::new(Vec::new());
 
-/// On SIGINT/SIGTERM: remove the temp files being written, then exit 130/143 as the
-/// default action would. Installed once, by the first atomic write.
+/// The signal a watching loop was asked to stop by (0: none).
+static STOP: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);
+/// Whether a training loop checks [`interrupted`] at its step boundaries.
+static WATCHING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// On SIGINT/SIGTERM: while a training loop watches ([`watch_interrupts`]), only note the
+/// signal, so the loop stops at its next step boundary with nothing half-written; otherwise,
+/// or on a second signal, remove the temp files being written and exit 130/143 as the
+/// default action would. Installed once, by the first atomic write or watcher.
 fn install_cleanup() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
         use signal_hook::consts::{SIGINT, SIGTERM};
+        use std::sync::atomic::Ordering;
         let Ok(mut signals) = signal_hook::iterator::Signals::new([SIGINT, SIGTERM]) else {
             return;
         };
         std::thread::spawn(move || {
-            if let Some(sig) = signals.forever().next() {
+            for sig in signals.forever() {
+                if WATCHING.load(Ordering::SeqCst) && STOP.load(Ordering::SeqCst) == 0 {
+                    STOP.store(sig, Ordering::SeqCst);
+                    continue;
+                }
                 let files = IN_FLIGHT.lock().map(|v| v.clone()).unwrap_or_default();
                 for f in files {
                     let _ = std::fs::remove_file(f);
@@ -25,6 +37,29 @@ fn install_cleanup() {
             }
         });
     });
+}
+
+/// A training run stopped by SIGINT/SIGTERM at a step boundary; the exit code is 128 + signal.
+#[derive(Debug, thiserror::Error)]
+#[error("interrupted at step {step} (checkpoint saved); resume with --resume")]
+pub struct Interrupted {
+    pub step: u64,
+    pub signal: i32,
+}
+
+/// From now on SIGINT/SIGTERM ask the caller's loop to stop (see [`interrupted`]) instead of
+/// ending the process; a second signal still ends it at once.
+pub fn watch_interrupts() {
+    install_cleanup();
+    WATCHING.store(true, std::sync::atomic::Ordering::SeqCst);
+}
+
+/// The signal received since [`watch_interrupts`], if any.
+pub fn interrupted() -> Option<i32> {
+    match STOP.load(std::sync::atomic::Ordering::SeqCst) {
+        0 => None,
+        s => Some(s),
+    }
 }
 
 /// Whether a process with this id is running (Linux: /proc/<pid> exists).

@@ -59,6 +59,8 @@ resamples = 200
 seed = 1
 [meaning]
 encoder = "stylometric"
+[fluency]
+model = "{tiny}"
 [data]
 heldout = "{held}"
 field = "body"
@@ -171,6 +173,40 @@ fn evaluate_writes_every_file_with_every_system_and_metric() {
         .next()
         .unwrap()
         .contains("charstyle_similarity_lo"));
+    // Reader checks: fluency under the frozen base model, facts, defects, per output and per system.
+    for h in ["fluency NLL", "facts kept %", "negation flips %", "entity precision", "defective %", "cut off %", "defective Δ vs prompted"] {
+        assert!(md.contains(h), "no reader-check column {h}:\n{md}");
+    }
+    let rc = std::fs::read_to_string(out.join("reader_checks.csv")).unwrap();
+    assert_eq!(rc.lines().count(), 3, "{rc}");
+    assert!(rc.lines().next().unwrap().contains("fluency_nll_minus_baseline_lo"));
+    let lines: Vec<serde_json::Value> = std::fs::read_to_string(out.join("outputs.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    for l in &lines {
+        let r = &l["reader_checks"];
+        assert!(r["defective"].is_boolean() && r["defects"]["repetition"].is_boolean(), "{l}");
+        // A text of 2+ tokens has a finite NLL; fewer tokens give null.
+        if let Some(f) = r["fluency_nll"].as_f64() {
+            assert!(f.is_finite() && f > 0.0, "{l}");
+        }
+    }
+    // The per-system fluency is the mean of the per-output values.
+    let metrics: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("metrics.json")).unwrap()).unwrap();
+    for sys in metrics["systems"].as_array().unwrap() {
+        let name = sys["name"].as_str().unwrap();
+        let v: Vec<f64> = lines
+            .iter()
+            .filter(|l| l["system"] == name)
+            .filter_map(|l| l["reader_checks"]["fluency_nll"].as_f64())
+            .collect();
+        let want = v.iter().sum::<f64>() / v.len() as f64;
+        let got = sys["intervals"]["fluency_nll"]["mean"].as_f64().unwrap();
+        assert!((got - want).abs() < 1e-9, "{name}: {got} vs {want}");
+    }
     let svg = std::fs::read_to_string(out.join("chart.svg")).unwrap();
     assert!(svg.starts_with("<svg") || svg.contains("<svg"));
     for t in [

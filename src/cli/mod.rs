@@ -16,6 +16,7 @@ pub mod perplexity;
 pub mod plot;
 pub mod prompts;
 pub mod reward;
+pub mod review;
 pub mod rewrite;
 pub mod sft;
 pub mod tokenize;
@@ -63,6 +64,8 @@ pub enum Command {
     Rewrite(rewrite::RewriteArgs),
     /// Rewrite held-out inputs with each system and compare them in tables.
     Evaluate(evaluate::EvaluateArgs),
+    /// Blind A/B review of two systems: `review make` writes the sheet and key, `review score` scores verdicts.
+    Review(review::ReviewArgs),
     /// Draw a run's training metrics (metrics.jsonl) as an SVG grid of charts.
     Plot(plot::PlotArgs),
     /// Show the build: libtorch, CUDA availability, threads.
@@ -94,6 +97,10 @@ pub fn main() -> i32 {
             // One line: outermost context first, causes after it.
             let chain: Vec<String> = e.chain().map(|c| c.to_string()).collect();
             eprintln!("error: {}", chain.join(": "));
+            // 128 + signal: stopped by Ctrl-C / SIGTERM at a step boundary (the shell's convention).
+            if let Some(i) = e.downcast_ref::<crate::util::Interrupted>() {
+                return 128 + i.signal;
+            }
             // 2: the machine cannot do what was asked (no CUDA); 1: anything else.
             if e.chain().any(|c| c.is::<crate::util::NoCuda>()) {
                 2
@@ -118,6 +125,7 @@ fn run(cmd: Command) -> anyhow::Result<()> {
         Command::Grpo(a) => grpo::run(&a),
         Command::Reward(a) => reward::reward(&a),
         Command::Analyze(a) => analyze::analyze(&a),
+        Command::Review(a) => review::run(&a),
         Command::Rewrite(a) => rewrite::run(&a),
         Command::Evaluate(a) => evaluate::run(&a),
         Command::Plot(a) => plot::run(&a),

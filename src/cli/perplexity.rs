@@ -1,12 +1,10 @@
 //! `stylerl perplexity`: per-text mean negative log-likelihood under the model.
 use super::args::ModelOpts;
 use super::prompts::model_and_inputs;
-use crate::infer::generate::left_pad;
-use crate::infer::scoring::token_logprobs;
+use crate::infer::scoring::mean_nll;
 use anyhow::{bail, Result};
 use std::io::Write;
 use std::path::PathBuf;
-use tch::Kind;
 
 /// Prints {"tokens", "mean_nll", "perplexity"} per text: the mean negative log-likelihood of
 /// tokens 2..n given the tokens before them (transformers' `labels=input_ids` loss). A BOS
@@ -37,35 +35,22 @@ pub fn perplexity(a: &PerplexityArgs) -> Result<()> {
             );
         }
     }
-    let _g = tch::no_grad_guard();
-    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-    for chunk in ids.chunks(a.batch_size.max(1)) {
-        let rows: Vec<&[i64]> = chunk.iter().map(|r| r.as_slice()).collect();
-        let (ids_t, mask) = left_pad(&rows, 0);
-        let lp = token_logprobs(
-            &model,
-            &ids_t.to_device(model.device),
-            Some(&mask.to_device(model.device)),
-            1,
-            1.0,
+    let nll = mean_nll(&model, &ids, a.batch_size);
+    if let Some(i) = nll.iter().position(|m| !m.is_some_and(f64::is_finite)) {
+        bail!(
+            "{} text {}: the model gives a non-finite log-likelihood (its weights hold NaN or inf); check or re-import the model",
+            a.input.display(),
+            i + 1
         );
-        let lp = lp.to_kind(Kind::Double).to_device(tch::Device::Cpu);
-        let t = ids_t.size()[1] as usize;
-        for (r, row) in chunk.iter().enumerate() {
-            // Left-padded: the row's scored targets are its last len-1 positions.
-            let n = row.len();
-            let sum = lp
-                .get(r as i64)
-                .narrow(0, (t - n) as i64, (n - 1) as i64)
-                .sum(Kind::Double)
-                .double_value(&[]);
-            let mean_nll = -sum / (n - 1) as f64;
-            writeln!(
-                out,
-                "{}",
-                serde_json::json!({"tokens": n, "mean_nll": mean_nll, "perplexity": mean_nll.exp()})
-            )?;
-        }
+    }
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    for (row, m) in ids.iter().zip(nll) {
+        let mean_nll = m.unwrap_or_default();
+        writeln!(
+            out,
+            "{}",
+            serde_json::json!({"tokens": row.len(), "mean_nll": mean_nll, "perplexity": mean_nll.exp()})
+        )?;
     }
     Ok(())
 }

@@ -1,4 +1,4 @@
-//! From scored samples to one system's row of metrics (shared/SPEC.md, "Evaluation").
+//! From scored samples to one system's row of metrics (docs/method.md#evaluation-metrics).
 //! Pure: the sentence matches come in already computed, so tests build them by hand.
 use super::bootstrap::{Interval, Resamples};
 use super::metrics::{
@@ -241,9 +241,12 @@ pub fn add_intervals(
             m.minus_baseline.insert(keys::CONSISTENCY.into(), iv);
         }
     }
-    if let (Some(o), Some(i)) = (s.get(keys::STYLE), s.get(keys::INPUT_STYLE)) {
-        if let Some(iv) = rs.mean_diff(o, i) {
-            m.minus_inputs.insert(keys::STYLE.into(), iv);
+    let pairs = [(keys::STYLE, keys::INPUT_STYLE)];
+    for (ko, ki) in pairs.iter().chain(super::quality::MINUS_INPUTS) {
+        if let (Some(o), Some(i)) = (s.get(ko), s.get(ki)) {
+            if let Some(iv) = rs.mean_diff(o, i) {
+                m.minus_inputs.insert(ko.to_string(), iv);
+            }
         }
     }
     m.meaning_kept = m.intervals.get(keys::MEANING).map(|iv| iv.mean);

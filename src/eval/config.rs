@@ -34,6 +34,8 @@ pub struct EvalConfig {
     pub bootstrap: BootstrapSection,
     #[serde(default)]
     pub meaning: MeaningSection,
+    #[serde(default)]
+    pub fluency: FluencySection,
     /// Extra encoders (specs as for `reward.encoder`) that score the same outputs for style
     /// similarity, so that hacking the training encoder shows. Empty: none.
     #[serde(default)]
@@ -48,7 +50,7 @@ fn d_threshold() -> f64 {
 #[derive(Deserialize, Serialize, Debug, Clone)]
 #[serde(default, deny_unknown_fields)]
 pub struct BootstrapSection {
-    /// Resamples of the held-out inputs (≥ 100; shared/SPEC.md asks for ≥ 2000).
+    /// Resamples of the held-out inputs (≥ 100; docs/method.md#bootstrap-intervals uses 2000).
     pub resamples: usize,
     pub seed: u64,
 }
@@ -81,6 +83,40 @@ impl MeaningSection {
             None => Path::new(DEFAULT_MEANING_ENCODER)
                 .is_dir()
                 .then(|| DEFAULT_MEANING_ENCODER.to_string()),
+        }
+    }
+}
+
+/// The frozen base model used when `[fluency] model` is not given and it exists.
+pub const DEFAULT_FLUENCY_MODEL: &str = "models/smollm2-135m-instruct";
+
+/// `[fluency]`: the frozen base model (no adapters) whose mean per-token NLL of each text is
+/// the fluency guard (docs/method.md#fluency).
+#[derive(Deserialize, Debug, Clone)]
+#[serde(default, deny_unknown_fields)]
+pub struct FluencySection {
+    /// A model directory, or "none" to skip. Unset: DEFAULT_FLUENCY_MODEL if it exists.
+    pub model: Option<String>,
+    /// Texts scored per forward pass (1..=256).
+    pub batch_size: usize,
+}
+impl Default for FluencySection {
+    fn default() -> Self {
+        FluencySection {
+            model: None,
+            batch_size: 16,
+        }
+    }
+}
+impl FluencySection {
+    /// The model directory to load, or `None` to skip the metric.
+    pub fn resolved(&self) -> Option<PathBuf> {
+        match self.model.as_deref() {
+            Some("none") => None,
+            Some(m) => Some(PathBuf::from(m)),
+            None => Path::new(DEFAULT_FLUENCY_MODEL)
+                .is_dir()
+                .then(|| PathBuf::from(DEFAULT_FLUENCY_MODEL)),
         }
     }
 }
@@ -242,11 +278,25 @@ impl EvalConfig {
             }
         }
         self.judge.validate()?;
-        if self.bootstrap.resamples < 100 {
+        if !(100..=1_000_000).contains(&self.bootstrap.resamples) {
             bail!(
-                "bootstrap.resamples = {}: use at least 100 (2000 or more for reported intervals)",
+                "bootstrap.resamples = {}: use 100 to 1000000 (2000 or more for reported intervals)",
                 self.bootstrap.resamples
             );
+        }
+        if !(1..=256).contains(&self.fluency.batch_size) {
+            bail!(
+                "fluency.batch_size = {}: use 1 to 256",
+                self.fluency.batch_size
+            );
+        }
+        if self
+            .fluency
+            .model
+            .as_deref()
+            .is_some_and(|e| e.trim().is_empty())
+        {
+            bail!("fluency.model is empty: give the base model directory or \"none\"");
         }
         if let Some(b) = &self.baseline {
             if !seen.contains(b.as_str()) {

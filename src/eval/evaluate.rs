@@ -1,6 +1,6 @@
 //! `stylerl evaluate`: every configured system rewrites the held-out inputs (one seeded
 //! completion each, batched), the outputs are matched sentence by sentence against the
-//! reference with the `[reward]` encoder, and the metrics of shared/SPEC.md "Evaluation"
+//! reference with the `[reward]` encoder, and the metrics of docs/method.md#evaluation-metrics
 //! go to results/<name>/{table.md, table.csv, metrics.json, outputs.jsonl}.
 //!
 //! Systems are loaded one at a time (and dropped before the next), so the peak memory is
@@ -19,7 +19,10 @@ use super::config::{check_systems_exist, EvalConfig, SystemConfig, SystemKind};
 use super::judge::{Judge, JudgeItem};
 use super::metrics::{edit_similarity, is_not_rewritten};
 use super::prompts::{pick_examples, user_turns};
+use super::quality;
+use super::quality_table;
 use super::table::{self, TableOptions};
+use crate::text::defects::ReferenceRuns;
 use crate::adapter::attach as adapters;
 use crate::adapter::load::load_policy;
 use crate::encoder::{EncoderOptions, SentenceEncoder};
@@ -115,7 +118,9 @@ pub fn evaluate(cfg: &EvalConfig) -> Result<Report> {
     let mut sys_json: Vec<Value> = Vec::new();
     let mut all_outputs: Vec<Vec<String>> = Vec::new();
     let generated = generate_all(cfg, &refs, &inputs)?;
-    for (sys, g) in cfg.systems.iter().zip(generated) {
+    let ref_runs = ReferenceRuns::new(&[refs.join(" ")]);
+    let fluency = score_fluency(cfg, &inputs, &generated)?;
+    for (k, (sys, g)) in cfg.systems.iter().zip(generated).enumerate() {
         let out_refs: Vec<&str> = g.texts.iter().map(|s| s.as_str()).collect();
         let out_match = rm.style.match_texts(&out_refs)?;
         let samples: Vec<ScoredSample> = (0..inputs.len())
@@ -153,12 +158,19 @@ pub fn evaluate(cfg: &EvalConfig) -> Result<Report> {
             });
         }
         let m = aggregate(&sys.name, &samples, refs.len(), cfg.not_rewritten_threshold);
-        let ser = series(
+        let mut ser = series(
             &samples,
             cfg.not_rewritten_threshold,
             meaning.as_deref(),
             judge,
         );
+        let checked: Vec<quality::Checked> = (0..inputs.len())
+            .map(|i| quality::check(&inputs[i], &g.texts[i], &ref_runs, Some(g.stopped_at_eos[i])))
+            .collect();
+        let fl = fluency
+            .as_ref()
+            .map(|f| (f.outputs[k].as_slice(), f.inputs.as_slice()));
+        ser.per_sample.extend(quality::series(&checked, fl));
         for (i, s) in samples.iter().enumerate() {
             let mut v = output_line(sys, i, s, &input_match[i], &out_match[i], &refs, cfg);
             if let Some(o) = v.as_object_mut() {
@@ -169,6 +181,8 @@ pub fn evaluate(cfg: &EvalConfig) -> Result<Report> {
                     .map(|j| (j.encoder.clone(), json!(j.output[i])))
                     .collect();
                 o.insert("judge_encoder_style_similarity".into(), Value::Object(js));
+                let f = fluency.as_ref().and_then(|f| f.outputs[k][i]);
+                o.insert("reader_checks".into(), quality::record(&checked[i], f));
             }
             lines.push(v.to_string());
         }
@@ -209,13 +223,20 @@ pub fn evaluate(cfg: &EvalConfig) -> Result<Report> {
         meaning_encoder: meaning_spec.clone(),
         style_encoder: rm.style.encoder_name(),
     };
-    let markdown = table::markdown(&rows, &opts);
+    let fluency_model = fluency.as_ref().map(|f| f.model.display().to_string());
+    let mut markdown = table::markdown(&rows, &opts);
+    let reader = quality_table::markdown(&rows, cfg.baseline.as_deref(), fluency_model.as_deref());
+    if !reader.is_empty() {
+        markdown.push('\n');
+        markdown.push_str(&reader);
+    }
     let metrics = json!({
         "name": cfg.name,
         "heldout": cfg.data.heldout, "n_inputs": inputs.len(),
         "reference": cfg.reward.reference, "n_reference_sentences": refs.len(),
         "encoder": rm.style.encoder_name(),
         "meaning_encoder": meaning_spec,
+        "fluency_model": fluency_model,
         "judge_encoders": cfg.judge_encoders,
         "baseline": cfg.baseline,
         "bootstrap": {
@@ -235,6 +256,7 @@ pub fn evaluate(cfg: &EvalConfig) -> Result<Report> {
     let w = |f: &str, bytes: &[u8]| crate::util::write_atomic(&out_dir.join(f), bytes);
     w("table.md", markdown.as_bytes())?;
     w("table.csv", table::csv(&rows)?.as_bytes())?;
+    w("reader_checks.csv", quality_table::csv(&rows)?.as_bytes())?;
     w(
         "metrics.json",
         serde_json::to_string_pretty(&metrics)?.as_bytes(),
@@ -255,6 +277,58 @@ pub fn evaluate(cfg: &EvalConfig) -> Result<Report> {
         systems: rows,
         markdown,
     })
+}
+
+/// Per-text mean NLL under the frozen base model: the inputs once, then each system's outputs.
+struct Fluency {
+    model: PathBuf,
+    inputs: Vec<Option<f64>>,
+    outputs: Vec<Vec<Option<f64>>>,
+}
+
+/// Scores every text with `[fluency] model` (no adapters; the text alone, tokenized as
+/// transformers' `tokenizer(text)` does); `None` when no fluency model is configured. A
+/// non-finite score means broken weights: one error naming the model.
+fn score_fluency(cfg: &EvalConfig, inputs: &[String], generated: &[Generated]) -> Result<Option<Fluency>> {
+    let Some(path) = cfg.fluency.resolved() else {
+        return Ok(None);
+    };
+    let section = crate::adapter::load::ModelSection {
+        path: path.clone(),
+        device: "cpu".into(),
+        dtype: "f32".into(),
+        adapters: Vec::new(),
+    };
+    let (model, tok, _) = load_policy(&section)
+        .with_context(|| format!("fluency.model '{}' (or set it to \"none\")", path.display()))?;
+    let score = |texts: &[String]| -> Result<Vec<Option<f64>>> {
+        let ids: Vec<Vec<i64>> = texts
+            .iter()
+            .map(|t| tok.encode(t, true))
+            .collect::<Result<_>>()?;
+        let nll = crate::infer::scoring::mean_nll(&model, &ids, cfg.fluency.batch_size);
+        if nll.iter().any(|x| x.is_some_and(|v| !v.is_finite())) {
+            bail!(
+                "fluency.model '{}' gives a non-finite log-likelihood (its weights hold NaN or inf): check or re-import it",
+                path.display()
+            );
+        }
+        Ok(nll)
+    };
+    let pb = crate::util::progress_bar(generated.len() as u64 + 1, "fluency");
+    let inputs = score(inputs)?;
+    pb.inc(1);
+    let mut outputs = Vec::with_capacity(generated.len());
+    for g in generated {
+        outputs.push(score(&g.texts)?);
+        pb.inc(1);
+    }
+    pb.finish_and_clear();
+    Ok(Some(Fluency {
+        model: path,
+        inputs,
+        outputs,
+    }))
 }
 
 fn judge_header(cfg: &EvalConfig) -> &str {

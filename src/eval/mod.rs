@@ -1,5 +1,5 @@
 //! Evaluation of rewriting systems: style similarity, not-rewritten share, style vector
-//! consistency (shared/SPEC.md, "Evaluation").
+//! consistency (docs/method.md#evaluation-metrics).
 pub mod aggregate;
 pub mod bootstrap;
 pub mod chart;
@@ -11,4 +11,7 @@ pub mod judge_stub;
 pub mod metrics;
 pub mod plot;
 pub mod prompts;
+pub mod quality;
+pub mod quality_table;
+pub mod review;
 pub mod table;

@@ -114,3 +114,37 @@ fn prompt_pass(model: &Llama, prompt_ids: &Tensor, prompt_mask: &Tensor) -> (Ten
     // Pads are never attended, so their id does not matter.
     prefill(model, &refs, 0, 0, true)
 }
+
+/// Mean negative log-likelihood of tokens 2..n of each row given the tokens before it
+/// (transformers' `labels=input_ids` loss), in batches of `batch_size` left-padded rows;
+/// `None` for a row of fewer than 2 tokens. Runs without gradients.
+pub fn mean_nll(model: &Llama, rows: &[Vec<i64>], batch_size: usize) -> Vec<Option<f64>> {
+    let _g = tch::no_grad_guard();
+    let mut out = vec![None; rows.len()];
+    let scored: Vec<usize> = (0..rows.len()).filter(|&i| rows[i].len() >= 2).collect();
+    for chunk in scored.chunks(batch_size.max(1)) {
+        let batch: Vec<&[i64]> = chunk.iter().map(|&i| rows[i].as_slice()).collect();
+        let (ids, mask) = super::generate::left_pad(&batch, 0);
+        let lp = token_logprobs(
+            model,
+            &ids.to_device(model.device),
+            Some(&mask.to_device(model.device)),
+            1,
+            1.0,
+        )
+        .to_kind(tch::Kind::Double)
+        .to_device(tch::Device::Cpu);
+        let t = ids.size()[1] as usize;
+        for (r, &i) in chunk.iter().enumerate() {
+            // Left-padded: the row's scored targets are its last len − 1 positions.
+            let n = rows[i].len();
+            let sum = lp
+                .get(r as i64)
+                .narrow(0, (t - n) as i64, (n - 1) as i64)
+                .sum(tch::Kind::Double)
+                .double_value(&[]);
+            out[i] = Some(-sum / (n - 1) as f64);
+        }
+    }
+    out
+}

@@ -3,8 +3,10 @@
 //! Everything here is pure and model-free, so rewards and tests can call it directly.
 pub mod candidate;
 pub mod dates;
+pub mod defects;
 pub mod edit;
 pub mod entities;
+pub mod facts;
 pub mod names;
 pub mod punct;
 pub mod sentences;

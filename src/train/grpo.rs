@@ -1,4 +1,4 @@
-//! `stylerl grpo`: Dr.GRPO without KL (shared/SPEC.md "Dr.GRPO").
+//! `stylerl grpo`: Dr.GRPO without KL (docs/method.md#drgrpo).
 //!
 //! A step: P prompts × G completions sampled in one batched call with prefix sharing →
 //! rewards for the whole rollout in one encoder call → advantages r − mean(group) →
@@ -606,6 +606,7 @@ pub fn train_with(
     let start_skipped = tr.guard.total;
     let pb = report.progress(g.steps, "grpo");
     pb.set_position(tr.state.step);
+    crate::util::watch_interrupts();
     while tr.state.step < g.steps {
         let (rec, dump) = tr.step()?;
         metrics.write(&rec)?;
@@ -620,7 +621,8 @@ pub fn train_with(
             rec["reward"].as_f64().unwrap_or(f64::NAN)
         ));
         pb.inc(1);
-        if checkpoint::is_due(s, g.steps, g.checkpoint_every) {
+        let stop = crate::util::interrupted();
+        if stop.is_some() || checkpoint::is_due(s, g.steps, g.checkpoint_every) {
             tr.state.extra = tr.checkpoint_extra();
             checkpoint::save(
                 &ckpt_root,
@@ -630,6 +632,9 @@ pub fn train_with(
                 Some(&base_name),
                 g.keep_checkpoints,
             )?;
+        }
+        if let Some(signal) = stop {
+            return Err(crate::util::Interrupted { step: s, signal }.into());
         }
     }
     pb.finish();

@@ -362,6 +362,7 @@ pub fn train_with(
     }
     let mut last_eval = None;
 
+    crate::util::watch_interrupts();
     for step in start..total {
         let t0 = Instant::now();
         tch::manual_seed(step_seed(tr.seed, step));
@@ -425,7 +426,8 @@ pub fn train_with(
         metrics.write(&rec)?;
         pb.set_message(format!("loss {loss_sum:.3}"));
         pb.inc(1);
-        if checkpoint::is_due(state.step, total, tr.checkpoint_every) {
+        let stop = crate::util::interrupted();
+        if stop.is_some() || checkpoint::is_due(state.step, total, tr.checkpoint_every) {
             state.extra = serde_json::json!({"nan_guard": guard, "fingerprint": fp});
             checkpoint::save(
                 &ckpt_root,
@@ -435,6 +437,9 @@ pub fn train_with(
                 Some(&base_name),
                 tr.keep_checkpoints,
             )?;
+        }
+        if let Some(signal) = stop {
+            return Err(crate::util::Interrupted { step: state.step, signal }.into());
         }
     }
     pb.finish();

@@ -1,0 +1,216 @@
+//! `stylerl review make | score`: a blind A/B review of two systems from an evaluation's
+//! outputs.jsonl (docs/method.md#blind-review).
+use crate::eval::review::{self, Key, Pair, Verdict};
+use anyhow::{bail, Context, Result};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+#[derive(clap::Args, Debug)]
+pub struct ReviewArgs {
+    #[command(subcommand)]
+    pub cmd: ReviewCmd,
+}
+
+#[derive(clap::Subcommand, Debug)]
+pub enum ReviewCmd {
+    /// Write a blind sheet (sheet.html, sheet.md, sheet.json) and its key (kept apart).
+    Make(MakeArgs),
+    /// Score a reader's verdicts (JSONL exported from the page) against the key.
+    Score(ScoreArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct MakeArgs {
+    /// An evaluation's outputs.jsonl (results/<name>/outputs.jsonl).
+    #[arg(long)]
+    pub outputs: PathBuf,
+    /// The two systems to compare, "first,second" (scores are from the first one's side).
+    #[arg(long)]
+    pub systems: String,
+    /// Folder for the sheet files (what the reader gets).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Where the key goes (default: <out>.key.json, beside the folder, not inside it).
+    #[arg(long)]
+    pub key: Option<PathBuf>,
+    /// The style reference whose first sentences head every item.
+    #[arg(long)]
+    pub reference: Option<PathBuf>,
+    /// Reference sentences shown (1..=50).
+    #[arg(long, default_value_t = 6)]
+    pub excerpt: usize,
+    /// Seed of the item order and of each item's A/B order.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Use only the first N inputs.
+    #[arg(long)]
+    pub limit: Option<usize>,
+    /// Replace existing sheet and key files.
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct ScoreArgs {
+    #[arg(long)]
+    pub key: PathBuf,
+    /// JSONL verdicts, one per item.
+    #[arg(long)]
+    pub verdicts: PathBuf,
+    /// Also write the score as JSON here.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    /// Replace an existing --json file.
+    #[arg(long)]
+    pub force: bool,
+}
+
+pub fn run(a: &ReviewArgs) -> Result<()> {
+    match &a.cmd {
+        ReviewCmd::Make(m) => make(m),
+        ReviewCmd::Score(s) => score(s),
+    }
+}
+
+fn read(path: &Path, what: &str) -> Result<String> {
+    std::fs::read_to_string(path).with_context(|| format!("cannot read {what} {}", path.display()))
+}
+
+fn refuse_existing(paths: &[&Path], force: bool) -> Result<()> {
+    if force {
+        return Ok(());
+    }
+    if let Some(p) = paths.iter().find(|p| p.exists()) {
+        bail!(
+            "{} exists: pass --force to replace it, or choose another --out/--key",
+            p.display()
+        );
+    }
+    Ok(())
+}
+
+fn make(a: &MakeArgs) -> Result<()> {
+    let names: Vec<&str> = a.systems.split(',').map(str::trim).collect();
+    if names.len() != 2 || names.iter().any(|n| n.is_empty()) || names[0] == names[1] {
+        bail!(
+            "--systems '{}': give two different system names, e.g. --systems grpo-dropout,sft",
+            a.systems
+        );
+    }
+    if !(1..=50).contains(&a.excerpt) {
+        bail!("--excerpt {}: use 1 to 50 sentences", a.excerpt);
+    }
+    let text = read(&a.outputs, "--outputs")?;
+    // index → (input, output per system)
+    let mut rows: BTreeMap<usize, (String, [Option<String>; 2])> = BTreeMap::new();
+    let mut seen_systems = std::collections::BTreeSet::new();
+    for (n, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+        let v: serde_json::Value = serde_json::from_str(line)
+            .with_context(|| format!("{} line {}: not JSON", a.outputs.display(), n + 1))?;
+        let get = |k: &str| v.get(k).with_context(|| format!("{} line {}: no '{k}' field (is it an evaluation's outputs.jsonl?)", a.outputs.display(), n + 1));
+        let sys = get("system")?.as_str().unwrap_or_default().to_string();
+        let index = get("index")?.as_u64().context("index must be a number")? as usize;
+        let input = get("input")?.as_str().unwrap_or_default().to_string();
+        let output = get("output")?.as_str().unwrap_or_default().to_string();
+        seen_systems.insert(sys.clone());
+        if let Some(k) = names.iter().position(|x| *x == sys) {
+            let e = rows.entry(index).or_insert_with(|| (input, [None, None]));
+            e.1[k] = Some(output);
+        }
+    }
+    for n in &names {
+        if !seen_systems.contains(*n) {
+            let all: Vec<&str> = seen_systems.iter().map(|s| s.as_str()).collect();
+            bail!("system '{n}' is not in {} (it has: {})", a.outputs.display(), all.join(", "));
+        }
+    }
+    let mut pairs: Vec<Pair> = rows
+        .into_iter()
+        .filter_map(|(index, (input, [f, s]))| {
+            Some(Pair { index, input, first: f?, second: s? })
+        })
+        .collect();
+    if let Some(l) = a.limit {
+        pairs.truncate(l);
+    }
+    let excerpt = match &a.reference {
+        Some(p) => crate::text::sentences(&read(p, "--reference")?)
+            .into_iter()
+            .take(a.excerpt)
+            .collect(),
+        None => Vec::new(),
+    };
+    let title = format!("Blind review: which rewrite is better? ({} items)", pairs.len());
+    let (sheet, key) = review::make(&title, (names[0], names[1]), &pairs, excerpt, a.seed)?;
+    let key_path = a.key.clone().unwrap_or_else(|| {
+        let mut p = a.out.clone().into_os_string();
+        p.push(".key.json");
+        PathBuf::from(p)
+    });
+    if key_path.starts_with(&a.out) {
+        bail!("--key {} is inside --out: keep the key apart from what the reader gets", key_path.display());
+    }
+    let files = ["sheet.html", "sheet.md", "sheet.json"].map(|f| a.out.join(f));
+    let mut all: Vec<&Path> = files.iter().map(|p| p.as_path()).collect();
+    all.push(&key_path);
+    refuse_existing(&all, a.force)?;
+    std::fs::create_dir_all(&a.out).with_context(|| format!("cannot create {}", a.out.display()))?;
+    let w = |p: &Path, s: &str| crate::util::write_atomic(p, s.as_bytes());
+    w(&files[0], &review::page(&sheet)?)?;
+    w(&files[1], &review::sheet_markdown(&sheet))?;
+    w(&files[2], &serde_json::to_string_pretty(&sheet)?)?;
+    w(&key_path, &serde_json::to_string_pretty(&key)?)?;
+    println!(
+        "{} items, sheet {}: give the reader {} (or sheet.md); the key is {} — do not show it",
+        sheet.items.len(),
+        sheet.sheet_id,
+        files[0].display(),
+        key_path.display()
+    );
+    println!(
+        "then: stylerl review score --key {} --verdicts verdicts.jsonl",
+        key_path.display()
+    );
+    Ok(())
+}
+
+fn score(a: &ScoreArgs) -> Result<()> {
+    let key: Key = serde_json::from_str(&read(&a.key, "--key")?)
+        .with_context(|| format!("--key {}: not a review key (made by `stylerl review make`)", a.key.display()))?;
+    let text = read(&a.verdicts, "--verdicts")?;
+    let verdicts: Vec<Verdict> = text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .map(|(n, l)| review::parse_verdict(l, n + 1, &key.sheet_id))
+        .collect::<Result<_>>()
+        .with_context(|| format!("--verdicts {}", a.verdicts.display()))?;
+    let s = review::score(&key, &verdicts).with_context(|| format!("--verdicts {}", a.verdicts.display()))?;
+    if let Some(p) = &a.json {
+        refuse_existing(&[p], a.force)?;
+    }
+    println!(
+        "{} vs {}: {} of {} items judged (sheet {})",
+        s.systems[0],
+        s.systems[1],
+        s.items,
+        key.items.len(),
+        s.sheet_id
+    );
+    println!("| dimension | {} wins | {} wins | ties | {} win share among decided [95 % Wilson] | sign test p |", s.systems[0], s.systems[1], s.systems[0]);
+    println!("|---|---|---|---|---|---|");
+    for d in &s.dimensions {
+        let share = match (d.win_share, d.win_share_lo, d.win_share_hi) {
+            (Some(w), Some(lo), Some(hi)) => format!("{w:.2} [{lo:.2}, {hi:.2}]"),
+            _ => "n/a (all ties)".into(),
+        };
+        println!("| {} | {} | {} | {} | {} | {:.3} |", d.dimension, d.wins, d.losses, d.ties, share, d.sign_test_p);
+    }
+    for (sys, p) in &s.defective_percent {
+        println!("reader marked {sys} seriously defective in {p:.1} % of items");
+    }
+    if let Some(p) = &a.json {
+        crate::util::write_atomic(p, serde_json::to_string_pretty(&s)?.as_bytes())?;
+    }
+    Ok(())
+}

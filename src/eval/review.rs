@@ -1,0 +1,367 @@
+//! Blind A/B review (docs/method.md#blind-review): a sheet of items (reference excerpt,
+//! input, output A, output B) whose A/B order is drawn from a seed, a key kept apart that
+//! says which system wrote A, and the score of a reader's verdicts against the key.
+//!
+//! Pure: no model, no files; the CLI reads and writes them.
+use crate::rng::SplitMix64;
+use anyhow::{bail, Context, Result};
+use rand::RngCore;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashSet};
+
+/// The judged dimensions, in sheet order.
+pub const DIMENSIONS: [&str; 3] = ["style", "meaning", "fluency"];
+
+/// One item as the reader sees it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct SheetItem {
+    pub id: String,
+    pub input: String,
+    pub a: String,
+    pub b: String,
+}
+
+/// What the reader gets: no system names anywhere.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Sheet {
+    pub sheet_id: String,
+    pub title: String,
+    pub reference_excerpt: Vec<String>,
+    pub items: Vec<SheetItem>,
+}
+
+/// Which system wrote A for one item.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct KeyItem {
+    pub id: String,
+    /// Place of the input in the outputs file (its `index`).
+    pub index: usize,
+    pub a: String,
+    pub b: String,
+}
+
+/// The key: kept apart from the sheet.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Key {
+    pub sheet_id: String,
+    pub seed: u64,
+    pub systems: [String; 2],
+    pub items: Vec<KeyItem>,
+}
+
+/// One input's outputs from the two systems.
+#[derive(Debug, Clone)]
+pub struct Pair {
+    pub index: usize,
+    pub input: String,
+    pub first: String,
+    pub second: String,
+}
+
+/// FNV-1a over the sheet's content: the key names the sheet it belongs to.
+fn content_id(title: &str, items: &[SheetItem]) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut eat = |s: &str| {
+        for b in s.bytes().chain([0u8]) {
+            h ^= b as u64;
+            h = h.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    };
+    eat(title);
+    for it in items {
+        for s in [&it.id, &it.input, &it.a, &it.b] {
+            eat(s);
+        }
+    }
+    format!("{h:016x}")
+}
+
+/// Builds the sheet and its key: item order shuffled and each item's A/B order drawn, both
+/// from `seed`. `systems` = (first, second) names the pairs' two outputs.
+pub fn make(
+    title: &str,
+    systems: (&str, &str),
+    pairs: &[Pair],
+    reference_excerpt: Vec<String>,
+    seed: u64,
+) -> Result<(Sheet, Key)> {
+    if pairs.is_empty() {
+        bail!("no items: the outputs file has no input rewritten by both systems");
+    }
+    let mut rng = SplitMix64::new(seed);
+    let mut order: Vec<usize> = (0..pairs.len()).collect();
+    // Fisher–Yates with the crate's own RNG, so a seed gives the same sheet on any build.
+    for i in (1..order.len()).rev() {
+        let j = (rng.next_u64() % (i as u64 + 1)) as usize;
+        order.swap(i, j);
+    }
+    let mut items = Vec::new();
+    let mut key_items = Vec::new();
+    for (n, &p) in order.iter().enumerate() {
+        let pr = &pairs[p];
+        let flip = rng.next_u64() & 1 == 1;
+        let (a, b, sa, sb) = if flip {
+            (&pr.second, &pr.first, systems.1, systems.0)
+        } else {
+            (&pr.first, &pr.second, systems.0, systems.1)
+        };
+        let id = format!("item-{:03}", n + 1);
+        items.push(SheetItem {
+            id: id.clone(),
+            input: pr.input.clone(),
+            a: a.clone(),
+            b: b.clone(),
+        });
+        key_items.push(KeyItem {
+            id,
+            index: pr.index,
+            a: sa.to_string(),
+            b: sb.to_string(),
+        });
+    }
+    let sheet_id = content_id(title, &items);
+    Ok((
+        Sheet {
+            sheet_id: sheet_id.clone(),
+            title: title.to_string(),
+            reference_excerpt,
+            items,
+        },
+        Key {
+            sheet_id,
+            seed,
+            systems: [systems.0.to_string(), systems.1.to_string()],
+            items: key_items,
+        },
+    ))
+}
+
+/// A reader's choice on one dimension.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Choice {
+    A,
+    B,
+    Tie,
+}
+
+/// One verdict line: the sheet, the item, a choice per dimension, and optionally which
+/// outputs the reader marked seriously defective.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Verdict {
+    pub id: String,
+    pub choices: [Choice; 3],
+    pub a_defective: Option<bool>,
+    pub b_defective: Option<bool>,
+}
+
+/// Parses one verdict JSON line; errors name the line and the field.
+pub fn parse_verdict(line: &str, lineno: usize, sheet_id: &str) -> Result<Verdict> {
+    let v: serde_json::Value = serde_json::from_str(line)
+        .with_context(|| format!("verdicts line {lineno}: not JSON"))?;
+    let field = |k: &str| -> Result<&str> {
+        v.get(k)
+            .and_then(|x| x.as_str())
+            .with_context(|| format!("verdicts line {lineno}: missing field '{k}'"))
+    };
+    let sid = field("sheet_id")?;
+    if sid != sheet_id {
+        bail!(
+            "verdicts line {lineno}: sheet_id {sid} is not the key's sheet {sheet_id}: the key belongs to another sheet"
+        );
+    }
+    let id = field("id")?.to_string();
+    let mut choices = [Choice::Tie; 3];
+    for (c, d) in choices.iter_mut().zip(DIMENSIONS) {
+        *c = match field(d)? {
+            "A" | "a" => Choice::A,
+            "B" | "b" => Choice::B,
+            "tie" | "TIE" | "Tie" => Choice::Tie,
+            other => bail!("verdicts line {lineno}: {d} = '{other}': use A, B or tie"),
+        };
+    }
+    let flag = |k: &str| -> Result<Option<bool>> {
+        match v.get(k) {
+            None | Some(serde_json::Value::Null) => Ok(None),
+            Some(x) => x
+                .as_bool()
+                .map(Some)
+                .with_context(|| format!("verdicts line {lineno}: {k} must be true or false")),
+        }
+    };
+    Ok(Verdict {
+        id,
+        choices,
+        a_defective: flag("a_defective")?,
+        b_defective: flag("b_defective")?,
+    })
+}
+
+/// Wins of each system on one dimension.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct DimensionScore {
+    pub dimension: String,
+    pub wins: usize,
+    pub losses: usize,
+    pub ties: usize,
+    /// Share of decided items the first system won, with a 95 % Wilson interval.
+    pub win_share: Option<f64>,
+    pub win_share_lo: Option<f64>,
+    pub win_share_hi: Option<f64>,
+    /// Two-sided exact sign test over decided items.
+    pub sign_test_p: f64,
+}
+
+/// The whole score, from the first system's side (`systems[0]` of the key).
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Score {
+    pub sheet_id: String,
+    pub systems: [String; 2],
+    pub items: usize,
+    pub dimensions: Vec<DimensionScore>,
+    /// % of items the reader marked seriously defective, per system (when marked).
+    pub defective_percent: BTreeMap<String, f64>,
+}
+
+/// 95 % Wilson score interval for k successes out of n.
+pub fn wilson(k: usize, n: usize) -> Option<(f64, f64)> {
+    if n == 0 {
+        return None;
+    }
+    let z = 1.959_963_984_540_054_f64;
+    let (k, n) = (k as f64, n as f64);
+    let p = k / n;
+    let den = 1.0 + z * z / n;
+    let mid = (p + z * z / (2.0 * n)) / den;
+    let half = z * (p * (1.0 - p) / n + z * z / (4.0 * n * n)).sqrt() / den;
+    Some(((mid - half).max(0.0), (mid + half).min(1.0)))
+}
+
+/// Two-sided exact sign test: P(a split at least as uneven as k : n − k) under p = ½.
+pub fn sign_test(k: usize, n: usize) -> f64 {
+    if n == 0 {
+        return 1.0;
+    }
+    let m = k.min(n - k);
+    // log C(n, i) accumulated, so n in the thousands does not overflow.
+    let ln2n = n as f64 * std::f64::consts::LN_2;
+    let mut ln_c = 0.0f64;
+    let mut tail = 0.0f64;
+    for i in 0..=m {
+        if i > 0 {
+            ln_c += ((n - i + 1) as f64).ln() - (i as f64).ln();
+        }
+        tail += (ln_c - ln2n).exp();
+    }
+    (2.0 * tail).min(1.0)
+}
+
+/// Scores verdicts against the key. Every sheet item must have exactly one verdict; a
+/// verdict for an item not in the key, or a second verdict for one, is an error.
+pub fn score(key: &Key, verdicts: &[Verdict]) -> Result<Score> {
+    let items: BTreeMap<&str, &KeyItem> = key.items.iter().map(|k| (k.id.as_str(), k)).collect();
+    let mut seen = HashSet::new();
+    for v in verdicts {
+        if !items.contains_key(v.id.as_str()) {
+            bail!("verdict for item '{}', which is not in the key", v.id);
+        }
+        if !seen.insert(v.id.as_str()) {
+            bail!("two verdicts for item '{}': keep one", v.id);
+        }
+    }
+    if verdicts.is_empty() {
+        bail!("no verdicts: answer some items and export again");
+    }
+    let first = &key.systems[0];
+    let mut dims = Vec::new();
+    for (d, name) in DIMENSIONS.iter().enumerate() {
+        let (mut w, mut l, mut t) = (0, 0, 0);
+        for v in verdicts {
+            let k = items[v.id.as_str()];
+            let first_is_a = &k.a == first;
+            match (v.choices[d], first_is_a) {
+                (Choice::Tie, _) => t += 1,
+                (Choice::A, true) | (Choice::B, false) => w += 1,
+                _ => l += 1,
+            }
+        }
+        let n = w + l;
+        let iv = wilson(w, n);
+        dims.push(DimensionScore {
+            dimension: name.to_string(),
+            wins: w,
+            losses: l,
+            ties: t,
+            win_share: (n > 0).then(|| w as f64 / n as f64),
+            win_share_lo: iv.map(|x| x.0),
+            win_share_hi: iv.map(|x| x.1),
+            sign_test_p: sign_test(w, n),
+        });
+    }
+    let mut defective_percent = BTreeMap::new();
+    for sys in &key.systems {
+        let marks: Vec<bool> = verdicts
+            .iter()
+            .filter_map(|v| {
+                let k = items[v.id.as_str()];
+                if &k.a == sys {
+                    v.a_defective
+                } else {
+                    v.b_defective
+                }
+            })
+            .collect();
+        if !marks.is_empty() {
+            let n = marks.iter().filter(|&&m| m).count();
+            defective_percent.insert(sys.clone(), 100.0 * n as f64 / marks.len() as f64);
+        }
+    }
+    Ok(Score {
+        sheet_id: key.sheet_id.clone(),
+        systems: key.systems.clone(),
+        items: verdicts.len(),
+        dimensions: dims,
+        defective_percent,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sign_test_and_wilson_match_known_values() {
+        // 10 of 10: 2 / 1024.
+        assert!((sign_test(10, 10) - 2.0 / 1024.0).abs() < 1e-12);
+        assert!((sign_test(5, 10) - 1.0).abs() < 1e-12);
+        // 2 of 10: 2 · (1 + 10 + 45) / 1024.
+        assert!((sign_test(2, 10) - 112.0 / 1024.0).abs() < 1e-12);
+        let (lo, hi) = wilson(8, 10).unwrap();
+        assert!((lo - 0.4902).abs() < 1e-3 && (hi - 0.9433).abs() < 1e-3, "{lo} {hi}");
+    }
+}
+
+/// The self-contained review page: the sheet embedded as JSON (no network, no files), the
+/// answers kept in the browser's localStorage under the sheet id, export as JSONL.
+pub fn page(sheet: &Sheet) -> Result<String> {
+    // "</" inside the embedded JSON would close the script element early.
+    let json = serde_json::to_string(sheet)?.replace("</", "<\\/");
+    Ok(include_str!("review_page.html").replacen("__SHEET_JSON__", &json, 1))
+}
+
+/// The sheet as Markdown, for a reader who works from text: the same items, no key.
+pub fn sheet_markdown(sheet: &Sheet) -> String {
+    let mut s = format!(
+        "# {}\n\nsheet_id: {}\n\nReference (the target style): {}\n\nFor each item, choose A, B or tie for style (closer to the reference's manner), meaning (keeps the input's facts, requests and negations) and fluency (natural, well-formed text), and mark an output seriously defective where it is. One JSON line per item:\n\n    {{\"sheet_id\": \"{}\", \"id\": \"item-001\", \"style\": \"A\", \"meaning\": \"tie\", \"fluency\": \"B\", \"a_defective\": false, \"b_defective\": true}}\n\n",
+        sheet.title,
+        sheet.sheet_id,
+        sheet.reference_excerpt.join(" "),
+        sheet.sheet_id
+    );
+    for it in &sheet.items {
+        s.push_str(&format!(
+            "## {}\n\nInput: {}\n\nA: {}\n\nB: {}\n\n",
+            it.id, it.input, it.a, it.b
+        ));
+    }
+    s
+}
