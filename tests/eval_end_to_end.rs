@@ -438,3 +438,66 @@ fn judge_column_compares_each_system_with_the_baseline() {
     // Line 3 is the inputs' row; the baseline system comes next.
     assert!(md.lines().nth(3).unwrap().contains("baseline"));
 }
+
+/// `judge.pairwise`: each pair asked in both orders; a judge that always answers A on meaning
+/// (pure position bias) gives only ties there, while its style answers (the longer rewrite)
+/// count; the verdicts land in review format and `stylerl review score` reads them.
+#[test]
+fn pairwise_judge_removes_position_bias_and_writes_a_review() {
+    if smol_missing() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // 3 preference requests + 3 items × 2 orders.
+    let (url, server) = stylerl::eval::judge_stub::serve(9, |prompt| {
+        if !prompt.contains("three lines") {
+            return "A".to_string();
+        }
+        let after_a = prompt.split("\n\nRewrite A:\n").nth(1).unwrap();
+        let (a, rest) = after_a.split_once("\n\nRewrite B:\n").unwrap();
+        let b = rest.split("\n\nCompare A and B").next().unwrap();
+        let (la, lb) = (a.chars().count(), b.chars().count());
+        let style = if la > lb { "A" } else if lb > la { "B" } else { "tie" };
+        format!("style: {style}\nmeaning: A\nfluency: tie")
+    });
+    setup(
+        d,
+        &format!("[judge]\nurl = \"{url}\"\nmodel = \"m\"\nbaseline = \"prompted\"\napi_key_env = \"STYLERL_TEST_NO_KEY\"\ntimeout_s = 20\npairwise = true\n"),
+    );
+    let run = evaluate(d, &[]);
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    assert_eq!(server.join().unwrap(), 9);
+    let out = d.join("results");
+    let lines: Vec<serde_json::Value> = std::fs::read_to_string(out.join("outputs.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let len = |sys: &str, i: usize| {
+        lines.iter().find(|l| l["system"] == sys && l["index"] == i).unwrap()["output"]
+            .as_str()
+            .unwrap()
+            .chars()
+            .count()
+    };
+    let wins = (0..3).filter(|&i| len("trained", i) > len("prompted", i)).count() as u64;
+    let losses = (0..3).filter(|&i| len("trained", i) < len("prompted", i)).count() as u64;
+    let rdir = out.join("judge_review/trained-vs-prompted");
+    let score: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(rdir.join("score.json")).unwrap()).unwrap();
+    let dim = |n: usize, k: &str| score["dimensions"][n][k].as_u64().unwrap();
+    assert_eq!((dim(0, "wins"), dim(0, "losses")), (wins, losses));
+    assert_eq!((dim(1, "wins"), dim(1, "losses"), dim(1, "ties")), (0, 0, 3), "position bias must cancel");
+    assert_eq!(dim(2, "ties"), 3);
+    let md = std::fs::read_to_string(out.join("table.md")).unwrap();
+    assert!(md.contains("| trained vs prompted |"), "{md}");
+    let key = out.join("judge_review/trained-vs-prompted.key.json");
+    let o = Command::new(env!("CARGO_BIN_EXE_stylerl"))
+        .args(["review", "score", "--key", key.to_str().unwrap(), "--verdicts"])
+        .arg(rdir.join("verdicts.jsonl"))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stdout).contains(&format!("| style | {wins} | {losses} |")));
+}

@@ -200,7 +200,7 @@ pub fn evaluate(cfg: &EvalConfig) -> Result<Report> {
         all_series.push(ser);
         all_outputs.push(g.texts);
     }
-    let judge_failure = judge_all(cfg, &refs, &inputs, &all_outputs, &mut rows);
+    let (judge_failure, pairwise_md) = judge_all(cfg, &refs, &inputs, &all_outputs, &mut rows);
 
     // One set of resamples for every system and metric: differences are paired.
     let rs = Resamples::new(inputs.len(), cfg.bootstrap.resamples, cfg.bootstrap.seed);
@@ -229,6 +229,11 @@ pub fn evaluate(cfg: &EvalConfig) -> Result<Report> {
     if !reader.is_empty() {
         markdown.push('\n');
         markdown.push_str(&reader);
+    }
+    if !pairwise_md.is_empty() {
+        markdown.push_str("\nLLM judge, pairwise (each pair asked in both orders; a win counts only when both agree): system wins / baseline wins / ties\n\n| pair | style | meaning | fluency |\n|---|---|---|---|\n");
+        markdown.push_str(&pairwise_md);
+        markdown.push_str("\nverdicts in review format under judge_review/ (`stylerl review score` reads them).\n");
     }
     let metrics = json!({
         "name": cfg.name,
@@ -340,17 +345,19 @@ fn judge_header(cfg: &EvalConfig) -> &str {
 }
 
 /// Fills each row's judge cell: preference vs the baseline system's outputs, or why not.
+/// Also returns the Markdown rows of the pairwise judge (empty without `judge.pairwise`).
 fn judge_all(
     cfg: &EvalConfig,
     refs: &[String],
     inputs: &[String],
     outputs: &[Vec<String>],
     rows: &mut [SystemMetrics],
-) -> Option<String> {
+) -> (Option<String>, String) {
     let Some(judge) = Judge::new(&cfg.judge) else {
-        return None;
+        return (None, String::new());
     };
     let mut failure = None;
+    let mut pairwise_md = String::new();
     let Some(b) = cfg
         .systems
         .iter()
@@ -360,7 +367,7 @@ fn judge_all(
         for r in rows.iter_mut() {
             r.judge = JudgeCell::Error(format!("baseline '{}' not evaluated", cfg.judge.baseline));
         }
-        return None;
+        return (None, String::new());
     };
     let hint: Vec<String> = refs.iter().take(5).map(|r| format!("\"{r}\"")).collect();
     let hint = format!("written like these sentences: {}", hint.join(" "));
@@ -385,8 +392,81 @@ fn judge_all(
                 JudgeCell::Error(msg)
             }
         };
+        if cfg.judge.pairwise && !matches!(row.judge, JudgeCell::Error(_)) {
+            let pw = judge
+                .pairwise(&items, &hint)
+                .and_then(|o| pairwise_review(cfg, refs, inputs, outputs, (s, b), &o));
+            match pw {
+                Ok(md) => pairwise_md.push_str(&md),
+                Err(e) => {
+                    let msg = format!("{e:#}");
+                    eprintln!("warning: pairwise judge failed for system '{}': {msg}", row.name);
+                    failure.get_or_insert(format!("pairwise judge failed for system '{}': {msg}", row.name));
+                }
+            }
+        }
     }
-    failure
+    (failure, pairwise_md)
+}
+
+/// Writes one system's pairwise judge verdicts as a blind review against the baseline
+/// (results/<name>/judge_review/<system>-vs-<baseline>/: sheet, verdicts, score; the key
+/// beside the folder) and returns its Markdown row.
+fn pairwise_review(
+    cfg: &EvalConfig,
+    refs: &[String],
+    inputs: &[String],
+    outputs: &[Vec<String>],
+    (s, b): (usize, usize),
+    outcomes: &[[super::judge::Outcome; 3]],
+) -> Result<String> {
+    use super::judge::Outcome;
+    use super::review;
+    let (sys, base) = (&cfg.systems[s].name, &cfg.systems[b].name);
+    let pairs: Vec<review::Pair> = (0..inputs.len())
+        .map(|i| review::Pair {
+            index: i,
+            input: inputs[i].clone(),
+            first: outputs[s][i].clone(),
+            second: outputs[b][i].clone(),
+        })
+        .collect();
+    let excerpt = refs.iter().take(6).cloned().collect();
+    let title = format!("LLM judge: which rewrite is better? ({} items)", pairs.len());
+    let (sheet, key) = review::make(&title, (sys, base), &pairs, excerpt, cfg.judge.seed)?;
+    let verdicts: Vec<review::Verdict> = key
+        .items
+        .iter()
+        .map(|k| {
+            let o = &outcomes[k.index];
+            let won = std::array::from_fn(|d| match o[d] {
+                Outcome::Win => Some(true),
+                Outcome::Loss => Some(false),
+                Outcome::Tie => None,
+            });
+            review::verdict_for(k, sys, won)
+        })
+        .collect();
+    let score = review::score(&key, &verdicts)?;
+    let dir = cfg.out_dir().join("judge_review").join(format!("{sys}-vs-{base}"));
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let w = |f: &str, t: &str| crate::util::write_atomic(&dir.join(f), t.as_bytes());
+    w("sheet.html", &review::page(&sheet)?)?;
+    w("sheet.json", &serde_json::to_string_pretty(&sheet)?)?;
+    let lines: Vec<String> = verdicts.iter().map(|v| review::verdict_line(&sheet.sheet_id, v)).collect();
+    w("verdicts.jsonl", &(lines.join("\n") + "\n"))?;
+    w("score.json", &serde_json::to_string_pretty(&score)?)?;
+    let key_path = dir.with_extension("key.json");
+    crate::util::write_atomic(&key_path, serde_json::to_string_pretty(&key)?.as_bytes())?;
+    let cells: Vec<String> = score
+        .dimensions
+        .iter()
+        .map(|d| {
+            let share = d.win_share.map(|w| format!("{w:.2}")).unwrap_or_else(|| "n/a".into());
+            format!("{} / {} / {} (share {share}, p {:.3})", d.wins, d.losses, d.ties, d.sign_test_p)
+        })
+        .collect();
+    Ok(format!("| {sys} vs {base} | {} |\n", cells.join(" | ")))
 }
 
 /// Every system's outputs, in `cfg.systems` order: one after another, or `generation.jobs`

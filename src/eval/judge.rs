@@ -27,6 +27,10 @@ pub struct JudgeConfig {
     /// table with the failure in the judge column and exits 0.
     #[serde(default = "default_required")]
     pub required: bool,
+    /// Also judge style, meaning and fluency pairwise against the baseline, each pair asked
+    /// in both orders, written as a blind review (sheet, key, verdicts, score) per system.
+    #[serde(default)]
+    pub pairwise: bool,
     /// PEM file of the certificate authorities an `https://` judge is checked against
     /// (replaces the system's roots; for a private or self-signed endpoint).
     pub ca_bundle: Option<std::path::PathBuf>,
@@ -42,6 +46,7 @@ impl Default for JudgeConfig {
             seed: 0,
             timeout_s: default_timeout(),
             required: default_required(),
+            pairwise: false,
             ca_bundle: None,
         }
     }
@@ -91,7 +96,11 @@ pub fn ca_roots(path: &std::path::Path) -> Result<rustls::RootCertStore> {
 
 /// The HTTP agent: rustls with the system's (and webpki's) roots, or only `ca_bundle`'s.
 fn agent(cfg: &JudgeConfig) -> Result<ureq::Agent> {
-    let mut b = ureq::AgentBuilder::new().timeout(std::time::Duration::from_secs(cfg.timeout_s));
+    // No redirects: an answer is expected from judge.url itself, and a redirect elsewhere
+    // (another scheme, another host) is refused rather than followed.
+    let mut b = ureq::AgentBuilder::new()
+        .timeout(std::time::Duration::from_secs(cfg.timeout_s))
+        .redirects(0);
     if let Some(p) = &cfg.ca_bundle {
         let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
         let tls = rustls::ClientConfig::builder_with_provider(provider)
@@ -213,12 +222,12 @@ impl Judge {
         Ok(100.0 * wins as f64 / items.len() as f64)
     }
 
-    fn ask(&self, prompt: &str) -> Result<char> {
+    fn complete(&self, instruction: &str, prompt: &str) -> Result<String> {
         let body = serde_json::json!({
             "model": self.cfg.model,
             "temperature": 0,
             "messages": [
-                {"role": "system", "content": INSTRUCTION},
+                {"role": "system", "content": instruction},
                 {"role": "user", "content": prompt},
             ],
         });
@@ -227,17 +236,117 @@ impl Judge {
         if let Some(k) = &self.key {
             req = req.set("Authorization", &format!("Bearer {k}"));
         }
-        let resp: serde_json::Value = req
+        let r = req
             .send_json(body)
-            .with_context(|| format!("request to {} failed: check judge.url", self.endpoint))?
-            .into_json()
-            .context("judge answer is not JSON")?;
+            .with_context(|| format!("request to {} failed: check judge.url", self.endpoint))?;
+        if r.status() >= 300 {
+            bail!(
+                "request to {} answered HTTP {} (redirects are not followed): check judge.url",
+                self.endpoint,
+                r.status()
+            );
+        }
+        // A bounded read: an endless or huge body is an error, not a hang.
+        let mut buf = Vec::new();
+        std::io::Read::read_to_end(&mut std::io::Read::take(r.into_reader(), MAX_BODY + 1), &mut buf)
+            .with_context(|| format!("reading the answer of {}", self.endpoint))?;
+        if buf.len() as u64 > MAX_BODY {
+            bail!("judge answer is over {MAX_BODY} bytes: check judge.url");
+        }
+        let resp: serde_json::Value =
+            serde_json::from_slice(&buf).context("judge answer is not JSON")?;
         let text = resp["choices"][0]["message"]["content"]
             .as_str()
             .context("judge answer has no choices[0].message.content")?;
-        parse_choice(text)
+        Ok(text.to_string())
+    }
+
+    fn ask(&self, prompt: &str) -> Result<char> {
+        let text = self.complete(INSTRUCTION, prompt)?;
+        parse_choice(&text)
             .with_context(|| format!("judge answered '{}', expected A or B", text.trim()))
     }
+
+    /// Style, meaning and fluency of each item from the system's side, each pair asked in
+    /// both orders: a dimension is won or lost only when both orders agree, else a tie
+    /// (a judge that prefers a position cannot favour a system).
+    pub fn pairwise(&self, items: &[JudgeItem], style_hint: &str) -> Result<Vec<[Outcome; 3]>> {
+        let mut out = Vec::with_capacity(items.len());
+        for (n, it) in items.iter().enumerate() {
+            let mut per_order = Vec::new();
+            for system_first in [true, false] {
+                let (a, b) = if system_first {
+                    (it.system, it.baseline)
+                } else {
+                    (it.baseline, it.system)
+                };
+                let prompt = format!(
+                    "Target style: {style_hint}\n\nOriginal:\n{}\n\nRewrite A:\n{a}\n\nRewrite B:\n{b}\n\n{PAIRWISE_ASK}",
+                    it.input
+                );
+                let text = self
+                    .complete(PAIRWISE_INSTRUCTION, &prompt)
+                    .with_context(|| format!("judge item {n}"))?;
+                let c = parse_three(&text).with_context(|| {
+                    format!("judge item {n}: answered '{}', expected three lines 'style: A|B|tie' …", text.trim())
+                })?;
+                per_order.push(c.map(|x| match (x, system_first) {
+                    (None, _) => Outcome::Tie,
+                    (Some('A'), true) | (Some('B'), false) => Outcome::Win,
+                    _ => Outcome::Loss,
+                }));
+            }
+            out.push(std::array::from_fn(|d| {
+                if per_order[0][d] == per_order[1][d] {
+                    per_order[0][d]
+                } else {
+                    Outcome::Tie
+                }
+            }));
+        }
+        Ok(out)
+    }
+}
+
+/// The largest judge answer read (bytes).
+const MAX_BODY: u64 = 1 << 20;
+
+const PAIRWISE_INSTRUCTION: &str = "You compare two rewrites of the same text on three \
+separate questions. Answer exactly as asked, nothing else.";
+
+const PAIRWISE_ASK: &str = "Compare A and B on three separate questions: style (which is closer \
+to the target style), meaning (which keeps the original's facts, requests and negations), fluency \
+(which reads as natural, well-formed text). Answer with exactly three lines:\nstyle: A, B or tie\n\
+meaning: A, B or tie\nfluency: A, B or tie";
+
+/// A system's result on one dimension of one item, against the baseline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Win,
+    Loss,
+    Tie,
+}
+
+/// The three lines of a pairwise answer: `Some('A' | 'B')` or `None` for a tie, per dimension
+/// (style, meaning, fluency); `None` overall when a line is missing or unreadable.
+pub fn parse_three(text: &str) -> Option<[Option<char>; 3]> {
+    let mut out = [None; 3];
+    for (d, name) in ["style", "meaning", "fluency"].iter().enumerate() {
+        let line = text
+            .lines()
+            .find(|l| l.trim().trim_start_matches(['*', '-', ' ']).to_lowercase().starts_with(name))?;
+        let rest = line.split_once(':')?.1;
+        let word = rest
+            .split(|c: char| !c.is_ascii_alphanumeric())
+            .find(|w| !w.is_empty())?;
+        out[d] = match word {
+            "A" | "a" => Some('A'),
+            "B" | "b" => Some('B'),
+            w if w.eq_ignore_ascii_case("tie") => None,
+            _ => return None,
+        };
+    }
+    Some(out)
 }
 
 /// The first standalone `A` or `B` in the answer.

@@ -365,3 +365,33 @@ pub fn sheet_markdown(sheet: &Sheet) -> String {
     }
     s
 }
+
+/// The verdict on one key item, given from the first system's side per dimension
+/// (`Some(true)`: it won, `Some(false)`: it lost, `None`: tie), in the sheet's A/B terms.
+pub fn verdict_for(item: &KeyItem, first: &str, first_won: [Option<bool>; 3]) -> Verdict {
+    let first_is_a = item.a == first;
+    Verdict {
+        id: item.id.clone(),
+        choices: first_won.map(|w| match (w, first_is_a) {
+            (None, _) => Choice::Tie,
+            (Some(true), true) | (Some(false), false) => Choice::A,
+            _ => Choice::B,
+        }),
+        a_defective: None,
+        b_defective: None,
+    }
+}
+
+/// One verdict as the page exports it (a JSON line).
+pub fn verdict_line(sheet_id: &str, v: &Verdict) -> String {
+    let c = |x: Choice| match x {
+        Choice::A => "A",
+        Choice::B => "B",
+        Choice::Tie => "tie",
+    };
+    serde_json::json!({
+        "sheet_id": sheet_id, "id": v.id, "style": c(v.choices[0]), "meaning": c(v.choices[1]),
+        "fluency": c(v.choices[2]), "a_defective": v.a_defective, "b_defective": v.b_defective,
+    })
+    .to_string()
+}

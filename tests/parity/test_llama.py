@@ -189,3 +189,61 @@ def test_tiny_sharded_bf16_llama3_untied_matches(stylerl, tmp_path):
     with torch.no_grad():
         want = ref.to(torch.bfloat16)(torch.tensor([prompts[1]])).logits[0].float()
     assert (want - got["logits_1"]).abs().max().item() < 0.05
+
+
+def test_evaluate_fluency_matches_transformers_loss(stylerl, model_dir, hf, tmp_path):
+    """`evaluate`'s fluency column: each text's mean per-token NLL under the frozen base model
+    equals transformers' `labels=input_ids` loss of `tokenizer(text)` (inputs and outputs)."""
+    m, tok = hf
+    held = write_jsonl(tmp_path / "held.jsonl", [{"text": t} for t in TEXTS[:3]])
+    ref = tmp_path / "ref.txt"
+    ref.write_text("Once upon a time a snail dreamed of letters. The crows laughed at him. He polished his shell.")
+    cfg = tmp_path / "eval.toml"
+    cfg.write_text(f"""
+name = "fl"
+out_dir = "{tmp_path / 'out'}"
+[bootstrap]
+resamples = 100
+[meaning]
+encoder = "none"
+[fluency]
+model = "{model_dir}"
+[data]
+heldout = "{held}"
+[reward]
+reference = ["{ref}"]
+encoder = "stylometric"
+[generation]
+max_new_tokens = 16
+seed = 1
+[[systems]]
+name = "base"
+kind = "model"
+[systems.model]
+path = "{model_dir}"
+""")
+    stylerl("evaluate", "--config", cfg, env={"STYLERL_THREADS": "1"})
+    rows = read_jsonl((tmp_path / "out" / "outputs.jsonl").read_text())
+    assert len(rows) == 3
+    checked = 0
+    for r in rows:
+        for text, got in [(r["output"], r["reader_checks"]["fluency_nll"])]:
+            ids = tok(text, return_tensors="pt")["input_ids"]
+            if ids.shape[1] < 2:
+                assert got is None
+                continue
+            with torch.no_grad():
+                loss = m(ids, labels=ids).loss.item()
+            rel = abs(got - loss) / loss
+            print(f"{text[:30]!r}: fluency {got:.6f} vs transformers {loss:.6f} (rel {rel:.2g})")
+            assert rel < RTOL
+            checked += 1
+    assert checked >= 2
+    metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    inp = metrics["systems"][0]["intervals"]["input_fluency_nll"]["mean"]
+    want = []
+    for t in TEXTS[:3]:
+        ids = tok(t, return_tensors="pt")["input_ids"]
+        with torch.no_grad():
+            want.append(m(ids, labels=ids).loss.item())
+    assert abs(inp - sum(want) / len(want)) / inp < RTOL
