@@ -301,3 +301,34 @@ fn bad_config_and_empty_reference_are_errors() {
         .to_string();
     assert!(e.contains("reward.reference is empty"), "{e}");
 }
+
+/// The guards: off by default (r_total unchanged); on, a rollout that changes facts or loops
+/// loses exactly its guard terms in r_total, a faithful one loses nothing.
+#[test]
+fn fact_and_defect_guards_enter_the_total_only_when_on() {
+    let input = "Please don't park in bay 12 on Friday.";
+    let faithful = "On Friday, please do not park in bay 12.";
+    let broken = "Please park in bay 13 on Friday. Please park in bay 13 on Friday.";
+    let enc: Arc<dyn SentenceEncoder> =
+        Arc::from(stylerl::encoder::load_with("stylometric", &Default::default()).unwrap());
+    let refs = vec!["Once upon a time a snail dreamed.".to_string(), "The crows laughed.".into()];
+    let off = RewardModel::with_encoder(&cfg_no_dropout(), enc.clone(), refs.clone()).unwrap();
+    let s0 = off.score_batch(&[ro(input, faithful), ro(input, broken)], 0).unwrap();
+    for r in &s0.rewards {
+        assert_eq!((r.r_facts, r.r_defects, r.r_fluency), (0.0, 0.0, 0.0));
+    }
+    let mut c = cfg_no_dropout();
+    c.facts.weight = 0.5;
+    c.defects.weight = 2.0;
+    let on = RewardModel::with_encoder(&c, enc, refs).unwrap();
+    let s1 = on.score_batch(&[ro(input, faithful), ro(input, broken)], 0).unwrap();
+    assert_eq!((s1.rewards[0].r_facts, s1.rewards[0].r_defects), (0.0, 0.0));
+    // bay 12 → 13 (a number changed) and the negation lost: two kinds; the repeated sentence loops.
+    assert_eq!(s1.rewards[1].r_facts, -1.0);
+    assert_eq!(s1.rewards[1].r_defects, -2.0);
+    close(s1.rewards[1].r_total, s0.rewards[1].r_total - 3.0);
+    close(s1.rewards[0].r_total, s0.rewards[0].r_total);
+    let m = s1.means();
+    close(m.r_facts, -0.5);
+    close(m.r_defects, -1.0);
+}

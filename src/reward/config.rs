@@ -65,6 +65,9 @@ pub struct RewardConfig {
     pub rewrite: RewriteConfig,
     pub meaning: MeaningConfig,
     pub balance: BalanceConfig,
+    pub facts: super::guards::FactsConfig,
+    pub defects: super::guards::DefectsConfig,
+    pub fluency: super::guards::FluencyConfig,
 }
 
 /// R_rewrite (off by default, the paper has no such term): a penalty on near-copies.
@@ -266,6 +269,9 @@ impl Default for RewardConfig {
             rewrite: RewriteConfig::default(),
             meaning: MeaningConfig::default(),
             balance: BalanceConfig::default(),
+            facts: Default::default(),
+            defects: Default::default(),
+            fluency: Default::default(),
         }
     }
 }
@@ -390,6 +396,16 @@ impl RewardConfig {
             );
         }
         finite_nonneg("meaning.weight", self.meaning.weight)?;
+        finite_nonneg("facts.weight", self.facts.weight)?;
+        finite_nonneg("defects.weight", self.defects.weight)?;
+        finite_nonneg("fluency.weight", self.fluency.weight)?;
+        finite_nonneg("fluency.margin", self.fluency.margin)?;
+        if !(1..=256).contains(&self.fluency.batch_size) {
+            bail!("reward.fluency.batch_size = {}: use 1 to 256", self.fluency.batch_size);
+        }
+        if self.fluency.weight > 0.0 && self.fluency.model.trim().is_empty() {
+            bail!("reward.fluency.model is empty: give the frozen base model directory");
+        }
         if !(-1.0..=1.0).contains(&self.meaning.threshold) {
             bail!(
                 "reward.meaning.threshold = {}: must be in [-1, 1]",

@@ -8,6 +8,8 @@ pub mod anchor;
 pub mod config;
 pub mod dropout;
 pub mod dynamics;
+pub mod fluency;
+pub mod guards;
 pub mod meaning;
 pub mod model;
 pub mod normalise;

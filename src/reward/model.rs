@@ -83,6 +83,12 @@ pub struct RewardBreakdown {
     pub r_meaning: f64,
     /// R_balance, unweighted: mean ln-ratio of the sentences' closest references (0 when off).
     pub r_balance: f64,
+    /// The guards (each carries its weight; 0 when off): facts, defects, fluency.
+    pub r_facts: f64,
+    pub r_defects: f64,
+    pub r_fluency: f64,
+    /// NLL(output) − NLL(input) under the fluency model; None when it is off.
+    pub fluency_delta: Option<f64>,
     /// Edit similarity of output to input (white space collapsed).
     pub edit_similarity: f64,
     /// cos(E_c(input), E_c(output)) with the content encoder; None when none is loaded.
@@ -106,6 +112,9 @@ pub struct ComponentMeans {
     pub r_rewrite: f64,
     pub r_meaning: f64,
     pub r_balance: f64,
+    pub r_facts: f64,
+    pub r_defects: f64,
+    pub r_fluency: f64,
     pub edit_similarity: f64,
     /// Mean content cosine of input and output (0 when no content encoder is loaded).
     pub meaning_cos: f64,
@@ -142,8 +151,8 @@ impl BatchScores {
             return self.totals();
         }
         let term = |f: &dyn Fn(&RewardBreakdown) -> f64| self.rewards.iter().map(f).collect();
-        // r_ne, r_rewrite and r_meaning carry their weight inside; standardising removes it,
-        // so it is applied again here.
+        // r_ne, r_rewrite, r_meaning and the guards carry their weight inside; standardising
+        // removes it, so it is applied again here.
         let terms: Vec<Vec<f64>> = vec![
             term(&|r| r.r_style),
             term(&|r| r.r_length),
@@ -152,6 +161,9 @@ impl BatchScores {
             term(&|r| r.r_rewrite),
             term(&|r| r.r_meaning),
             term(&|r| r.r_balance),
+            term(&|r| r.r_facts),
+            term(&|r| r.r_defects),
+            term(&|r| r.r_fluency),
         ];
         let w = &cfg.weights;
         let weights = [
@@ -162,6 +174,9 @@ impl BatchScores {
             cfg.rewrite.weight,
             cfg.meaning.weight,
             cfg.balance.weight,
+            cfg.facts.weight,
+            cfg.defects.weight,
+            cfg.fluency.weight,
         ];
         super::normalise::group_normalised_total(&terms, &weights, group_size)
     }
@@ -180,6 +195,9 @@ impl BatchScores {
             r_rewrite: sum(&|r| r.r_rewrite),
             r_meaning: sum(&|r| r.r_meaning),
             r_balance: sum(&|r| r.r_balance),
+            r_facts: sum(&|r| r.r_facts),
+            r_defects: sum(&|r| r.r_defects),
+            r_fluency: sum(&|r| r.r_fluency),
             edit_similarity: sum(&|r| r.edit_similarity),
             meaning_cos: sum(&|r| r.meaning_cos.unwrap_or(0.0)),
             dropped_fraction: if sentences > 0 {
@@ -209,6 +227,10 @@ pub struct RewardModel {
     pub balance: Option<Usage>,
     /// The content encoder of R_meaning (loaded only when `meaning.weight` > 0).
     pub content: Option<Arc<dyn SentenceEncoder>>,
+    /// Word runs of the reference, for R_defects' copied-passage check.
+    pub reference_runs: crate::text::defects::ReferenceRuns,
+    /// The frozen base model of R_fluency (loaded only when `fluency.weight` > 0).
+    pub fluency: Option<super::fluency::FluencyScorer>,
 }
 
 /// Reads the reference files of `cfg` and splits them into sentences, in file order.
@@ -243,6 +265,12 @@ impl RewardModel {
                 .with_context(|| format!("reward.meaning.encoder '{}'", cfg.meaning.encoder))?;
             m.content = Some(Arc::from(c));
         }
+        if cfg.fluency.weight > 0.0 {
+            m.fluency = Some(super::fluency::FluencyScorer::load(
+                &cfg.fluency.model,
+                cfg.fluency.batch_size,
+            )?);
+        }
         Ok(m)
     }
 
@@ -269,6 +297,8 @@ impl RewardModel {
         };
         let usage = (d.enabled && d.rates == DropoutRates::Usage).then(|| Usage::new(k));
         let balance = (cfg.balance.weight > 0.0).then(|| Usage::new(k));
+        let reference_runs =
+            crate::text::defects::ReferenceRuns::new(&[style.references().join(" ")]);
         Ok(RewardModel {
             cfg: cfg.clone(),
             style,
@@ -276,6 +306,8 @@ impl RewardModel {
             usage,
             balance,
             content: None,
+            reference_runs,
+            fluency: None,
         })
     }
 
@@ -361,6 +393,17 @@ impl RewardModel {
             ),
             None => vec![None; rollouts.len()],
         };
+        // R_fluency's NLLs (outputs each time, inputs once): only with the guard on.
+        let (fl_out, fl_in): (Vec<Option<f64>>, Vec<Option<f64>>) = match &self.fluency {
+            Some(f) => {
+                let inputs: Vec<&str> = rollouts.iter().map(|r| r.input).collect();
+                (f.score(&outputs)?, f.score_inputs(&inputs)?)
+            }
+            None if self.cfg.fluency.weight > 0.0 => anyhow::bail!(
+                "reward.fluency.weight > 0 but no fluency model is loaded (reward.fluency.model)"
+            ),
+            None => (vec![None; rollouts.len()], vec![None; rollouts.len()]),
+        };
         let rates = self.current_rates();
         let mut rng = batch_rng(self.cfg.dropout.seed, step);
         let mut all_rows: Vec<Vec<f32>> = Vec::new();
@@ -444,6 +487,11 @@ impl RewardModel {
             let edit = crate::text::edit_similarity(ro.input, ro.output);
             let r_rw = r_rewrite(&self.cfg.rewrite, edit);
             let r_mn = meaning_cos.map_or(0.0, |c| r_meaning(&self.cfg.meaning, c));
+            let facts = crate::text::facts::check_facts(ro.input, ro.output);
+            let defects = crate::text::defects::find_defects(ro.input, ro.output, &self.reference_runs, None);
+            let r_fa = super::guards::r_facts(&self.cfg.facts, &facts);
+            let r_de = super::guards::r_defects(&self.cfg.defects, &defects);
+            let r_fl = super::guards::r_fluency(&self.cfg.fluency, fl_out[i], fl_in[i]);
             let w = &self.cfg.weights;
             let r_total = w.style * r_style
                 + w.length * r_len
@@ -451,7 +499,10 @@ impl RewardModel {
                 + w.punctuation * r_punct
                 + r_rw
                 + r_mn
-                + self.cfg.balance.weight * r_bal;
+                + self.cfg.balance.weight * r_bal
+                + r_fa
+                + r_de
+                + r_fl;
             rewards.push(RewardBreakdown {
                 r_total,
                 r_style,
@@ -461,6 +512,10 @@ impl RewardModel {
                 r_rewrite: r_rw,
                 r_meaning: r_mn,
                 r_balance: r_bal,
+                r_facts: r_fa,
+                r_defects: r_de,
+                r_fluency: r_fl,
+                fluency_delta: fl_out[i].zip(fl_in[i]).map(|(o, i)| o - i),
                 edit_similarity: edit,
                 meaning_cos,
                 style: StyleDetail {

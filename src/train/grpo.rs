@@ -458,7 +458,7 @@ impl GrpoTrainer {
             .map(|(r, (s, o))| {
                 let b = &scores.rewards[r];
                 serde_json::json!({"step": self.state.step, "prompt": self.texts[idx[s.prompt_index]], "completion": o, "truncated": truncated[r],
-                    "reward": b.r_total, "r_style": b.r_style, "r_length": b.r_length, "r_ne_overlap": b.r_ne_overlap, "r_punctuation": b.r_punctuation, "r_rewrite": b.r_rewrite, "r_meaning": b.r_meaning, "r_balance": b.r_balance,
+                    "reward": b.r_total, "r_style": b.r_style, "r_length": b.r_length, "r_ne_overlap": b.r_ne_overlap, "r_punctuation": b.r_punctuation, "r_rewrite": b.r_rewrite, "r_meaning": b.r_meaning, "r_balance": b.r_balance, "r_facts": b.r_facts, "r_defects": b.r_defects, "r_fluency": b.r_fluency, "fluency_delta": b.fluency_delta,
                     "advantage": adv.double_value(&[r as i64]), "sentences": b.style.sentences})
             })
             .collect();
@@ -692,7 +692,7 @@ fn step_record(
         "step": state.step,
         "reward": rs.mean, "reward_std": rs.std, "frac_reward_zero_std": rs.frac_reward_zero_std,
         "rewards/style": m.r_style, "rewards/length": m.r_length, "rewards/ne_overlap": m.r_ne_overlap, "rewards/punctuation": m.r_punctuation,
-        "rewards/rewrite": m.r_rewrite, "rewards/meaning": m.r_meaning, "rewards/balance": m.r_balance, "edit_similarity": m.edit_similarity, "meaning_cos": m.meaning_cos,
+        "rewards/rewrite": m.r_rewrite, "rewards/meaning": m.r_meaning, "rewards/balance": m.r_balance, "rewards/facts": m.r_facts, "rewards/defects": m.r_defects, "rewards/fluency": m.r_fluency, "edit_similarity": m.edit_similarity, "meaning_cos": m.meaning_cos,
         "style_dropout/dropped_fraction": m.dropped_fraction, "style_dropout/cancelled_fraction": m.cancelled_fraction, "style_dropout/mean_rate": m.mean_rate,
         "completion_length/mean": lens.iter().sum::<f64>() / n,
         "completion_length/min": lens.iter().cloned().fold(f64::INFINITY, f64::min),
