@@ -332,3 +332,42 @@ fn fact_and_defect_guards_enter_the_total_only_when_on() {
     close(m.r_facts, -0.5);
     close(m.r_defects, -1.0);
 }
+
+/// R_fluency with the real base model: gibberish is far less likely than its input and pays
+/// −w · (Δ − margin); a plain rewrite within the margin pays nothing; Δ is the difference of
+/// the two texts' mean NLLs computed directly with `mean_nll`.
+#[test]
+fn fluency_guard_penalises_text_the_base_model_finds_unlikely() {
+    let smol = common::smol_dir();
+    if !smol.join("model.safetensors").exists() {
+        eprintln!("skipped: {} missing (run scripts/setup.sh)", smol.display());
+        return;
+    }
+    tch::set_num_threads(1);
+    let mut c = cfg_no_dropout();
+    c.fluency.weight = 2.0;
+    c.fluency.margin = 0.5;
+    c.fluency.model = smol.display().to_string();
+    let enc: Arc<dyn SentenceEncoder> =
+        Arc::from(stylerl::encoder::load_with("stylometric", &Default::default()).unwrap());
+    let mut m = RewardModel::with_encoder(&c, enc, vec!["The crows laughed.".into()]).unwrap();
+    m.fluency = Some(stylerl::reward::fluency::FluencyScorer::load(&c.fluency.model, 4).unwrap());
+    let input = "We met at the station at noon and walked to the river.";
+    let plain = "At noon we met at the station and walked down to the river.";
+    let junk = "river noon the station walked we at met and to at the zzq qq";
+    let s = m.score_batch(&[ro(input, plain), ro(input, junk)], 0).unwrap();
+    let (model, tok, _) = stylerl::adapter::load::load_policy(&stylerl::adapter::load::ModelSection {
+        path: smol.clone(),
+        device: "cpu".into(),
+        dtype: "f32".into(),
+        adapters: vec![],
+    })
+    .unwrap();
+    let nll = |t: &str| stylerl::infer::scoring::mean_nll(&model, &[tok.encode(t, true).unwrap()], 1)[0].unwrap();
+    let (d_plain, d_junk) = (nll(plain) - nll(input), nll(junk) - nll(input));
+    close(s.rewards[0].fluency_delta.unwrap(), d_plain);
+    close(s.rewards[1].fluency_delta.unwrap(), d_junk);
+    assert!(d_junk > 1.0, "gibberish should be far less likely: Δ {d_junk}");
+    close(s.rewards[1].r_fluency, -2.0 * (d_junk - 0.5));
+    assert_eq!(s.rewards[0].r_fluency, -2.0 * (d_plain - 0.5).max(0.0));
+}
