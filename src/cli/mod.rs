@@ -20,6 +20,7 @@ pub mod review;
 pub mod rewrite;
 pub mod sft;
 pub mod tokenize;
+pub mod train_style;
 
 use clap::{Parser, Subcommand};
 
@@ -56,6 +57,8 @@ pub enum Command {
     Sft(sft::SftArgs),
     /// Stage 2: Dr.GRPO with style rewards (and style reward dropout); --bitlora for ternary adapters.
     Grpo(grpo::GrpoArgs),
+    /// Your own style in one command: warm-up (reused), GRPO against your reference, evaluation.
+    TrainStyle(train_style::TrainStyleArgs),
     /// Score one rewrite against a reference: every reward component, per sentence.
     Reward(reward::RewardArgs),
     /// Encoder characterisation table (within-document and across-corpus similarity).
@@ -126,6 +129,7 @@ fn run(cmd: Command) -> anyhow::Result<()> {
         Command::Reward(a) => reward::reward(&a),
         Command::Analyze(a) => analyze::analyze(&a),
         Command::Review(a) => review::run(&a),
+        Command::TrainStyle(a) => train_style::run(&a),
         Command::Rewrite(a) => rewrite::run(&a),
         Command::Evaluate(a) => evaluate::run(&a),
         Command::Plot(a) => plot::run(&a),
