@@ -158,20 +158,33 @@ fn threads() {
     tch::set_num_threads(n);
 }
 
-/// (before, after) evaluation of one seeded run.
-fn run(lr: f64, seed: u64) -> (f64, f64) {
+/// Held-out style similarity after one seeded run (the run's steps print as they go).
+fn trained(lr: f64, seed: u64) -> f64 {
     threads();
     let dir = tempfile::tempdir().unwrap();
     let mut tr = GrpoTrainer::new(&config(dir.path(), lr, seed)).unwrap();
-    let before = eval_mean(&tr);
     for _ in 0..tr.cfg.grpo.steps {
         let (rec, _) = tr.step().unwrap();
         eprintln!(
-            "step {} reward {:.3} loss {:.4} grad_norm {:.3}",
+            "seed {seed} step {} reward {:.3} loss {:.4} grad_norm {:.3}",
             rec["step"], rec["reward"], rec["loss"], rec["grad_norm"]
         );
     }
-    let after = eval_mean(&tr);
+    eval_mean(&tr)
+}
+
+/// Held-out style similarity of the untrained policy (the same for every training seed: the
+/// adapter starts at zero and the evaluation seeds are fixed).
+fn untrained() -> f64 {
+    threads();
+    let dir = tempfile::tempdir().unwrap();
+    eval_mean(&GrpoTrainer::new(&config(dir.path(), LR, 0)).unwrap())
+}
+
+/// (before, after) evaluation of one seeded run.
+fn run(lr: f64, seed: u64) -> (f64, f64) {
+    let before = untrained();
+    let after = trained(lr, seed);
     eprintln!(
         "lr {lr} seed {seed}: style similarity {before:.4} -> {after:.4} (rise {:+.4})",
         after - before
@@ -179,30 +192,40 @@ fn run(lr: f64, seed: u64) -> (f64, f64) {
     (before, after)
 }
 
-/// The rise the held-out style similarity must exceed. Measured on this config (1 thread,
-/// AMD, 2026-11-28), 8 held-out inputs × 4 samples × 2 evaluation seeds:
-/// - evaluation noise (`eval_spread`, untrained model, 6 seed pairs): 0.609, 0.611, 0.639, 0.605,
-///   0.579, 0.572 → sd 0.024, so the difference of two evaluations has sd ≈ 0.034;
-/// - seed-to-seed noise of training (`learning_spread` + this test, 12 steps × 4 prompts at
-///   lr 5e-3): rises +0.196 (seed 0), +0.339, +0.099, +0.282 → mean +0.229, sd 0.106; lr 0 gave
-///   +0.000. Every seed rose by more than the evaluation noise, and the mean rise is 2.2 seed sd.
-///   After the shared-head scoring change (same numbers summed in another order) seed 0 rose
-///   +0.209 (0.588 → 0.797).
-/// - The earlier setting (8 steps × 2 prompts) rose +0.190, +0.022, +0.233, +0.104: one seed in
-///   four inside the noise, so the run was made longer and wider.
+/// The run-mean rise over [`SEEDS`] must exceed this. A single seed's rise depends on the
+/// float path, which differs by CPU (MKL and the decode kernel round differently on AMD and
+/// Intel, with and without AVX-512), so one seed's outcome is not asserted. Measured on this
+/// config (1 thread, lr 5e-3, 12 steps × 4 prompts; 8 held-out inputs × 4 samples × 2
+/// evaluation seeds), rises of the held-out style similarity per training seed:
 ///
-/// 0.07 is 2 evaluation-noise sd and below the smallest rise of the four seeds (0.099), so a CPU
-/// whose rounding sends the run down another seed's path still passes.
-const MARGIN: f64 = 0.07;
-/// Learning rate of the run (high, so a handful of steps moves the policy).
+/// | path | seed 0 | 1 | 2 | 3 | 4 | mean of 0–2 |
+/// |---|---|---|---|---|---|---|
+/// | AMD EPYC, no AVX-512 (2026-11-28) | +0.209 | +0.339 | +0.099 | +0.282 | – | +0.216 |
+/// | Intel Xeon, AVX-512 (the issue that made this test multi-seed) | −0.030 | – | – | – | – | – |
+/// | AMD EPYC Zen 4, AVX-512, decode kernel on (2026-12-06) | +0.356 | +0.387 | +0.285 | +0.363 | +0.342 | +0.343 |
+/// | the same CPU, `STYLERL_DECODE_KERNEL=0` (stands in for a CPU without AVX-512) | +0.160 | +0.171 | +0.141 | +0.385 | +0.209 | +0.157 |
+///
+/// lr 0 gives exactly +0.000 (the evaluation is seeded: an unchanged policy scores the same).
+/// The evaluation's own noise (`eval_spread`, untrained model, 6 seed pairs) has sd 0.024, so
+/// the three-seed mean rise of a policy that only drifts at random has sd ≈ 0.028 (one shared
+/// "before"); 0.05 is 1.8 of those. Across all 15 runs the per-seed rise spans −0.030 … +0.387;
+/// a path that collapses seed 0 (as the Intel run did) and gives seeds 1–2 the smallest rises
+/// seen on any path (+0.099, +0.141) still averages +0.070.
+const MARGIN: f64 = 0.05;
+/// Learning rate of the runs (high, so a handful of steps moves the policy).
 const LR: f64 = 5e-3;
+/// Training seeds of the asserted run-mean.
+const SEEDS: [u64; 3] = [0, 1, 2];
 
 #[test]
-fn short_run_raises_held_out_style_similarity() {
-    let (before, after) = run(LR, 0);
+fn short_runs_raise_held_out_style_similarity_on_average_over_seeds() {
+    let before = untrained();
+    let rises: Vec<f64> = SEEDS.iter().map(|&s| trained(LR, s) - before).collect();
+    let mean = rises.iter().sum::<f64>() / rises.len() as f64;
+    eprintln!("rises over seeds {SEEDS:?}: {rises:.4?}, mean {mean:+.4}");
     assert!(
-        after - before > MARGIN,
-        "held-out style similarity should rise by more than {MARGIN}: {before:.3} -> {after:.3}"
+        mean > MARGIN,
+        "held-out style similarity should rise by more than {MARGIN} on average over seeds {SEEDS:?}: rises {rises:.3?} (mean {mean:+.3}) from {before:.3}"
     );
 }
 

@@ -26,30 +26,7 @@ const DEFECTS: &[(&str, &str)] = &[
 ];
 
 fn table(head: Vec<String>, body: Vec<Vec<String>>) -> String {
-    let widths: Vec<usize> = (0..head.len())
-        .map(|c| {
-            body.iter()
-                .map(|r| r[c].chars().count())
-                .chain([head[c].chars().count(), 3])
-                .max()
-                .unwrap_or(3)
-        })
-        .collect();
-    let line = |cells: &[String]| {
-        let parts: Vec<String> = cells
-            .iter()
-            .zip(&widths)
-            .map(|(c, &w)| format!("{c:<w$}"))
-            .collect();
-        format!("| {} |\n", parts.join(" | "))
-    };
-    let mut out = line(&head);
-    let rule: Vec<String> = widths.iter().map(|&w| "-".repeat(w)).collect();
-    out.push_str(&format!("|-{}-|\n", rule.join("-|-")));
-    for r in &body {
-        out.push_str(&line(r));
-    }
-    out
+    super::table::render(&head, &body)
 }
 
 /// The two reader-check tables with their legends; empty when no row has reader checks.

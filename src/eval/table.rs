@@ -198,6 +198,15 @@ pub fn markdown(rows: &[SystemMetrics], o: &TableOptions) -> String {
         body.push(inputs_row(first, o));
     }
     body.extend(rows.iter().map(|m| row(m, o)));
+    let mut out = render(&head, &body);
+    out.push('\n');
+    out.push_str(&legend(o));
+    out.push('\n');
+    out
+}
+
+/// Header, rule and rows of a Markdown table, each column padded to its widest cell.
+pub fn render(head: &[String], body: &[Vec<String>]) -> String {
     let width = |c: usize| {
         body.iter()
             .map(|r| r[c].chars().count())
@@ -213,19 +222,14 @@ pub fn markdown(rows: &[SystemMetrics], o: &TableOptions) -> String {
             .zip(&widths)
             .map(|(c, &w)| format!("{c:<w$}"))
             .collect();
-        format!("| {} |", parts.join(" | "))
+        format!("| {} |\n", parts.join(" | "))
     };
-    let mut out = line(&head);
-    out.push('\n');
+    let mut out = line(head);
     let rule: Vec<String> = widths.iter().map(|&w| "-".repeat(w)).collect();
     out.push_str(&format!("|-{}-|\n", rule.join("-|-")));
-    for r in &body {
+    for r in body {
         out.push_str(&line(r));
-        out.push('\n');
     }
-    out.push('\n');
-    out.push_str(&legend(o));
-    out.push('\n');
     out
 }
 
