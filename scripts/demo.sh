@@ -123,7 +123,10 @@ plots=()
 for name in "${names[@]}"; do
   dir=$(out_dir_of "configs/demo/$name.toml")
   "$STYLERL_BIN" plot "$dir"
-  plots+=("$dir/plots/metrics.svg")
+  # The committed copy beside the table, so the pictures the README shows are this run's.
+  mkdir -p "$RESULTS/plots"
+  cp "$dir/plots/metrics.svg" "$RESULTS/plots/$name.svg"
+  plots+=("$RESULTS/plots/$name.svg")
 done
 say "plots: $(elapsed "$t0")s"
 

@@ -15,6 +15,12 @@ const PANELS: &[(&str, &[&str])] = &[
             "rewards/length",
             "rewards/ne_overlap",
             "rewards/punctuation",
+            "rewards/rewrite",
+            "rewards/meaning",
+            "rewards/balance",
+            "rewards/facts",
+            "rewards/defects",
+            "rewards/fluency",
         ],
     ),
     (
@@ -80,7 +86,13 @@ pub fn plot_series(series: &BTreeMap<String, Vec<(f64, f64)>>, out: &Path) -> Re
                 *t,
                 keys.iter()
                     .copied()
-                    .filter(|k| series.get(*k).is_some_and(|s| !s.is_empty()))
+                    // A reward term that stays 0 is off in this run: not drawn, so every
+                    // drawn line is a term that counted (and is named in the legend).
+                    .filter(|k| {
+                        series.get(*k).is_some_and(|s| {
+                            !s.is_empty() && (!k.starts_with("rewards/") || s.iter().any(|p| p.1 != 0.0))
+                        })
+                    })
                     .collect::<Vec<_>>(),
             )
         })
@@ -131,16 +143,22 @@ where
     let pad = ((y1 - y0) * 0.08)
         .max(y1.abs().max(y0.abs()) * 0.1)
         .max(1e-12);
+    // Headroom above the data for the legend (about one line of it per series), so the
+    // legend box sits over empty space instead of the curves.
+    let span = (y1 - y0).max(pad);
+    let top = y1 + pad + span * (0.14 * keys.len() as f64 + 0.06);
     let mut chart = ChartBuilder::on(area)
         .caption(title, ("sans-serif", 18))
         .margin(8)
         .x_label_area_size(28)
         .y_label_area_size(56)
-        .build_cartesian_2d(x0..x1, (y0 - pad)..(y1 + pad))?;
+        .build_cartesian_2d(x0..x1, (y0 - pad)..top)?;
+    // Float noise around zero ("6.9e-18") reads as 0.
+    let zero = (top - (y0 - pad)).abs() * 1e-6;
     chart
         .configure_mesh()
         .x_desc("step")
-        .y_label_formatter(&|v| tick_label(*v))
+        .y_label_formatter(&|v| tick_label(if v.abs() < zero { 0.0 } else { *v }))
         .light_line_style(WHITE.mix(0.0))
         .draw()?;
     for (i, k) in keys.iter().enumerate() {
@@ -157,8 +175,10 @@ where
     }
     chart
         .configure_series_labels()
-        .background_style(WHITE.mix(0.8))
-        .border_style(BLACK)
+        .position(SeriesLabelPosition::UpperRight)
+        .background_style(WHITE.mix(0.9))
+        .border_style(BLACK.mix(0.3))
+        .label_font(("sans-serif", 13))
         .draw()?;
     Ok(())
 }
