@@ -170,6 +170,45 @@ pub fn multi_progress() -> indicatif::MultiProgress {
     }
 }
 
+/// Bytes of memory a new allocation can still get (Linux's MemAvailable), when known.
+pub fn available_memory() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = text.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib.saturating_mul(1024))
+}
+
+/// A byte count for messages: `12.3 GB`.
+pub fn human_bytes(b: f64) -> String {
+    let units = ["B", "KB", "MB", "GB", "TB", "PB"];
+    let mut v = b;
+    let mut u = 0;
+    while v >= 1000.0 && u + 1 < units.len() {
+        v /= 1000.0;
+        u += 1;
+    }
+    if u + 1 == units.len() && v >= 1000.0 {
+        return format!("{b:.2e} B");
+    }
+    format!("{v:.1} {}", units[u])
+}
+
+/// Refuses work that needs about `need` bytes when the machine has less memory available:
+/// `what` says what needs them, `fix` which settings to lower. Unknown memory passes.
+pub fn check_fits(need: f64, what: &str, fix: &str) -> Result<()> {
+    let Some(avail) = available_memory() else {
+        return Ok(());
+    };
+    if !need.is_finite() || need > avail as f64 {
+        anyhow::bail!(
+            "{what} needs about {} of memory, more than the {} available: {fix}",
+            human_bytes(need),
+            human_bytes(avail as f64)
+        );
+    }
+    Ok(())
+}
+
 /// CUDA was asked for and libtorch sees none; the CLI exits 2 on it (a setting the
 /// machine cannot satisfy, not a failed run).
 #[derive(Debug)]

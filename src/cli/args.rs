@@ -29,8 +29,12 @@ pub struct ModelOpts {
 }
 
 impl ModelOpts {
-    /// Refuses early when --model is not a model directory (before any tokenizing).
+    /// Refuses early (before any tokenizing) a --threads out of range or a --model that is
+    /// not a model directory.
     pub fn check_dir(&self) -> Result<()> {
+        if let Some(n) = self.threads {
+            crate::config::check::threads("--threads", n as i64)?;
+        }
         if !self.model.join("config.json").is_file() {
             bail!(
                 "--model {}: no config.json there (expected a Hugging Face model directory)",
@@ -42,6 +46,7 @@ impl ModelOpts {
 
     /// Sets --threads, then loads the model with its `--adapter`s through the one loader.
     pub fn load(&self) -> Result<Llama> {
+        self.check_dir()?;
         if let Some(n) = self.threads {
             tch::set_num_threads(n);
         }

@@ -223,6 +223,13 @@ fn rewrite_with(a: &RewriteArgs, k: usize, s: &System, texts: &[String]) -> Resu
         })
         .collect::<Result<_>>()?;
     super::prompts::check_context(&prompts, model.config.max_position_embeddings, "input")?;
+    let size = super::prompts::GenerationSize {
+        batch: a.batch_size,
+        samples: a.n,
+        max_new_tokens: a.max_new_tokens,
+        flags: ["--batch-size", "--n", "--max-new-tokens"],
+    };
+    super::prompts::check_generation(&model.config, model.kind, &prompts, "input", &size)?;
     let gc = GenerateConfig {
         max_new_tokens: a.max_new_tokens,
         sampling: SamplingConfig {
