@@ -120,3 +120,23 @@ pub fn config_only(dir: &Path, family: &str, edit: impl FnOnce(&mut serde_json::
         std::fs::copy(super::common::smol_dir().join(f), dir.join(f)).unwrap();
     }
 }
+
+/// Writes a PEFT LoRA adapter (r 4, all linear modules, B drawn from N(0, 0.05²) so the
+/// delta is not zero) for the model in `model` into `out`.
+pub fn tiny_adapter(model: &Path, out: &Path) {
+    use stylerl::adapter::lora::{LoraAdapter, LoraConfig, Quant};
+    let m = stylerl::model::Llama::load(model, tch::Device::Cpu, tch::Kind::Float).unwrap();
+    let mods = stylerl::adapter::attach::linear_modules(&m);
+    let cfg = LoraConfig {
+        r: 4,
+        ..LoraConfig::default()
+    };
+    tch::manual_seed(5);
+    let a = LoraAdapter::new(&cfg, &mods, Quant::None, tch::Device::Cpu).unwrap();
+    tch::no_grad(|| {
+        for l in a.layers.values() {
+            let _ = l.b.shallow_clone().normal_(0.0, 0.05);
+        }
+    });
+    stylerl::adapter::peft::save_adapter(&a, out, Some(s(model))).unwrap();
+}
