@@ -112,7 +112,7 @@ if [ "$stale" = 1 ]; then
   t0=$(date +%s)
   systems="prompted,sft$(printf ',%s' "${names[@]}")"
   say "evaluate: $STYLERL_BIN evaluate --config configs/demo/evaluate.toml --systems $systems"
-  "$STYLERL_BIN" evaluate --config configs/demo/evaluate.toml --systems "$systems" > /dev/null
+  "$STYLERL_BIN" evaluate --config configs/demo/evaluate.toml --systems "$systems" --force > /dev/null
   say "evaluate: $(elapsed "$t0")s"
 else
   say "evaluate: $RESULTS is newer than every model, skipping (FORCE=1 to redo)"

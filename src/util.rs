@@ -67,6 +67,82 @@ fn pid_alive(pid: u32) -> bool {
     Path::new("/proc").join(pid.to_string()).exists()
 }
 
+/// An exclusive claim on a run's output directory: `<dir>/.lock` holding the owner's pid,
+/// removed when dropped. A lock whose process is gone (a crash, SIGKILL) is stale and taken
+/// over, so only a live second run writing the same directory is refused.
+#[derive(Debug)]
+pub struct DirLock {
+    path: std::path::PathBuf,
+    /// The directory, when taking the lock created it (removed again if left empty).
+    made: Option<std::path::PathBuf>,
+}
+
+/// Takes `<dir>/.lock` (creating `dir`); a live other process holding it is one error line.
+pub fn lock_dir(dir: &Path) -> Result<DirLock> {
+    let made = (!dir.exists()).then(|| dir.to_path_buf());
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let path = dir.join(".lock");
+    let me = std::process::id();
+    for _ in 0..3 {
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&path)
+        {
+            Ok(mut f) => {
+                writeln!(f, "{me}").with_context(|| format!("cannot write {}", path.display()))?;
+                return Ok(DirLock { path, made });
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                let pid = std::fs::read_to_string(&path)
+                    .ok()
+                    .and_then(|t| t.trim().parse::<u32>().ok());
+                // A lock just created may not hold its pid yet: young and empty counts as held.
+                let young = std::fs::metadata(&path)
+                    .and_then(|m| m.modified())
+                    .ok()
+                    .and_then(|t| t.elapsed().ok())
+                    .is_some_and(|a| a.as_secs() < 5);
+                let held = match pid {
+                    Some(p) => p != me && pid_alive(p),
+                    None => young,
+                };
+                if held {
+                    let who = pid.map_or("another process".into(), |p| format!("pid {p}"));
+                    anyhow::bail!(
+                        "{} is in use by another stylerl run ({who} holds {}): wait for it to finish, or choose another out_dir",
+                        dir.display(),
+                        path.display()
+                    );
+                }
+                // Stale: its process is gone.
+                let _ = std::fs::remove_file(&path);
+            }
+            Err(e) => {
+                return Err(e).with_context(|| format!("cannot create {}", path.display()));
+            }
+        }
+    }
+    anyhow::bail!(
+        "cannot take {}: another run keeps replacing it; choose another out_dir",
+        path.display()
+    )
+}
+
+impl Drop for DirLock {
+    fn drop(&mut self) {
+        let mine = std::fs::read_to_string(&self.path)
+            .is_ok_and(|t| t.trim() == std::process::id().to_string());
+        if mine {
+            let _ = std::fs::remove_file(&self.path);
+        }
+        if let Some(d) = &self.made {
+            // Only succeeds when nothing else was written there.
+            let _ = std::fs::remove_dir(d);
+        }
+    }
+}
+
 /// Removes `.{name}.tmp<PID>` files in `dir` whose writer is gone (a crash or SIGKILL
 /// mid-write), so interrupted runs leave no hidden debris behind the next one.
 pub fn remove_stale_temps(dir: &Path, name: &str) {
@@ -168,6 +244,45 @@ pub fn multi_progress() -> indicatif::MultiProgress {
     } else {
         indicatif::MultiProgress::new()
     }
+}
+
+/// Bytes of memory a new allocation can still get (Linux's MemAvailable), when known.
+pub fn available_memory() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = text.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib.saturating_mul(1024))
+}
+
+/// A byte count for messages: `12.3 GB`.
+pub fn human_bytes(b: f64) -> String {
+    let units = ["B", "KB", "MB", "GB", "TB", "PB"];
+    let mut v = b;
+    let mut u = 0;
+    while v >= 1000.0 && u + 1 < units.len() {
+        v /= 1000.0;
+        u += 1;
+    }
+    if u + 1 == units.len() && v >= 1000.0 {
+        return format!("{b:.2e} B");
+    }
+    format!("{v:.1} {}", units[u])
+}
+
+/// Refuses work that needs about `need` bytes when the machine has less memory available:
+/// `what` says what needs them, `fix` which settings to lower. Unknown memory passes.
+pub fn check_fits(need: f64, what: &str, fix: &str) -> Result<()> {
+    let Some(avail) = available_memory() else {
+        return Ok(());
+    };
+    if !need.is_finite() || need > avail as f64 {
+        anyhow::bail!(
+            "{what} needs about {} of memory, more than the {} available: {fix}",
+            human_bytes(need),
+            human_bytes(avail as f64)
+        );
+    }
+    Ok(())
 }
 
 /// CUDA was asked for and libtorch sees none; the CLI exits 2 on it (a setting the

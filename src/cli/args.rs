@@ -2,7 +2,7 @@
 use crate::adapter::load::ModelSpec;
 use crate::model::Llama;
 use anyhow::{bail, Result};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// Options shared by every command that loads a model.
 #[derive(clap::Args, Debug, Clone)]
@@ -29,8 +29,12 @@ pub struct ModelOpts {
 }
 
 impl ModelOpts {
-    /// Refuses early when --model is not a model directory (before any tokenizing).
+    /// Refuses early (before any tokenizing) a --threads out of range or a --model that is
+    /// not a model directory.
     pub fn check_dir(&self) -> Result<()> {
+        if let Some(n) = self.threads {
+            crate::config::check::threads("--threads", n as i64)?;
+        }
         if !self.model.join("config.json").is_file() {
             bail!(
                 "--model {}: no config.json there (expected a Hugging Face model directory)",
@@ -42,6 +46,7 @@ impl ModelOpts {
 
     /// Sets --threads, then loads the model with its `--adapter`s through the one loader.
     pub fn load(&self) -> Result<Llama> {
+        self.check_dir()?;
         if let Some(n) = self.threads {
             tch::set_num_threads(n);
         }
@@ -53,5 +58,28 @@ impl ModelOpts {
             self.adapters.clone(),
         )?;
         crate::adapter::load::load(&spec)
+    }
+}
+
+/// Refuses to write `out` (given as `flag`) over an existing file unless `force`, and over a
+/// directory always: a command's output must not replace a user's file by surprise.
+pub fn check_out_file(flag: &str, out: &Path, force: bool) -> Result<()> {
+    if out.is_dir() {
+        bail!("{flag} {} is a directory: give a file path", out.display());
+    }
+    if out.exists() && !force {
+        bail!(
+            "{flag} {} exists: pass --force to replace it, or choose another path",
+            out.display()
+        );
+    }
+    Ok(())
+}
+
+/// Whether two paths name the same existing file (through links and `..`).
+pub fn same_file(a: &Path, b: &Path) -> bool {
+    match (a.canonicalize(), b.canonicalize()) {
+        (Ok(x), Ok(y)) => x == y,
+        _ => false,
     }
 }

@@ -61,6 +61,33 @@ pub fn run(a: &ExportArgs) -> Result<()> {
             a.out.display()
         );
     }
+    // Names that go into the Modelfile's one-line fields; checked before any export work.
+    use crate::gguf::modelfile::check_line;
+    check_line("--base-gguf", &a.base_gguf)?;
+    check_line("--out", &a.out.to_string_lossy())?;
+    for (flag, p) in [
+        ("--model", &a.model),
+        ("--run", &a.run),
+        ("--adapter-only", &a.adapter_only),
+    ] {
+        if let Some(p) = p {
+            check_line(flag, &p.to_string_lossy())?;
+        }
+    }
+    for spec in &a.adapters {
+        check_line("--adapter", spec)?;
+    }
+    // A Modelfile this command did not write (a hand-edited one) is kept unless --force.
+    let mf = a.out.with_file_name("Modelfile");
+    if !a.force && mf.exists() {
+        let text = std::fs::read(&mf).unwrap_or_default();
+        if !text.starts_with(crate::gguf::modelfile::HEADER.as_bytes()) {
+            bail!(
+                    "{} exists and was not written by `stylerl export-gguf`: pass --force to replace it, or export into another directory",
+                mf.display()
+            );
+        }
+    }
     let console = super::console::Console;
     let modelfile = if let Some(dir) = &a.adapter_only {
         if a.run.is_some() || !a.adapters.is_empty() {

@@ -2,8 +2,8 @@
 //! beside its adapters.
 use super::args::ModelOpts;
 use super::prompts::{
-    check_context, encode, encode_full, read_prompts_field, tokenizer_if_needed, ChatOpts,
-    PromptInput,
+    check_context, check_generation, check_ids, encode, encode_full, read_prompts_field,
+    tokenizer_if_needed, ChatOpts, GenerationSize, PromptInput,
 };
 use crate::infer::generate::{generate_with_stats, GenerateConfig};
 use crate::infer::sampling::SamplingConfig;
@@ -177,8 +177,22 @@ pub fn generate(a: &GenerateArgs) -> Result<()> {
         .iter()
         .map(|p| encode(&tok, p, chat))
         .collect::<Result<_>>()?;
-    let ctx = crate::model::LlamaConfig::from_dir(&a.m.model)?.max_position_embeddings;
-    check_context(&ids, ctx, "prompt")?;
+    let mc = crate::model::LlamaConfig::from_dir(&a.m.model)?;
+    check_ids(&ids, mc.vocab_size, "prompt")?;
+    check_context(&ids, mc.max_position_embeddings, "prompt")?;
+    let size = GenerationSize {
+        batch: a.batch_size,
+        samples: a.num_samples,
+        max_new_tokens: a.max_new_tokens,
+        flags: ["--batch-size", "--num-samples", "--max-new-tokens"],
+    };
+    check_generation(
+        &mc,
+        crate::util::parse_dtype(&a.m.dtype)?,
+        &ids,
+        "prompt",
+        &size,
+    )?;
     let t_load = Instant::now();
     let mut model = a.m.load()?;
     let load_s = t_load.elapsed().as_secs_f64();

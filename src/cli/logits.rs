@@ -17,12 +17,16 @@ pub struct LogitsArgs {
     /// Output safetensors file: `logits_<i>` [len, vocab] (f32) and `input_ids_<i>` per prompt.
     #[arg(long)]
     pub out: PathBuf,
+    /// Replace --out when it exists.
+    #[arg(long)]
+    pub force: bool,
     /// Run all prompts as one left-padded batch instead of one by one.
     #[arg(long)]
     pub batched: bool,
 }
 
 pub fn logits(a: &LogitsArgs) -> Result<()> {
+    super::args::check_out_file("--out", &a.out, a.force)?;
     let (model, ids) = model_and_inputs(&a.m, &a.input)?;
     if let Some(i) = ids.iter().position(|x| x.is_empty()) {
         bail!("{} prompt {} has no tokens", a.input.display(), i + 1);

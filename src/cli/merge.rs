@@ -25,6 +25,9 @@ pub struct MergeArgs {
     /// cpu, cuda, cuda:N or auto.
     #[arg(long, default_value = "cpu")]
     pub device: String,
+    /// Write into --out even when it already holds files (they are replaced).
+    #[arg(long)]
+    pub force: bool,
 }
 
 pub fn run(a: &MergeArgs) -> Result<()> {
@@ -33,6 +36,16 @@ pub fn run(a: &MergeArgs) -> Result<()> {
     if same_dir(&a.model, &a.out) {
         bail!(
             "--out {} is the model directory itself: choose a new directory",
+            a.out.display()
+        );
+    }
+    if a.out.is_file() {
+        bail!("--out {} is a file: give a directory", a.out.display());
+    }
+    let held = std::fs::read_dir(&a.out).map_or(false, |mut d| d.next().is_some());
+    if held && !a.force {
+        bail!(
+            "--out {} is not empty (a model directory?): pass --force to replace its files, or choose a new directory",
             a.out.display()
         );
     }

@@ -15,8 +15,8 @@ pub mod merge;
 pub mod perplexity;
 pub mod plot;
 pub mod prompts;
-pub mod reward;
 pub mod review;
+pub mod reward;
 pub mod rewrite;
 pub mod sft;
 pub mod tokenize;
@@ -85,16 +85,7 @@ pub fn main() -> i32 {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
-    // libtorch's intra-op threads: on a busy machine fewer threads avoid OpenMP spin contention.
-    if let Some(n) = std::env::var("STYLERL_THREADS")
-        .ok()
-        .and_then(|v| v.parse::<i32>().ok())
-    {
-        if n > 0 {
-            tch::set_num_threads(n);
-        }
-    }
-    match run(cli.command) {
+    match env_threads().and_then(|()| run(cli.command)) {
         Ok(()) => 0,
         Err(e) => {
             // One line: outermost context first, causes after it.
@@ -112,6 +103,21 @@ pub fn main() -> i32 {
             }
         }
     }
+}
+
+/// STYLERL_THREADS: libtorch's intra-op threads (on a busy machine fewer threads avoid
+/// OpenMP spin contention); a value that is not a count in range is refused.
+fn env_threads() -> anyhow::Result<()> {
+    let v = std::env::var("STYLERL_THREADS").unwrap_or_default();
+    if v.trim().is_empty() {
+        return Ok(());
+    }
+    let n: i64 = v.trim().parse().map_err(|_| {
+        anyhow::anyhow!("STYLERL_THREADS = {v:?}: must be a whole number of threads")
+    })?;
+    crate::config::check::threads("STYLERL_THREADS", n)?;
+    tch::set_num_threads(n as i32);
+    Ok(())
 }
 
 fn run(cmd: Command) -> anyhow::Result<()> {

@@ -24,6 +24,7 @@ pub struct PerplexityArgs {
 /// Mean NLL of tokens 2..n given the tokens before them (transformers' labels=input_ids loss).
 /// The tokenizer's own post-processor decides whether a BOS token is prepended.
 pub fn perplexity(a: &PerplexityArgs) -> Result<()> {
+    crate::config::check::at_least_one("--batch-size", a.batch_size as u64)?;
     let (model, ids) = model_and_inputs(&a.m, &a.input)?;
     for (i, x) in ids.iter().enumerate() {
         if x.len() < 2 {

@@ -10,9 +10,15 @@ pub struct PlotArgs {
     /// Output SVG (default: RUN_DIR/plots/metrics.svg).
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// Replace --out when it exists (the default path is always redrawn).
+    #[arg(long, requires = "out")]
+    pub force: bool,
 }
 
 pub fn run(a: &PlotArgs) -> anyhow::Result<()> {
+    if let Some(out) = &a.out {
+        super::args::check_out_file("--out", out, a.force)?;
+    }
     let metrics = if a.run_dir.is_dir() {
         a.run_dir.join("metrics.jsonl")
     } else {

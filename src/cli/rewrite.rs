@@ -43,6 +43,9 @@ pub struct RewriteArgs {
     /// Write JSON lines (input, output, tokens…) to this file instead of printing the texts.
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// Replace --out when it exists.
+    #[arg(long, requires = "out")]
+    pub force: bool,
     /// Print the JSON lines on stdout instead of the texts.
     #[arg(long)]
     pub json: bool,
@@ -108,6 +111,16 @@ fn check_flags(a: &RewriteArgs) -> Result<()> {
     device("--device", &a.device)?;
     if let Some(d) = &a.dtype {
         dtype("--dtype", d)?;
+    }
+    if let Some(out) = &a.out {
+        if let Some(input) = a.input.as_ref().filter(|i| super::args::same_file(i, out)) {
+            bail!(
+                "--out {} is the --input file {}: the rewrites would replace the texts they come from; choose another --out",
+                out.display(),
+                input.display()
+            );
+        }
+        super::args::check_out_file("--out", out, a.force)?;
     }
     Ok(())
 }
@@ -223,6 +236,13 @@ fn rewrite_with(a: &RewriteArgs, k: usize, s: &System, texts: &[String]) -> Resu
         })
         .collect::<Result<_>>()?;
     super::prompts::check_context(&prompts, model.config.max_position_embeddings, "input")?;
+    let size = super::prompts::GenerationSize {
+        batch: a.batch_size,
+        samples: a.n,
+        max_new_tokens: a.max_new_tokens,
+        flags: ["--batch-size", "--n", "--max-new-tokens"],
+    };
+    super::prompts::check_generation(&model.config, model.kind, &prompts, "input", &size)?;
     let gc = GenerateConfig {
         max_new_tokens: a.max_new_tokens,
         sampling: SamplingConfig {

@@ -65,6 +65,22 @@ pub fn top_k(key: &str, v: Option<i64>) -> Result<()> {
     Ok(())
 }
 
+/// The most CPU threads accepted: 4 × the machine's cores, at most 1024 (libtorch starts
+/// one OpenMP thread each; tens of thousands overflow the stack).
+pub fn max_threads() -> i64 {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as i64;
+    (4 * cores).clamp(1, 1024)
+}
+
+/// A CPU thread count in 1..=[`max_threads`].
+pub fn threads(key: &str, n: i64) -> Result<()> {
+    let max = max_threads();
+    if !(1..=max).contains(&n) {
+        bail!("{key} = {n}: must be in 1..={max} (4 × this machine's cores, at most 1024)");
+    }
+    Ok(())
+}
+
 /// A device string that parses and, for CUDA, names a visible device.
 pub fn device(key: &str, v: &str) -> Result<()> {
     // Context, not a new error: the CLI finds the NoCuda inside to exit 2.

@@ -109,8 +109,8 @@ pub fn evaluate(cfg: &EvalConfig) -> Result<Report> {
     let input_match = rm.style.match_texts(&input_refs)?;
     let scorers = load_scorers(cfg, &refs, &input_refs)?;
     let out_dir = cfg.out_dir();
-    std::fs::create_dir_all(&out_dir)
-        .with_context(|| format!("cannot create {}", out_dir.display()))?;
+    // One evaluation writes out_dir at a time (the lock creates it).
+    let _lock = crate::util::lock_dir(&out_dir)?;
 
     let mut rows: Vec<SystemMetrics> = Vec::new();
     let mut all_series: Vec<SampleSeries> = Vec::new();

@@ -49,11 +49,17 @@ const PANELS: &[(&str, &[&str])] = &[
     ("learning rate", &["lr"]),
 ];
 
-/// Reads metrics.jsonl into key → [(step, value)], numeric fields only.
+/// Steps and values beyond ±this are left out of the charts: axis ranges and tick steps
+/// computed from ±1e308 overflow to infinity, and the tick loop would then never end.
+pub const PLOTTABLE: f64 = 1e100;
+
+/// Reads metrics.jsonl into key → [(step, value)], numeric fields only; non-finite values
+/// and those beyond ±[`PLOTTABLE`] are left out (with a warning naming how many).
 pub fn read_metrics(path: &Path) -> Result<BTreeMap<String, Vec<(f64, f64)>>> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read {}: is it a run directory?", path.display()))?;
     let mut series: BTreeMap<String, Vec<(f64, f64)>> = BTreeMap::new();
+    let mut left_out = 0usize;
     for (n, line) in text
         .lines()
         .enumerate()
@@ -64,15 +70,28 @@ pub fn read_metrics(path: &Path) -> Result<BTreeMap<String, Vec<(f64, f64)>>> {
         let Some(step) = v.get("step").and_then(|s| s.as_f64()) else {
             continue;
         };
-        if let Some(obj) = v.as_object() {
-            for (k, x) in obj {
-                if let Some(x) = x.as_f64().filter(|x| x.is_finite()) {
-                    if k != "step" {
-                        series.entry(k.clone()).or_default().push((step, x));
-                    }
-                }
+        let Some(obj) = v.as_object() else {
+            continue;
+        };
+        for (k, x) in obj {
+            let Some(x) = x.as_f64() else {
+                continue;
+            };
+            if k == "step" {
+                continue;
+            }
+            if x.abs() <= PLOTTABLE && step.abs() <= PLOTTABLE {
+                series.entry(k.clone()).or_default().push((step, x));
+            } else {
+                left_out += 1;
             }
         }
+    }
+    if left_out > 0 {
+        tracing::warn!(
+            "{}: {left_out} value(s) non-finite or beyond ±{PLOTTABLE:e} left out of the plot",
+            path.display()
+        );
     }
     Ok(series)
 }
@@ -147,6 +166,10 @@ where
     // legend box sits over empty space instead of the curves.
     let span = (y1 - y0).max(pad);
     let top = y1 + pad + span * (0.14 * keys.len() as f64 + 0.06);
+    // Only finite ranges reach plotters (its tick loop never ends on an infinite one).
+    if ![x0, x1, y0 - pad, top].iter().all(|v| v.is_finite()) {
+        return Err(format!("axis range {x0}..{x1} × {y0}..{y1} is not finite").into());
+    }
     let mut chart = ChartBuilder::on(area)
         .caption(title, ("sans-serif", 18))
         .margin(8)

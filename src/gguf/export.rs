@@ -300,6 +300,7 @@ fn eos_stops(dir: &Path, c: &LlamaConfig) -> Vec<String> {
 
 fn write_modelfile(out: &Path, spec: &ModelfileSpec) -> Result<PathBuf> {
     let path = out.with_file_name("Modelfile");
+    super::modelfile::check_spec(spec)?;
     crate::util::write_atomic(&path, modelfile(spec).as_bytes())?;
     Ok(path)
 }

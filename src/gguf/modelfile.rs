@@ -67,14 +67,48 @@ pub struct ModelfileSpec<'a> {
     pub notes: Vec<String>,
 }
 
+/// The first line of every Modelfile this module writes (how a hand-written one is told apart).
+pub const HEADER: &str =
+    "# Ollama Modelfile written by `stylerl export-gguf`: ollama create NAME -f Modelfile";
+
+/// Refuses text that would break out of its Modelfile line: a newline or other control
+/// character in a one-line field (FROM, ADAPTER, a comment, a stop), or `"""` in the
+/// triple-quoted SYSTEM message. `what` names the field for the message.
+pub fn check_line(what: &str, text: &str) -> anyhow::Result<()> {
+    if let Some(c) = text.chars().find(|c| c.is_control()) {
+        anyhow::bail!(
+            "{what} {text:?} holds the control character {c:?}: it would start a new line in the Ollama Modelfile; use a name without it"
+        );
+    }
+    Ok(())
+}
+
+/// Checks every field of `spec` with [`check_line`] (SYSTEM may span lines but not hold `"""`).
+pub fn check_spec(spec: &ModelfileSpec) -> anyhow::Result<()> {
+    check_line("the Modelfile's FROM", spec.from)?;
+    if let Some(a) = spec.adapter {
+        check_line("the Modelfile's ADAPTER", a)?;
+    }
+    for n in &spec.notes {
+        check_line("a Modelfile comment", n)?;
+    }
+    for s in &spec.extra_stops {
+        check_line("a Modelfile stop", s)?;
+    }
+    if let Some(s) = spec.system.filter(|s| s.contains("\"\"\"")) {
+        anyhow::bail!(
+            "the system message {s:?} holds \"\"\", which would end the Modelfile's SYSTEM block: remove it"
+        );
+    }
+    Ok(())
+}
+
 fn quoted(s: &str) -> String {
     format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
 }
 
 pub fn modelfile(spec: &ModelfileSpec) -> String {
-    let mut out = String::from(
-        "# Ollama Modelfile written by `stylerl export-gguf`: ollama create NAME -f Modelfile\n",
-    );
+    let mut out = format!("{HEADER}\n");
     for n in &spec.notes {
         out.push_str(&format!("# {n}\n"));
     }

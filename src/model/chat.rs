@@ -91,8 +91,12 @@ impl ChatTemplate {
             "add_generation_prompt".into(),
             Value::from(add_generation_prompt),
         );
-        tmpl.render(ctx)
-            .map_err(|e| anyhow::anyhow!("chat template failed: {e}"))
+        tmpl.render(ctx).map_err(|e| match e.kind() {
+            ErrorKind::OutOfFuel => anyhow::anyhow!(
+                "chat template ran past {FUEL} steps without finishing (a loop that never ends, or loops nested too deep): fix the template in tokenizer_config.json or chat_template.jinja"
+            ),
+            _ => anyhow::anyhow!("chat template failed: {e}"),
+        })
     }
 
     /// One user turn (optionally after a system turn); with `add_generation_prompt`, ready
@@ -112,8 +116,14 @@ impl ChatTemplate {
     }
 }
 
+/// The most template instructions one render may run. A real chat template spends a few
+/// dozen per message, so this allows conversations of ~100k turns and stops a template
+/// whose loops would run for hours (nested `range` loops) within about a second.
+const FUEL: u64 = 5_000_000;
+
 fn environment() -> Environment<'static> {
     let mut env = Environment::new();
+    env.set_fuel(Some(FUEL));
     env.set_trim_blocks(true);
     env.set_lstrip_blocks(true);
     env.add_function("raise_exception", |msg: String| -> Result<Value, Error> {

@@ -133,7 +133,7 @@ impl LlamaConfig {
             }
             "qwen2" => Family::Qwen2,
             "qwen3" => Family::Qwen3,
-            "gpt2" => return Self::gpt2_from_json(v),
+            "gpt2" => return Self::gpt2_from_json(v)?.checked(),
             "" => bail!("config.json has no model_type; supported: {SUPPORTED}"),
             other => bail!("unsupported model_type '{other}': supported: {SUPPORTED}"),
         };
@@ -216,7 +216,7 @@ impl LlamaConfig {
             .get("attention_bias")
             .and_then(|x| x.as_bool())
             .unwrap_or(false);
-        Ok(Self {
+        Self {
             model_type,
             family,
             vocab_size: int("vocab_size")?,
@@ -250,7 +250,8 @@ impl LlamaConfig {
                 .get("initializer_range")
                 .and_then(|x| x.as_f64())
                 .unwrap_or(0.02),
-        })
+        }
+        .checked()
     }
 
     /// GPT-2: n_embd/n_layer/n_head/n_positions/n_inner/layer_norm_epsilon, learned
@@ -317,6 +318,68 @@ impl LlamaConfig {
                 .and_then(|x| x.as_f64())
                 .unwrap_or(0.02),
         })
+    }
+
+    /// Refuses sizes no model has (zero, negative, or past the bounds below) before anything
+    /// is allocated for them: a config.json typo must not become a panic or an abort.
+    fn checked(self) -> Result<Self> {
+        // The largest released models stay far inside these (vocab 256k, width 25k, 126 layers).
+        const WIDE: i64 = 1 << 24;
+        // GPT-2's config.json names them differently.
+        let gpt2 = self.family == Family::Gpt2;
+        let key = |hf: &'static str, g: &'static str| if gpt2 { g } else { hf };
+        let sizes = [
+            (key("vocab_size", "vocab_size"), self.vocab_size, WIDE),
+            (key("hidden_size", "n_embd"), self.hidden_size, WIDE),
+            (
+                key("intermediate_size", "n_inner"),
+                self.intermediate_size,
+                WIDE,
+            ),
+            (
+                key("num_hidden_layers", "n_layer"),
+                self.num_hidden_layers,
+                4096,
+            ),
+            (
+                key("num_attention_heads", "n_head"),
+                self.num_attention_heads,
+                4096,
+            ),
+            (
+                key("num_key_value_heads", "n_head"),
+                self.num_key_value_heads,
+                4096,
+            ),
+            (key("head_dim", "n_embd / n_head"), self.head_dim, 1 << 16),
+            (
+                key("max_position_embeddings", "n_positions"),
+                self.max_position_embeddings,
+                1 << 26,
+            ),
+        ];
+        for (key, v, max) in sizes {
+            if !(1..=max).contains(&v) {
+                bail!("{key} = {v}: must be in 1..={max}");
+            }
+        }
+        let eps = key("rms_norm_eps", "layer_norm_epsilon");
+        if !(self.norm_eps.is_finite() && self.norm_eps > 0.0) {
+            bail!("{eps} = {}: must be a finite number > 0", self.norm_eps);
+        }
+        if !gpt2 && !(self.rope_theta.is_finite() && self.rope_theta > 0.0) {
+            bail!(
+                "rope_theta = {}: must be a finite number > 0",
+                self.rope_theta
+            );
+        }
+        if !(self.initializer_range.is_finite() && self.initializer_range >= 0.0) {
+            bail!(
+                "initializer_range = {}: must be a finite number ≥ 0",
+                self.initializer_range
+            );
+        }
+        Ok(self)
     }
 
     /// A tiny Llama (2 layers, GQA 4:2, llama3 RoPE, untied head) for tests that need no weights.

@@ -317,6 +317,7 @@ impl Llama {
     pub fn random_init(dir: &Path, device: Device, kind: Kind, seed: u64) -> Result<Self> {
         let config = LlamaConfig::from_dir(dir)?;
         Self::random_from_config(config, device, kind, seed)
+            .with_context(|| format!("{}", dir.join("config.json").display()))
     }
 
     pub fn random_from_config(
@@ -325,6 +326,25 @@ impl Llama {
         kind: Kind,
         seed: u64,
     ) -> Result<Self> {
+        let c = &config;
+        let (h, i, l) = (
+            c.hidden_size as f64,
+            c.intermediate_size as f64,
+            c.num_hidden_layers as f64,
+        );
+        let q = (c.num_attention_heads * c.head_dim) as f64;
+        let kv = (c.num_key_value_heads * c.head_dim) as f64;
+        // The embedding and the head (a copy even when tied), then every layer's matrices.
+        let params = 2.0 * c.vocab_size as f64 * h + l * (2.0 * h * q + 2.0 * h * kv + 3.0 * h * i);
+        let elem = if kind == Kind::Float { 4.0 } else { 2.0 };
+        crate::util::check_fits(
+            params * elem,
+            &format!(
+                "a random model of these sizes ({} layers, hidden {}, vocab {})",
+                c.num_hidden_layers, c.hidden_size, c.vocab_size
+            ),
+            "check config.json's sizes",
+        )?;
         tch::manual_seed(seed as i64);
         let w = Weights::random(config.initializer_range, device, kind);
         tch::no_grad(|| Self::build(config, &w, device, kind))

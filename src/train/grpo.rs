@@ -582,6 +582,8 @@ pub fn train_with(
         }
     ));
     let ckpt_root = cfg.out_dir.join("checkpoints");
+    // One run writes an out_dir at a time; the lock goes when this function returns.
+    let _lock = crate::util::lock_dir(&cfg.out_dir)?;
     let base_name = cfg.model.path.display().to_string();
     if resume {
         if !tr.resume_checked(&ckpt_root, anyway)? {

@@ -286,6 +286,8 @@ pub fn train_with(
         total_steps: total,
     };
     let ckpt_root = cfg.out_dir.join("checkpoints");
+    // One run writes an out_dir at a time; the lock goes when this function returns.
+    let _lock = crate::util::lock_dir(&cfg.out_dir)?;
     let base_name = cfg.model.path.display().to_string();
     let fp = fingerprint(cfg, total);
 

@@ -86,7 +86,7 @@ def work(stylerl, smol_dir, tmp_path_factory):
 
 def stylerl_logits(stylerl, smol_dir, d, *adapters, tag):
     out = d / f"logits_{tag}.safetensors"
-    args = ["logits", "--model", smol_dir, "--input", d / "prompts.jsonl", "--out", out, *T1]
+    args = ["logits", "--model", smol_dir, "--input", d / "prompts.jsonl", "--out", out, "--force", *T1]
     for a in adapters:
         args += ["--adapter", a]
     stylerl(*args)

@@ -243,6 +243,33 @@ impl LoraAdapter {
                 cfg.target_modules
             );
         }
+        // A rank-r update B·A of an out×in matrix has rank ≤ min(in, out): a larger r only
+        // costs memory, and an absurd one would abort on allocation.
+        let usable = sorted
+            .iter()
+            .map(|(_, i, o)| (*i).min(*o))
+            .max()
+            .unwrap_or(0);
+        if cfg.r > usable {
+            bail!(
+                "lora.r = {}: more than any targeted module can use (a LoRA update of an in×out matrix has rank ≤ min(in, out), at most {usable} here): set lora.r ≤ {usable}",
+                cfg.r
+            );
+        }
+        // The factors in f32 with their gradients and AdamW's two moments.
+        let numel: f64 = sorted
+            .iter()
+            .map(|(_, i, o)| cfg.r as f64 * (*i + *o) as f64)
+            .sum();
+        crate::util::check_fits(
+            16.0 * numel,
+            &format!(
+                "lora.r = {} over {} modules (factors, gradients and optimizer state)",
+                cfg.r,
+                sorted.len()
+            ),
+            "lower lora.r or target fewer modules",
+        )?;
         let mut layers = BTreeMap::new();
         for (p, i, o) in sorted {
             layers.insert(p.clone(), LoraLayer::new(*i, *o, cfg, quant, device));
