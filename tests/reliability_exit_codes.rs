@@ -20,15 +20,43 @@ fn merge_refuses_to_write_non_finite_weights() {
     tiny_adapter(&m, &a);
     let out = d.path().join("merged");
     let spec = format!("{}:1e300", s(&a));
-    let o = run(&["merge", "--model", s(&m), "--adapter", &spec, "--out", s(&out)]);
+    let o = run(&[
+        "merge",
+        "--model",
+        s(&m),
+        "--adapter",
+        &spec,
+        "--out",
+        s(&out),
+    ]);
     refused(&o, &["NaN or infinite weights", "--adapter PATH:WEIGHT"]);
     assert!(!out.exists(), "merged weights written");
     // Finite in f32, past f16's ±65504.
     let spec = format!("{}:1e8", s(&a));
-    let o = run(&["merge", "--model", s(&m), "--adapter", &spec, "--out", s(&out), "--dtype", "f16"]);
+    let o = run(&[
+        "merge",
+        "--model",
+        s(&m),
+        "--adapter",
+        &spec,
+        "--out",
+        s(&out),
+        "--dtype",
+        "f16",
+    ]);
     refused(&o, &["--dtype f16", "65504"]);
     assert!(!out.exists(), "merged weights written");
-    let o = run(&["merge", "--model", s(&m), "--adapter", &spec, "--out", s(&out), "--dtype", "f32"]);
+    let o = run(&[
+        "merge",
+        "--model",
+        s(&m),
+        "--adapter",
+        &spec,
+        "--out",
+        s(&out),
+        "--dtype",
+        "f32",
+    ]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
 }
 
@@ -54,15 +82,41 @@ fn a_model_with_nan_weights_is_refused_by_every_command() {
     common::tiny_llama(&m, 7);
     poison(&m, "model.norm.weight");
     let want = ["model.norm.weight", "NaN or infinite"];
-    let o = run(&["generate", "--model", s(&m), "--prompt", "Hi", "--max-new-tokens", "3"]);
+    let o = run(&[
+        "generate",
+        "--model",
+        s(&m),
+        "--prompt",
+        "Hi",
+        "--max-new-tokens",
+        "3",
+    ]);
     refused(&o, &want);
     assert!(o.stdout.is_empty());
     let p = d.path().join("p.jsonl");
     std::fs::write(&p, "\"Hello there\"\n").unwrap();
     let out = d.path().join("l.safetensors");
-    refused(&run(&["logits", "--model", s(&m), "--input", s(&p), "--out", s(&out)]), &want);
+    refused(
+        &run(&[
+            "logits",
+            "--model",
+            s(&m),
+            "--input",
+            s(&p),
+            "--out",
+            s(&out),
+        ]),
+        &want,
+    );
     assert!(!out.exists());
-    let o = run(&["rewrite", "--model", s(&m), "--max-new-tokens", "3", "Hello."]);
+    let o = run(&[
+        "rewrite",
+        "--model",
+        s(&m),
+        "--max-new-tokens",
+        "3",
+        "Hello.",
+    ]);
     refused(&o, &want);
     assert!(o.stdout.is_empty());
 }
@@ -99,7 +153,10 @@ fn set_values_with_a_newline_are_refused() {
     }
     let d = sft_support::workspace();
     let cfg = sft_support::config(d.path(), "run", "max_steps = 1");
-    for v in ["data.instruction=Rewrite.\nSay it plainly.", "train.seed=3\ntrain.max_steps = 9"] {
+    for v in [
+        "data.instruction=Rewrite.\nSay it plainly.",
+        "train.seed=3\ntrain.max_steps = 9",
+    ] {
         let o = run(&["sft", "--config", s(&cfg), "--set", v]);
         refused(&o, &["--set", "control character '\\n'"]);
     }
@@ -114,9 +171,15 @@ fn runs_that_cannot_learn_are_refused_before_training() {
     let d = sft_support::workspace();
     let g = sft_support::grpo_config(d.path(), "g");
     let cases: [(&str, &[&str]); 3] = [
-        ("grpo.num_generations=1", &["grpo.num_generations = 1", "nothing is learned", "≥ 2"]),
+        (
+            "grpo.num_generations=1",
+            &["grpo.num_generations = 1", "nothing is learned", "≥ 2"],
+        ),
         ("data.limit=0", &["data.limit = 0", "leave it out"]),
-        ("grpo.warmup_steps=1", &["grpo.warmup_steps = 1", "1 optimizer steps", "below 1"]),
+        (
+            "grpo.warmup_steps=1",
+            &["grpo.warmup_steps = 1", "1 optimizer steps", "below 1"],
+        ),
     ];
     for (set, want) in cases {
         refused(&run(&["grpo", "--config", s(&g), "--set", set]), want);
@@ -124,6 +187,9 @@ fn runs_that_cannot_learn_are_refused_before_training() {
     }
     let cfg = sft_support::config(d.path(), "run", "max_steps = 3");
     let o = run(&["sft", "--config", s(&cfg), "--set", "train.warmup_steps=3"]);
-    refused(&o, &["train.warmup_steps = 3", "3 optimizer steps", "below 3"]);
+    refused(
+        &o,
+        &["train.warmup_steps = 3", "3 optimizer steps", "below 3"],
+    );
     assert!(!d.path().join("run").exists(), "out_dir written");
 }

@@ -37,7 +37,14 @@ fn the_readme_compare_form_takes_the_text_after_the_runs() {
     let text = "The old lighthouse keeper counted ships every evening.";
     let bc = format!("{},{}", s(&b), s(&c));
     for form in [vec![s(&b), s(&c), text], vec![bc.as_str(), text]] {
-        let mut args = vec!["rewrite", "--max-new-tokens", "3", "--run", s(&a), "--compare"];
+        let mut args = vec![
+            "rewrite",
+            "--max-new-tokens",
+            "3",
+            "--run",
+            s(&a),
+            "--compare",
+        ];
         args.extend(form);
         let o = run(&args);
         let out = String::from_utf8_lossy(&o.stdout);
@@ -62,10 +69,18 @@ fn a_resume_with_a_changed_reward_setting_names_it() {
     let out = d.path().join("g");
     let before = snapshot(&out);
     let o = run(&[
-        "grpo", "--config", s(&g), "--resume", "--set", "reward.weights.length=0.7",
+        "grpo",
+        "--config",
+        s(&g),
+        "--resume",
+        "--set",
+        "reward.weights.length=0.7",
     ]);
     let line = refused(&o, &["--resume", "reward.weights.length", "→ 0.7"]);
-    assert!(!line.contains("RewardConfig"), "the whole reward table: {line}");
+    assert!(
+        !line.contains("RewardConfig"),
+        "the whole reward table: {line}"
+    );
     assert!(line.len() < 400, "too long: {line}");
     unchanged(&out, &before);
 }
@@ -102,7 +117,12 @@ fn chmod(p: &Path, mode: u32) {
 
 /// Opens `dir` and everything under it for reading by anyone.
 fn open_up(dir: &Path) {
-    let st = Command::new("chmod").arg("-R").arg("a+rX").arg(dir).status().unwrap();
+    let st = Command::new("chmod")
+        .arg("-R")
+        .arg("a+rX")
+        .arg(dir)
+        .status()
+        .unwrap();
     assert!(st.success());
 }
 
@@ -122,12 +142,28 @@ fn paths_that_cannot_be_read_are_named() {
     let Some(o) = as_nobody(&["generate", "--model", s(&m), "--prompt", "Hi"]) else {
         return;
     };
-    refused(&o, &["cannot read", &format!("{}/config.json", s(&m)), "ermission denied"]);
+    refused(
+        &o,
+        &[
+            "cannot read",
+            &format!("{}/config.json", s(&m)),
+            "ermission denied",
+        ],
+    );
     chmod(&m, 0o755);
     // A chat template that cannot be read: not "has no chat template".
     let tc = m.join("tokenizer_config.json");
     chmod(&tc, 0o600);
-    let o = as_nobody(&["generate", "--model", s(&m), "--chat", "--render-only", "--prompt", "Hi"]).unwrap();
+    let o = as_nobody(&[
+        "generate",
+        "--model",
+        s(&m),
+        "--chat",
+        "--render-only",
+        "--prompt",
+        "Hi",
+    ])
+    .unwrap();
     refused(&o, &["cannot read", s(&tc)]);
     chmod(&tc, 0o644);
     // A run record that cannot be read: not "trained before runs recorded one".
@@ -146,6 +182,16 @@ fn paths_that_cannot_be_read_are_named() {
     std::fs::create_dir_all(&ro).unwrap();
     chmod(&ro, 0o555);
     let out = ro.join("x.jsonl");
-    let o = as_nobody(&["rewrite", "--run", s(&r), "--max-new-tokens", "2", "--out", s(&out), "Hi."]).unwrap();
+    let o = as_nobody(&[
+        "rewrite",
+        "--run",
+        s(&r),
+        "--max-new-tokens",
+        "2",
+        "--out",
+        s(&out),
+        "Hi.",
+    ])
+    .unwrap();
     refused(&o, &[s(&ro), "ermission denied"]);
 }

@@ -317,10 +317,12 @@ pub fn put_weights(f: &mut Fingerprint, m: &crate::adapter::load::ModelSection) 
     let adapters: Vec<String> = m
         .adapters
         .iter()
-        .map(|spec| match crate::adapter::lora::parse_adapter_spec(spec) {
-            Ok((p, _)) => weights_fingerprint(&p),
-            Err(_) => String::new(),
-        })
+        .map(
+            |spec| match crate::adapter::lora::parse_adapter_spec(spec) {
+                Ok((p, _)) => weights_fingerprint(&p),
+                Err(_) => String::new(),
+            },
+        )
         .collect();
     f.insert("model.adapter_weights".into(), adapters.into());
 }

@@ -130,7 +130,11 @@ pub fn fingerprint(cfg: &GrpoConfig) -> checkpoint::Fingerprint {
     checkpoint::put(&mut f, "data.instruction", json!(cfg.data.instruction));
     // Each reward setting under its own key (a changed one is named on --resume), and the
     // whole as debug text, which checkpoints written before the per-key form hold alone.
-    checkpoint::put(&mut f, "reward", serde_json::to_value(&cfg.reward).unwrap_or_default());
+    checkpoint::put(
+        &mut f,
+        "reward",
+        serde_json::to_value(&cfg.reward).unwrap_or_default(),
+    );
     f.insert("reward".into(), json!(format!("{:?}", cfg.reward)));
     checkpoint::put_weights(&mut f, &cfg.model);
     checkpoint::put(&mut f, "grpo.optimizer", json!(g.optimizer));

@@ -177,7 +177,9 @@ impl GrpoConfig {
             );
         }
         if self.data.limit == Some(0) {
-            anyhow::bail!("data.limit = 0: no input would be used; leave it out to use every input");
+            anyhow::bail!(
+                "data.limit = 0: no input would be used; leave it out to use every input"
+            );
         }
         let updates = g.steps.saturating_mul(g.ppo_epochs as u64);
         if g.warmup_steps > 0 && g.warmup_steps >= updates {
