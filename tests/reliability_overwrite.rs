@@ -279,3 +279,37 @@ fn a_second_run_on_one_out_dir_is_refused_and_a_stale_lock_is_taken_over() {
     assert!(out.join("adapter").is_dir());
     assert!(!out.join(".lock").exists(), "the lock outlived its run");
 }
+
+#[test]
+fn a_second_evaluation_of_one_out_dir_is_refused() {
+    if !sft_support::smol_present() {
+        return;
+    }
+    let d = tempfile::tempdir().unwrap();
+    let (m, _) = model_and_adapter(d.path());
+    let out = d.path().join("results");
+    std::fs::create_dir_all(&out).unwrap();
+    std::fs::write(out.join(".lock"), format!("{}\n", std::process::id())).unwrap();
+    std::fs::write(
+        d.path().join("held.jsonl"),
+        "{\"text\": \"A short note.\"}\n",
+    )
+    .unwrap();
+    let reference = common::root().join("datasets/reference/whimsical_tale.txt");
+    let cfg = d.path().join("eval.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "name = \"t\"\nout_dir = \"{}\"\n[data]\nheldout = \"{}\"\n[reward]\nreference = [\"{}\"]\nencoder = \"stylometric\"\n[generation]\nmax_new_tokens = 2\n[[systems]]\nname = \"a\"\nkind = \"model\"\n[systems.model]\npath = \"{}\"\n",
+            out.display(),
+            d.path().join("held.jsonl").display(),
+            reference.display(),
+            m.display()
+        ),
+    )
+    .unwrap();
+    let before = snapshot(&out);
+    let o = run(&["evaluate", "--config", s(&cfg)]);
+    refused(&o, &["is in use by another stylerl run", ".lock"]);
+    unchanged(&out, &before);
+}
