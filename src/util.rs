@@ -246,6 +246,18 @@ pub fn multi_progress() -> indicatif::MultiProgress {
     }
 }
 
+/// Whether `path` is a file. Where access is denied, an error naming the path instead of
+/// `false`, which would read as "missing" and send the user after the wrong problem.
+pub fn is_file_checked(path: &Path) -> Result<bool> {
+    match std::fs::metadata(path) {
+        Ok(m) => Ok(m.is_file()),
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+            Err(e).with_context(|| format!("cannot read {}", path.display()))
+        }
+        Err(_) => Ok(false),
+    }
+}
+
 /// Bytes of memory a new allocation can still get (Linux's MemAvailable), when known.
 pub fn available_memory() -> Option<u64> {
     let text = std::fs::read_to_string("/proc/meminfo").ok()?;

@@ -15,16 +15,33 @@ fn a_chat_template_with_endless_loops_is_stopped() {
     let m = d.path().join("loop");
     config_only(&m, "llama", |_| {});
     let tc = m.join("tokenizer_config.json");
-    let mut v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&tc).unwrap()).unwrap();
+    let mut v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&tc).unwrap()).unwrap();
     v["chat_template"] = "{% for a in range(100000) %}{% for b in range(100000) %}{% for c in range(100000) %}x{% endfor %}{% endfor %}{% endfor %}".into();
     std::fs::write(&tc, v.to_string()).unwrap();
     let mut c = stylerl();
-    c.args(["generate", "--model", s(&m), "--chat", "--render-only", "--prompt", "Hi"]);
+    c.args([
+        "generate",
+        "--model",
+        s(&m),
+        "--chat",
+        "--render-only",
+        "--prompt",
+        "Hi",
+    ]);
     let o = run_for(c, 60);
     refused(&o, &["chat template ran past", "steps", "fix the template"]);
     assert!(o.stdout.is_empty());
     // The real template still renders.
-    let o = run(&["generate", "--model", s(&common::smol_dir()), "--chat", "--render-only", "--prompt", "Hi"]);
+    let o = run(&[
+        "generate",
+        "--model",
+        s(&common::smol_dir()),
+        "--chat",
+        "--render-only",
+        "--prompt",
+        "Hi",
+    ]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
 }
 
@@ -45,7 +62,10 @@ fn plot_draws_metrics_with_extreme_values_without_spinning() {
     let o = run_for(c, 60);
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(o.status.success(), "{err}");
-    assert!(err.contains("3 value(s)") && err.contains("left out"), "{err}");
+    assert!(
+        err.contains("3 value(s)") && err.contains("left out"),
+        "{err}"
+    );
     let svg = std::fs::read_to_string(d.path().join("plots/metrics.svg")).unwrap();
     assert!(svg.contains("grad_norm") && svg.contains("loss"));
 }

@@ -203,38 +203,49 @@ fn export_gguf_keeps_a_hand_written_modelfile_and_refuses_broken_names() {
     );
 }
 
+/// An evaluate config over the tiny model in `d/tiny` (one held-out input, 2 new tokens)
+/// writing to `out`, with one system of each name in `systems`.
+fn eval_config(d: &Path, out: &Path, systems: &[&str]) -> PathBuf {
+    std::fs::write(d.join("held.jsonl"), "{\"text\": \"A short note.\"}\n").unwrap();
+    let reference = common::root().join("datasets/reference/whimsical_tale.txt");
+    let mut text = format!(
+        "name = \"t\"\nout_dir = \"{}\"\n[data]\nheldout = \"{}\"\n[reward]\nreference = [\"{}\"]\nencoder = \"stylometric\"\n[generation]\nmax_new_tokens = 2\n",
+        out.display(),
+        d.join("held.jsonl").display(),
+        reference.display()
+    );
+    for n in systems {
+        text.push_str(&format!(
+            "[[systems]]\nname = \"{n}\"\nkind = \"model\"\n[systems.model]\npath = \"{}\"\n",
+            d.join("tiny").display()
+        ));
+    }
+    let cfg = d.join("eval.toml");
+    std::fs::write(&cfg, text).unwrap();
+    cfg
+}
+
 #[test]
 fn evaluate_keeps_the_results_of_systems_it_leaves_out() {
+    if !sft_support::smol_present() {
+        return;
+    }
     let d = tempfile::tempdir().unwrap();
+    model_and_adapter(d.path());
     let out = d.path().join("results");
     std::fs::create_dir_all(&out).unwrap();
     let metrics = serde_json::json!({"systems": [{"name": "a"}, {"name": "b"}, {"name": "c"}]});
     std::fs::write(out.join("metrics.json"), metrics.to_string()).unwrap();
     std::fs::write(out.join("table.md"), "| a | b | c |\n").unwrap();
-    let cfg = d.path().join("eval.toml");
-    let sys = |n: &str| {
-        format!(
-            "[[systems]]\nname = \"{n}\"\nkind = \"model\"\n[systems.model]\npath = \"{}\"\n",
-            d.path().join("nowhere").display()
-        )
-    };
-    std::fs::write(
-        &cfg,
-        format!(
-            "name = \"t\"\nout_dir = \"{}\"\n[data]\nheldout = \"{}\"\n[reward]\nreference = [\"x.txt\"]\n{}{}{}",
-            out.display(),
-            d.path().join("held.jsonl").display(),
-            sys("a"),
-            sys("b"),
-            sys("c")
-        ),
-    )
-    .unwrap();
+    let cfg = eval_config(d.path(), &out, &["a", "b", "c"]);
     let before = snapshot(&out);
     let o = run(&["evaluate", "--config", s(&cfg), "--systems", "a"]);
     let line = refused(&o, &["holds results of b, c", "--force"]);
     assert!(line.contains(s(&out)), "{line}");
     unchanged(&out, &before);
+    // Every system of the folder again: nothing is dropped, the run goes ahead.
+    let o = run(&["evaluate", "--config", s(&cfg), "--systems", "a,b,c"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
 }
 
 /// The pid of a process that has exited (so a lock naming it is stale).
@@ -278,4 +289,21 @@ fn a_second_run_on_one_out_dir_is_refused_and_a_stale_lock_is_taken_over() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert!(out.join("adapter").is_dir());
     assert!(!out.join(".lock").exists(), "the lock outlived its run");
+}
+
+#[test]
+fn a_second_evaluation_of_one_out_dir_is_refused() {
+    if !sft_support::smol_present() {
+        return;
+    }
+    let d = tempfile::tempdir().unwrap();
+    model_and_adapter(d.path());
+    let out = d.path().join("results");
+    std::fs::create_dir_all(&out).unwrap();
+    std::fs::write(out.join(".lock"), format!("{}\n", std::process::id())).unwrap();
+    let cfg = eval_config(d.path(), &out, &["a"]);
+    let before = snapshot(&out);
+    let o = run(&["evaluate", "--config", s(&cfg)]);
+    refused(&o, &["is in use by another stylerl run", ".lock"]);
+    unchanged(&out, &before);
 }

@@ -248,3 +248,52 @@ fn a_lora_rank_past_the_modules_is_refused_before_training() {
     refused(&o, &["lora.r = 100000000", "lora.r ≤ 64"]);
     unchanged(d.path(), &before);
 }
+
+#[test]
+fn scoring_batches_past_memory_and_tiny_temperatures_are_refused() {
+    if !sft_support::smol_present() {
+        return;
+    }
+    let d = tempfile::tempdir().unwrap();
+    let m = tiny(d.path());
+    // 5000 prompts of 500 ids: about 1 TB of logits at once, past any machine's memory.
+    let line = format!("[{}]\n", vec!["1"; 500].join(","));
+    let f = d.path().join("many.jsonl");
+    std::fs::write(&f, line.repeat(5000)).unwrap();
+    let o = run(&[
+        "perplexity",
+        "--model",
+        s(&m),
+        "--input",
+        s(&f),
+        "--batch-size",
+        "100000",
+    ]);
+    refused(&o, &["--batch-size 100000", "memory", "lower --batch-size"]);
+    let out = d.path().join("l.safetensors");
+    let o = run(&[
+        "logits",
+        "--model",
+        s(&m),
+        "--input",
+        s(&f),
+        "--out",
+        s(&out),
+        "--batched",
+    ]);
+    refused(&o, &["logits of 5000 prompt(s)", "memory"]);
+    assert!(!out.exists());
+    let o = run(&[
+        "generate",
+        "--model",
+        s(&m),
+        "--prompt",
+        "Hi",
+        "--max-new-tokens",
+        "2",
+        "--temperature",
+        "1e-300",
+    ]);
+    refused(&o, &["--temperature = 1e-300", "at least 1e-6"]);
+    assert!(o.stdout.is_empty());
+}

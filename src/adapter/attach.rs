@@ -108,17 +108,26 @@ pub fn base_parameter_count(model: &Llama) -> i64 {
 /// Folds the set's deltas into the base weights (W += Σ wᵢ sᵢ Bᵢ Aᵢ) and detaches adapters.
 pub fn merge_into_model(model: &mut Llama, set: &LoraSet) -> Result<usize> {
     let mut n = 0;
+    let mut bad: Option<String> = None;
     tch::no_grad(|| {
         for lin in model.linears_mut() {
             if let Some(merged) =
                 crate::model::linear::merge(&lin.weight, set.delta_weight(&lin.path))
             {
+                if merged.isfinite().all().int64_value(&[]) == 0 && bad.is_none() {
+                    bad = Some(lin.path.clone());
+                }
                 lin.weight.copy_(&merged);
                 n += 1;
             }
         }
     });
     detach_all(model);
+    if let Some(path) = bad {
+        bail!(
+            "folding the adapters into '{path}' gives NaN or infinite weights (an adapter weight too large?): lower the weights given as --adapter PATH:WEIGHT"
+        );
+    }
     Ok(n)
 }
 

@@ -99,7 +99,7 @@ impl ModelSection {
 
 /// Loads a config's model with its frozen adapters, its tokenizer and its chat template.
 pub fn load_policy(m: &ModelSection) -> Result<(Llama, Tokenizer, ChatTemplate)> {
-    if !m.path.join("config.json").exists() {
+    if !crate::util::is_file_checked(&m.path.join("config.json"))? {
         bail!(
             "model.path '{}' is not a model directory (no config.json): run the stage that writes it (e.g. `stylerl sft` for runs/*/sft/merged) or fix the path",
             m.path.display()

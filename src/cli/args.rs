@@ -35,7 +35,7 @@ impl ModelOpts {
         if let Some(n) = self.threads {
             crate::config::check::threads("--threads", n as i64)?;
         }
-        if !self.model.join("config.json").is_file() {
+        if !crate::util::is_file_checked(&self.model.join("config.json"))? {
             bail!(
                 "--model {}: no config.json there (expected a Hugging Face model directory)",
                 self.model.display()

@@ -31,6 +31,24 @@ pub fn logits(a: &LogitsArgs) -> Result<()> {
     if let Some(i) = ids.iter().position(|x| x.is_empty()) {
         bail!("{} prompt {} has no tokens", a.input.display(), i + 1);
     }
+    // Every prompt's logits are kept until written (f32), and --batched pads all of them
+    // to the longest in one pass.
+    let vocab = model.config.vocab_size as f64;
+    let kept: f64 = ids.iter().map(|r| r.len() as f64).sum::<f64>() * vocab * 4.0;
+    let longest = ids.iter().map(|r| r.len()).max().unwrap_or(0) as f64;
+    let pass = match a.batched {
+        true => ids.len() as f64 * longest * vocab * 4.0,
+        false => longest * vocab * 4.0,
+    };
+    crate::util::check_fits(
+        kept + pass,
+        &format!(
+            "keeping the logits of {} prompt(s) ({} tokens, vocabulary {vocab})",
+            ids.len(),
+            kept / vocab / 4.0
+        ),
+        "give fewer or shorter prompts (or leave out --batched)",
+    )?;
     let _g = tch::no_grad_guard();
     let mut named: Vec<(String, Tensor)> = Vec::new();
     let per_row: Vec<Tensor> = if a.batched {

@@ -58,11 +58,18 @@ pub fn run(a: &MergeArgs) -> Result<()> {
     }
     let n = adapters::merge_into_model(&mut model, &set)?;
     // The merge is computed in f32; the written weights are rounded once, to --dtype.
-    let tensors = model
+    let tensors: Vec<(String, tch::Tensor)> = model
         .named_tensors()
         .into_iter()
         .map(|(n, t)| (n, t.to_kind(kind)))
         .collect();
+    // f16 ends at ±65504: a larger merged weight would be written as inf.
+    if let Some(name) = peft::first_non_finite(&tensors) {
+        bail!(
+            "--dtype {}: merged weight '{name}' is beyond its range (f16 ends at ±65504) and would be written as inf: use --dtype bf16 or f32, or lower the adapter weights",
+            a.dtype
+        );
+    }
     write_model_dir(tensors, &a.model, &a.out)
         .with_context(|| format!("cannot write merged model to {}", a.out.display()))?;
     println!(

@@ -36,6 +36,17 @@ pub fn perplexity(a: &PerplexityArgs) -> Result<()> {
             );
         }
     }
+    // A batch's logits [rows, tokens, vocab] in f32, with the log-softmax copy beside them.
+    let rows = a.batch_size.min(ids.len()) as f64;
+    let longest = ids.iter().map(|x| x.len()).max().unwrap_or(0) as f64;
+    crate::util::check_fits(
+        rows * longest * model.config.vocab_size as f64 * 4.0 * 2.0,
+        &format!(
+            "scoring {rows} text(s) of up to {longest} tokens at once (--batch-size {})",
+            a.batch_size
+        ),
+        "lower --batch-size",
+    )?;
     let nll = mean_nll(&model, &ids, a.batch_size);
     if let Some(i) = nll.iter().position(|m| !m.is_some_and(f64::is_finite)) {
         bail!(

@@ -22,8 +22,9 @@ pub struct RewriteArgs {
     /// A run directory written by `stylerl sft` or `stylerl grpo` (run.json and adapter/).
     #[arg(long)]
     pub run: Option<PathBuf>,
-    /// More run directories: every input is rewritten by each, shown side by side.
-    #[arg(long, num_args = 1.., value_name = "RUN")]
+    /// More run directories (`--compare B C` or `--compare B,C`): every input is rewritten
+    /// by each, shown side by side. Values after them that are not directories are the texts.
+    #[arg(long, num_args = 1.., value_delimiter = ',', value_name = "RUN")]
     pub compare: Vec<PathBuf>,
     /// Without --run: the model directory. With --run: a copy of the run's base model that moved.
     #[arg(long)]
@@ -125,15 +126,32 @@ fn check_flags(a: &RewriteArgs) -> Result<()> {
     Ok(())
 }
 
+/// `--compare B C "text"`: clap gives every value after --compare to it, the texts too.
+/// Trailing values that are not directories are the texts to rewrite (when no text came
+/// before and no --input is given); returns the compared runs and the texts.
+fn split_compare(a: &RewriteArgs) -> (Vec<PathBuf>, Vec<String>) {
+    let mut runs = a.compare.clone();
+    let mut texts = a.text.clone();
+    if texts.is_empty() && a.input.is_none() {
+        let keep = runs.iter().rposition(|p| p.is_dir()).map_or(0, |i| i + 1);
+        texts = runs
+            .split_off(keep)
+            .into_iter()
+            .map(|p| p.to_string_lossy().into_owned())
+            .collect();
+    }
+    (runs, texts)
+}
+
 /// The systems named on the command line; every run directory is checked before any model loads.
-fn systems(a: &RewriteArgs) -> Result<Vec<System>> {
+fn systems(a: &RewriteArgs, compare: &[PathBuf]) -> Result<Vec<System>> {
     let mut out = Vec::new();
-    let runs: Vec<&PathBuf> = a.run.iter().chain(&a.compare).collect();
+    let runs: Vec<&PathBuf> = a.run.iter().chain(compare).collect();
     if runs.is_empty() {
         let Some(m) = &a.model else {
             bail!("give --run DIR (a directory written by `stylerl sft` or `stylerl grpo`), or --model DIR with --adapter PATH");
         };
-        if !m.join("config.json").is_file() {
+        if !crate::util::is_file_checked(&m.join("config.json"))? {
             bail!(
                 "--model {}: no config.json there (expected a Hugging Face model directory)",
                 m.display()
@@ -193,12 +211,15 @@ fn section(
 }
 
 /// The texts to rewrite: the arguments, --input's texts, or stdin's lines.
-fn inputs(a: &RewriteArgs) -> Result<Vec<String>> {
+fn inputs(a: &RewriteArgs, text: &[String]) -> Result<Vec<String>> {
     if let Some(p) = &a.input {
+        if !text.is_empty() {
+            bail!("give the texts either as arguments or with --input, not both");
+        }
         return crate::data::load_texts(p, a.field.as_deref()).context("--input");
     }
-    if !a.text.is_empty() {
-        return Ok(a.text.clone());
+    if !text.is_empty() {
+        return Ok(text.to_vec());
     }
     let mut raw = String::new();
     std::io::stdin()
@@ -308,8 +329,9 @@ fn explainer(a: &RewriteArgs, systems: &[System]) -> Result<crate::reward::style
 
 pub fn run(a: &RewriteArgs) -> Result<()> {
     check_flags(a)?;
-    let systems = systems(a)?;
-    let texts = inputs(a)?;
+    let (compare, text) = split_compare(a);
+    let systems = systems(a, &compare)?;
+    let texts = inputs(a, &text)?;
     let scorer = match a.explain {
         true => Some(explainer(a, &systems)?),
         false => None,

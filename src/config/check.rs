@@ -37,10 +37,18 @@ pub fn at_least_one(key: &str, v: u64) -> Result<()> {
     Ok(())
 }
 
-/// Sampling temperature: > 0 and finite unless decoding is greedy (then unused).
+/// The smallest sampling temperature: logits divided by less overflow f32 into inf, and
+/// every probability becomes NaN (empty text, exit 0).
+pub const MIN_TEMPERATURE: f64 = 1e-6;
+
+/// Sampling temperature: finite and ≥ [`MIN_TEMPERATURE`] unless decoding is greedy (then
+/// unused).
 pub fn temperature(key: &str, v: f64, greedy: bool) -> Result<()> {
     if !greedy && !(v.is_finite() && v > 0.0) {
         bail!("{key} = {v}: must be a finite number > 0 (or decode greedily)");
+    }
+    if !greedy && v < MIN_TEMPERATURE {
+        bail!("{key} = {v:e}: must be > 0 and at least {MIN_TEMPERATURE:e}, as smaller ones overflow the logits (decode greedily for the most likely token)");
     }
     Ok(())
 }

@@ -29,6 +29,12 @@ pub fn parse<T: DeserializeOwned>(text: &str, overrides: &[String]) -> Result<T>
 /// Sets `a.b.c=value` in the tree. The value is read as a TOML literal (number, bool,
 /// array, quoted string); anything that is not valid TOML is taken as a bare string.
 pub fn apply_override(root: &mut toml::Value, spec: &str) -> Result<()> {
+    // A raw newline would end the TOML line and let the value set other keys.
+    if let Some(c) = spec.chars().find(|c| c.is_control()) {
+        bail!(
+            "--set {spec:?} holds the control character {c:?}: give one line (write \\n inside a quoted TOML string for a newline)"
+        );
+    }
     let Some((key, raw)) = spec.split_once('=') else {
         bail!("--set '{spec}': expected key=value");
     };

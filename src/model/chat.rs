@@ -38,7 +38,12 @@ impl ChatTemplate {
             .map(|t| t.special)
             .unwrap_or_default();
         let cfg_path = dir.join("tokenizer_config.json");
-        if let Ok(text) = std::fs::read_to_string(&cfg_path) {
+        let read = |p: &Path| match std::fs::read_to_string(p) {
+            Ok(t) => Ok(Some(t)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e).with_context(|| format!("cannot read {}", p.display())),
+        };
+        if let Some(text) = read(&cfg_path)? {
             let v: serde_json::Value =
                 serde_json::from_str(&text).context("tokenizer_config.json is not valid JSON")?;
             match v.get("chat_template") {
@@ -66,7 +71,7 @@ impl ChatTemplate {
             }
         }
         let jinja = dir.join("chat_template.jinja");
-        if let Ok(s) = std::fs::read_to_string(&jinja) {
+        if let Some(s) = read(&jinja)? {
             return Ok(Self { source: s, special });
         }
         bail!("{} has no chat template (tokenizer_config.json chat_template or chat_template.jinja): drop --chat", dir.display())

@@ -310,6 +310,18 @@ impl Llama {
                 model.config.model_type
             );
         }
+        // A NaN or inf weight turns every output into NaN: text comes out empty and logits
+        // NaN, with exit 0. One pass over the weights at load refuses such files instead.
+        let broken = model
+            .named_tensors()
+            .into_iter()
+            .find(|(_, t)| t.isfinite().all().int64_value(&[]) == 0);
+        if let Some((name, _)) = broken {
+            bail!(
+                "{}: weight '{name}' holds NaN or infinite values: the model files are damaged; re-download, re-import or re-merge the model",
+                dir.display()
+            );
+        }
         Ok(model)
     }
 

@@ -233,6 +233,64 @@ pub fn restore(dir: &Path, adapter: &LoraAdapter, optim: &mut AdamW) -> Result<T
 /// each checkpoint's trainer state and compared on resume.
 pub type Fingerprint = std::collections::BTreeMap<String, serde_json::Value>;
 
+/// Keys newer builds record that older checkpoints lack: compared only when the checkpoint
+/// has them, so a run started before they existed still resumes.
+pub const NEWER_KEYS: &[&str] = &["model.weights", "model.adapter_weights"];
+
+/// Tables older checkpoints recorded whole (one debug string); newer ones also record each
+/// setting (`reward.encoder`, …), compared one by one when both sides have them.
+pub const WHOLE_KEYS: &[&str] = &["reward"];
+
+/// FNV-1a, 64 bit: a hash that stays the same across builds and Rust versions.
+fn fnv1a(h: &mut u64, bytes: &[u8]) {
+    for b in bytes {
+        *h ^= *b as u64;
+        *h = h.wrapping_mul(0x100_0000_01b3);
+    }
+}
+
+/// What identifies the weights in a model or adapter directory without reading them all:
+/// each config file whole, and each safetensors file's size with 33 blocks of 4 KiB spread
+/// evenly over it (its first and last KiB included). Another model of the same shapes
+/// differs in those blocks; a copy of the same model in another place does not.
+pub fn weights_fingerprint(dir: &Path) -> String {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.ends_with(".safetensors") || n.ends_with("config.json"))
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut total = 0u64;
+    for n in &names {
+        fnv1a(&mut h, n.as_bytes());
+        let Ok(mut f) = std::fs::File::open(dir.join(n)) else {
+            continue;
+        };
+        let size = f.metadata().map(|m| m.len()).unwrap_or(0);
+        total += size;
+        fnv1a(&mut h, &size.to_le_bytes());
+        const BLOCK: u64 = 4096;
+        let offsets: Vec<u64> = if n.ends_with(".json") || size <= 33 * BLOCK {
+            vec![0]
+        } else {
+            (0..=32).map(|i| (size - BLOCK) / 32 * i).collect()
+        };
+        let len = if offsets.len() == 1 { size } else { BLOCK };
+        for off in offsets {
+            let mut buf = vec![0u8; len as usize];
+            if f.seek(SeekFrom::Start(off)).is_ok() && f.read_exact(&mut buf).is_ok() {
+                fnv1a(&mut h, &buf);
+            }
+        }
+    }
+    format!("{} file(s), {total} bytes, #{h:016x}", names.len())
+}
+
 /// Keys whose change a resume may accept with `--resume-anyway` (more steps); every other
 /// difference would continue a run with different weights, data or optimizer than it had.
 pub const HARMLESS_KEYS: &[&str] = &["train.max_steps", "grpo.steps"];
@@ -249,6 +307,24 @@ pub fn put(f: &mut Fingerprint, prefix: &str, value: serde_json::Value) {
             f.insert(prefix.to_string(), v);
         }
     }
+}
+
+/// Records which weights the run starts from: `model.weights` (the base model directory)
+/// and `model.adapter_weights` (each frozen adapter), so a resume on other weights at the
+/// same paths is refused.
+pub fn put_weights(f: &mut Fingerprint, m: &crate::adapter::load::ModelSection) {
+    f.insert("model.weights".into(), weights_fingerprint(&m.path).into());
+    let adapters: Vec<String> = m
+        .adapters
+        .iter()
+        .map(
+            |spec| match crate::adapter::lora::parse_adapter_spec(spec) {
+                Ok((p, _)) => weights_fingerprint(&p),
+                Err(_) => String::new(),
+            },
+        )
+        .collect();
+    f.insert("model.adapter_weights".into(), adapters.into());
 }
 
 /// Refuses a resume whose run differs from the checkpoint's: another kind of run, keys
@@ -288,9 +364,18 @@ pub fn check_resume(
     }
     check_steps(dir, state, steps_key, total_steps)?;
     let keys: std::collections::BTreeSet<&String> = saved.keys().chain(now.keys()).collect();
+    let per_key = |f: &Fingerprint, w: &str| f.keys().any(|k| k.starts_with(&format!("{w}.")));
+    // Compare a WHOLE_KEYS table per setting when both sides list them, else as a whole.
+    let skipped = |k: &str| {
+        (NEWER_KEYS.contains(&k) && !saved.contains_key(k))
+            || WHOLE_KEYS.iter().any(|w| {
+                let both = per_key(&saved, w) && per_key(now, w);
+                (k == *w && both) || (!both && k.starts_with(&format!("{w}.")))
+            })
+    };
     let differ: Vec<&String> = keys
         .into_iter()
-        .filter(|k| saved.get(*k) != now.get(*k))
+        .filter(|k| !skipped(k) && saved.get(*k) != now.get(*k))
         .collect();
     let show = |f: &Fingerprint, k: &str| f.get(k).map(|v| v.to_string()).unwrap_or("unset".into());
     let hard: Vec<String> = differ

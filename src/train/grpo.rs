@@ -125,10 +125,18 @@ pub fn fingerprint(cfg: &GrpoConfig) -> checkpoint::Fingerprint {
     checkpoint::put(&mut f, "grpo.bitlora", json!(g.bitlora));
     checkpoint::put(&mut f, "data.train", json!(cfg.data.train));
     checkpoint::put(&mut f, "data.field", json!(cfg.data.field));
-    checkpoint::put(&mut f, "data.limit", json!(cfg.data.limit));
+    // 0 stands for "every input", as before limit became optional (fingerprints stay equal).
+    checkpoint::put(&mut f, "data.limit", json!(cfg.data.limit.unwrap_or(0)));
     checkpoint::put(&mut f, "data.instruction", json!(cfg.data.instruction));
-    // The reward has no serialised form; its debug text changes with any of its settings.
-    checkpoint::put(&mut f, "reward", json!(format!("{:?}", cfg.reward)));
+    // Each reward setting under its own key (a changed one is named on --resume), and the
+    // whole as debug text, which checkpoints written before the per-key form hold alone.
+    checkpoint::put(
+        &mut f,
+        "reward",
+        serde_json::to_value(&cfg.reward).unwrap_or_default(),
+    );
+    f.insert("reward".into(), json!(format!("{:?}", cfg.reward)));
+    checkpoint::put_weights(&mut f, &cfg.model);
     checkpoint::put(&mut f, "grpo.optimizer", json!(g.optimizer));
     for (k, v) in [
         ("schedule", json!(g.schedule)),
@@ -188,17 +196,14 @@ impl GrpoTrainer {
         {
             bail!("grpo.prompts_per_step, num_generations, micro_batch_size and ppo_epochs must be ≥ 1");
         }
-        if g.num_generations < 2 {
-            eprintln!("warning: grpo.num_generations = 1 gives every completion advantage 0: nothing is learned");
-        }
         if g.beta > 0.0 && !cfg.model.adapters.is_empty() {
             bail!("grpo.beta > 0 uses the adapter-disabled model as reference, which would also drop model.adapters: merge them first (stylerl merge)");
         }
         let (mut model, tok, tpl) = load_policy(&cfg.model)?;
         let rm = RewardModel::from_config(&cfg.reward).context("reward")?;
         let mut texts = crate::data::load_texts(&cfg.data.train, Some(&cfg.data.field))?;
-        if cfg.data.limit > 0 {
-            texts.truncate(cfg.data.limit);
+        if let Some(l) = cfg.data.limit {
+            texts.truncate(l);
         }
         if texts.is_empty() {
             bail!("{}: no inputs to rewrite", cfg.data.train.display());

@@ -29,9 +29,9 @@ pub struct PromptData {
     pub train: PathBuf,
     #[serde(default = "d_field")]
     pub field: String,
-    /// Use at most this many inputs (0: all).
+    /// Use at most this many inputs (left out: all; 0 is refused, as it would leave none).
     #[serde(default)]
-    pub limit: usize,
+    pub limit: Option<usize>,
     /// The rewrite instruction (the same the SFT stage used).
     #[serde(default = "d_instruction")]
     pub instruction: String,
@@ -170,6 +170,24 @@ impl GrpoConfig {
         at_least_one("grpo.steps", g.steps)?;
         at_least_one("grpo.prompts_per_step", g.prompts_per_step as u64)?;
         at_least_one("grpo.num_generations", g.num_generations as u64)?;
+        if g.num_generations < 2 {
+            anyhow::bail!(
+                "grpo.num_generations = {}: a completion's advantage is its reward minus its group's mean, so a group of one has advantage 0 and nothing is learned: use ≥ 2",
+                g.num_generations
+            );
+        }
+        if self.data.limit == Some(0) {
+            anyhow::bail!(
+                "data.limit = 0: no input would be used; leave it out to use every input"
+            );
+        }
+        let updates = g.steps.saturating_mul(g.ppo_epochs as u64);
+        if g.warmup_steps > 0 && g.warmup_steps >= updates {
+            anyhow::bail!(
+                "grpo.warmup_steps = {} ≥ the run's {updates} optimizer steps (grpo.steps × grpo.ppo_epochs): the learning rate would never reach grpo.optimizer.lr; set warmup_steps below {updates}",
+                g.warmup_steps
+            );
+        }
         at_least_one("grpo.max_completion_length", g.max_completion_length as u64)?;
         at_least_one("grpo.ppo_epochs", g.ppo_epochs as u64)?;
         at_least_one("grpo.micro_batch_size", g.micro_batch_size as u64)?;

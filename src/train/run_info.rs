@@ -7,7 +7,7 @@ use crate::adapter::load::ModelSection;
 use crate::model::chat::ChatTemplate;
 use crate::reward::config::RewardConfig;
 use crate::train::checkpoint::Fingerprint;
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
@@ -159,6 +159,9 @@ pub fn read(dir: &Path, model: Option<&Path>) -> Result<RunInfo> {
     let path = dir.join(FILE);
     let text = match std::fs::read_to_string(&path) {
         Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+            return Err(e).with_context(|| format!("cannot read {}", path.display()));
+        }
         Err(_) if dir.join(ADAPTER).is_dir() => bail!(
             "{d} has no {FILE} (trained before runs recorded one): retrain it, or use --model {} --adapter {d}/{ADAPTER}",
             peft_base(&dir.join(ADAPTER)).unwrap_or_else(|| "BASE".into())
@@ -176,11 +179,7 @@ pub fn read(dir: &Path, model: Option<&Path>) -> Result<RunInfo> {
             path.display()
         )
     })?;
-    if !dir
-        .join(ADAPTER)
-        .join("adapter_model.safetensors")
-        .is_file()
-    {
+    if !crate::util::is_file_checked(&dir.join(ADAPTER).join("adapter_model.safetensors"))? {
         bail!(
             "{d} is half-written: no {ADAPTER}/adapter_model.safetensors (training did not finish): finish it with `{}`",
             info.resume_command()
@@ -189,7 +188,7 @@ pub fn read(dir: &Path, model: Option<&Path>) -> Result<RunInfo> {
     if let Some(m) = model {
         info.model = absolute(m);
     }
-    if !info.model.join("config.json").is_file() {
+    if !crate::util::is_file_checked(&info.model.join("config.json"))? {
         bail!(
             "{d}: its base model {} is missing (no config.json): {}, or pass --model DIR with a copy of it",
             info.model.display(),
@@ -198,7 +197,7 @@ pub fn read(dir: &Path, model: Option<&Path>) -> Result<RunInfo> {
     }
     for spec in &info.adapters {
         let (p, _) = crate::adapter::lora::parse_adapter_spec(spec)?;
-        if !p.join("adapter_model.safetensors").is_file() {
+        if !crate::util::is_file_checked(&p.join("adapter_model.safetensors"))? {
             bail!(
                 "{d}: its frozen adapter {} is missing: {}",
                 p.display(),

@@ -227,6 +227,7 @@ pub fn fingerprint(cfg: &SftConfig, total: u64) -> checkpoint::Fingerprint {
     checkpoint::put(&mut f, "model.path", json!(cfg.model.path));
     checkpoint::put(&mut f, "model.adapters", json!(cfg.model.adapters));
     checkpoint::put(&mut f, "model.dtype", json!(cfg.model.dtype));
+    checkpoint::put_weights(&mut f, &cfg.model);
     checkpoint::put(&mut f, "lora", json!(cfg.lora));
     checkpoint::put(&mut f, "data.train", json!(d.train));
     checkpoint::put(&mut f, "data.max_length", json!(d.max_length));
@@ -269,6 +270,12 @@ pub fn train_with(
     let per_step = tr.batch_size * tr.grad_accum;
     let steps_per_epoch = (train_ex.len() / per_step).max(1) as u64;
     let total = tr.max_steps.unwrap_or(steps_per_epoch * tr.epochs);
+    if tr.warmup_steps > 0 && tr.warmup_steps >= total {
+        bail!(
+            "train.warmup_steps = {} ≥ the run's {total} optimizer steps (train.max_steps, or train.epochs over the data): the learning rate would never reach train.optimizer.lr; set warmup_steps below {total}",
+            tr.warmup_steps
+        );
+    }
 
     // Adapter init (A) draws from torch's RNG: seed it so runs are reproducible.
     tch::manual_seed(step_seed(tr.seed, u64::MAX));

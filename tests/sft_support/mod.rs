@@ -44,7 +44,7 @@ target_modules = "all-linear"
 [train]
 batch_size = 2
 grad_accum = 2
-warmup_steps = 2
+warmup_steps = 0
 seed = 3
 eval_every = 4
 checkpoint_every = 1
