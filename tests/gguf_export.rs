@@ -367,6 +367,7 @@ fn bad_input_fails_in_one_line_and_leaves_no_file() {
         .unwrap_or_default();
     assert!(left.is_empty(), "left behind: {left:?}");
     // An existing file is kept unless --force.
+    std::fs::create_dir_all(out.parent().unwrap()).unwrap();
     std::fs::write(&out, b"keep").unwrap();
     let e = err_line(&stylerl(&[
         "export-gguf",
