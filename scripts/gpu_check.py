@@ -896,7 +896,9 @@ class Check:
                     "model.dtype": self.mode["speed_dtype"], "data.train": self.work / "sft_long.jsonl", "data.eval": "",
                     "data.max_length": S, "train.max_steps": self.mode["sft_warmup"] + self.mode["sft_steps"],
                     "train.batch_size": b, "train.eval_every": 0, "train.checkpoint_every": 0,
-                    "train.merge": "false"}
+                    # A timing run of a few steps: no learning-rate warm-up (sft refuses one as
+                    # long as the run), which does not change a step's cost.
+                    "train.merge": "false", "train.warmup_steps": 0}
             a = ["sft", "--config", ROOT / "configs/paper/sft.toml"]
             for k, v in sets.items():
                 a += ["--set", f"{k}={v}"]
