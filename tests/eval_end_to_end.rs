@@ -94,7 +94,10 @@ path = "{tiny}"
     inputs
 }
 
-/// `stylerl evaluate --config d/eval.toml ARGS…`, progress bars off.
+/// `stylerl evaluate --config d/eval.toml ARGS…`, progress bars off, one libtorch thread:
+/// `generation.jobs = 2` runs each system on one thread, and the comparison with a run on
+/// the machine's default thread count would compare two float paths (MKL splits sums by
+/// thread count), where a near-tie of the random tiny model's logits can flip a token.
 fn evaluate(d: &Path, args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_stylerl"))
         .args([
@@ -103,6 +106,7 @@ fn evaluate(d: &Path, args: &[&str]) -> std::process::Output {
             d.join("eval.toml").to_str().unwrap(),
         ])
         .args(args)
+        .env("STYLERL_THREADS", "1")
         .env("STYLERL_PROGRESS", "0")
         .output()
         .unwrap()
