@@ -24,7 +24,12 @@ fn corpus_is_large_varied_split_by_input_and_faithful() {
     )
     .unwrap()
     .lines()
-    .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["text"].as_str().unwrap().to_string())
+    .map(|l| {
+        serde_json::from_str::<serde_json::Value>(l).unwrap()["text"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    })
     .collect();
     let mut inputs_of: BTreeMap<&str, HashSet<String>> = BTreeMap::new();
     let (mut kinds, mut registers) = (BTreeSet::new(), BTreeMap::<String, usize>::new());
@@ -32,9 +37,16 @@ fn corpus_is_large_varied_split_by_input_and_faithful() {
     let mut unfaithful = Vec::new();
     for split in ["train", "dev", "test"] {
         for r in rows(split) {
-            let s = |k: &str| r[k].as_str().unwrap_or_else(|| panic!("{split}: {k} missing in {r}")).to_string();
+            let s = |k: &str| {
+                r[k].as_str()
+                    .unwrap_or_else(|| panic!("{split}: {k} missing in {r}"))
+                    .to_string()
+            };
             let (input, output) = (s("input"), s("output"));
-            assert!(!heldout.contains(&input), "held-out input in the corpus: {input}");
+            assert!(
+                !heldout.contains(&input),
+                "held-out input in the corpus: {input}"
+            );
             kinds.insert(s("kind"));
             *registers.entry(s("register")).or_default() += 1;
             inputs_of.entry(split).or_default().insert(input.clone());
@@ -47,13 +59,33 @@ fn corpus_is_large_varied_split_by_input_and_faithful() {
     }
     assert!(total >= 2000, "{total} pairs");
     assert!(kinds.len() >= 20, "{} kinds: {kinds:?}", kinds.len());
-    assert!(registers.len() >= 10 && registers.values().all(|&n| n >= 60), "{registers:?}");
+    assert!(
+        registers.len() >= 10 && registers.values().all(|&n| n >= 60),
+        "{registers:?}"
+    );
     let (tr, dv, te) = (&inputs_of["train"], &inputs_of["dev"], &inputs_of["test"]);
-    assert!(tr.is_disjoint(dv) && tr.is_disjoint(te) && dv.is_disjoint(te), "an input is in two splits");
-    assert!(dv.len() >= 50 && te.len() >= 50, "dev {} test {} inputs", dv.len(), te.len());
+    assert!(
+        tr.is_disjoint(dv) && tr.is_disjoint(te) && dv.is_disjoint(te),
+        "an input is in two splits"
+    );
+    assert!(
+        dv.len() >= 50 && te.len() >= 50,
+        "dev {} test {} inputs",
+        dv.len(),
+        te.len()
+    );
     // The detectors flag a few faithful rewrites (precision ≈ 0.9 on the labelled set), so a
     // small share is allowed; more means the corpus teaches changed facts.
     let share = unfaithful.len() as f64 / total as f64;
-    eprintln!("{} of {total} pairs flagged ({:.1} %):\n{}", unfaithful.len(), 100.0 * share, unfaithful.join("\n"));
-    assert!(share <= 0.03, "{} of {total} pairs flagged by the fact detectors", unfaithful.len());
+    eprintln!(
+        "{} of {total} pairs flagged ({:.1} %):\n{}",
+        unfaithful.len(),
+        100.0 * share,
+        unfaithful.join("\n")
+    );
+    assert!(
+        share <= 0.03,
+        "{} of {total} pairs flagged by the fact detectors",
+        unfaithful.len()
+    );
 }

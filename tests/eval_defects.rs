@@ -56,7 +56,11 @@ fn measure(file: &str) -> (BTreeMap<&'static str, (f64, f64, usize)>, usize) {
     let mut misses: Vec<String> = Vec::new();
     for line in text.lines().filter(|l| !l.trim().is_empty()) {
         let v: serde_json::Value = serde_json::from_str(line).unwrap();
-        let s = |k: &str| v[k].as_str().unwrap_or_else(|| panic!("{k} in {line}")).to_string();
+        let s = |k: &str| {
+            v[k].as_str()
+                .unwrap_or_else(|| panic!("{k} in {line}"))
+                .to_string()
+        };
         let name = s("reference");
         let r = refs.entry(name.clone()).or_insert_with(|| {
             let t = std::fs::read_to_string(root().join(format!("datasets/reference/{name}.txt")))
@@ -92,7 +96,9 @@ fn measure(file: &str) -> (BTreeMap<&'static str, (f64, f64, usize)>, usize) {
         }
         rows += 1;
     }
-    eprintln!("{file}: {rows} rows\n| detector | positives | precision | recall |\n|---|---|---|---|");
+    eprintln!(
+        "{file}: {rows} rows\n| detector | positives | precision | recall |\n|---|---|---|---|"
+    );
     let mut out = BTreeMap::new();
     for (l, (tp, fp, fn_)) in &counts {
         let p = *tp as f64 / (tp + fp).max(1) as f64;
@@ -110,14 +116,19 @@ fn measure(file: &str) -> (BTreeMap<&'static str, (f64, f64, usize)>, usize) {
 #[test]
 fn detectors_hold_precision_and_recall_on_the_labelled_set() {
     let (m, rows) = measure("datasets/eval/defects.jsonl");
-    assert!(rows >= 200, "the labelled set has {rows} rows; at least 200 expected");
+    assert!(
+        rows >= 200,
+        "the labelled set has {rows} rows; at least 200 expected"
+    );
     let mut failed = Vec::new();
     for (l, (p, r, n)) in &m {
         if *n < 20 {
             failed.push(format!("{l}: only {n} labelled positives (20 needed)"));
         }
         if *p < FLOOR || *r < FLOOR {
-            failed.push(format!("{l}: precision {p:.3}, recall {r:.3} (floor {FLOOR})"));
+            failed.push(format!(
+                "{l}: precision {p:.3}, recall {r:.3} (floor {FLOOR})"
+            ));
         }
     }
     assert!(failed.is_empty(), "{}", failed.join("; "));
@@ -132,5 +143,8 @@ fn detectors_on_the_independent_holdout_set() {
     let (m, rows) = measure("datasets/eval/defects_holdout.jsonl");
     assert!(rows >= 150, "{rows} rows");
     let (p, r, _) = m["defective"];
-    assert!(p >= FLOOR && r >= FLOOR, "defective: precision {p:.3}, recall {r:.3} (floor {FLOOR})");
+    assert!(
+        p >= FLOOR && r >= FLOOR,
+        "defective: precision {p:.3}, recall {r:.3} (floor {FLOOR})"
+    );
 }

@@ -178,12 +178,24 @@ fn evaluate_writes_every_file_with_every_system_and_metric() {
         .unwrap()
         .contains("charstyle_similarity_lo"));
     // Reader checks: fluency under the frozen base model, facts, defects, per output and per system.
-    for h in ["fluency NLL", "facts kept %", "negation flips %", "entity precision", "defective %", "cut off %", "defective Δ vs prompted"] {
+    for h in [
+        "fluency NLL",
+        "facts kept %",
+        "negation flips %",
+        "entity precision",
+        "defective %",
+        "cut off %",
+        "defective Δ vs prompted",
+    ] {
         assert!(md.contains(h), "no reader-check column {h}:\n{md}");
     }
     let rc = std::fs::read_to_string(out.join("reader_checks.csv")).unwrap();
     assert_eq!(rc.lines().count(), 3, "{rc}");
-    assert!(rc.lines().next().unwrap().contains("fluency_nll_minus_baseline_lo"));
+    assert!(rc
+        .lines()
+        .next()
+        .unwrap()
+        .contains("fluency_nll_minus_baseline_lo"));
     let lines: Vec<serde_json::Value> = std::fs::read_to_string(out.join("outputs.jsonl"))
         .unwrap()
         .lines()
@@ -191,7 +203,10 @@ fn evaluate_writes_every_file_with_every_system_and_metric() {
         .collect();
     for l in &lines {
         let r = &l["reader_checks"];
-        assert!(r["defective"].is_boolean() && r["defects"]["repetition"].is_boolean(), "{l}");
+        assert!(
+            r["defective"].is_boolean() && r["defects"]["repetition"].is_boolean(),
+            "{l}"
+        );
         // A text of 2+ tokens has a finite NLL; fewer tokens give null.
         if let Some(f) = r["fluency_nll"].as_f64() {
             assert!(f.is_finite() && f > 0.0, "{l}");
@@ -462,7 +477,13 @@ fn pairwise_judge_removes_position_bias_and_writes_a_review() {
         let (a, rest) = after_a.split_once("\n\nRewrite B:\n").unwrap();
         let b = rest.split("\n\nCompare A and B").next().unwrap();
         let (la, lb) = (a.chars().count(), b.chars().count());
-        let style = if la > lb { "A" } else if lb > la { "B" } else { "tie" };
+        let style = if la > lb {
+            "A"
+        } else if lb > la {
+            "B"
+        } else {
+            "tie"
+        };
         format!("style: {style}\nmeaning: A\nfluency: tie")
     });
     setup(
@@ -470,7 +491,11 @@ fn pairwise_judge_removes_position_bias_and_writes_a_review() {
         &format!("[judge]\nurl = \"{url}\"\nmodel = \"m\"\nbaseline = \"prompted\"\napi_key_env = \"STYLERL_TEST_NO_KEY\"\ntimeout_s = 20\npairwise = true\n"),
     );
     let run = evaluate(d, &[]);
-    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
     assert_eq!(server.join().unwrap(), 9);
     let out = d.join("results");
     let lines: Vec<serde_json::Value> = std::fs::read_to_string(out.join("outputs.jsonl"))
@@ -479,26 +504,43 @@ fn pairwise_judge_removes_position_bias_and_writes_a_review() {
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
     let len = |sys: &str, i: usize| {
-        lines.iter().find(|l| l["system"] == sys && l["index"] == i).unwrap()["output"]
+        lines
+            .iter()
+            .find(|l| l["system"] == sys && l["index"] == i)
+            .unwrap()["output"]
             .as_str()
             .unwrap()
             .chars()
             .count()
     };
-    let wins = (0..3).filter(|&i| len("trained", i) > len("prompted", i)).count() as u64;
-    let losses = (0..3).filter(|&i| len("trained", i) < len("prompted", i)).count() as u64;
+    let wins = (0..3)
+        .filter(|&i| len("trained", i) > len("prompted", i))
+        .count() as u64;
+    let losses = (0..3)
+        .filter(|&i| len("trained", i) < len("prompted", i))
+        .count() as u64;
     let rdir = out.join("judge_review/trained-vs-prompted");
     let score: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(rdir.join("score.json")).unwrap()).unwrap();
     let dim = |n: usize, k: &str| score["dimensions"][n][k].as_u64().unwrap();
     assert_eq!((dim(0, "wins"), dim(0, "losses")), (wins, losses));
-    assert_eq!((dim(1, "wins"), dim(1, "losses"), dim(1, "ties")), (0, 0, 3), "position bias must cancel");
+    assert_eq!(
+        (dim(1, "wins"), dim(1, "losses"), dim(1, "ties")),
+        (0, 0, 3),
+        "position bias must cancel"
+    );
     assert_eq!(dim(2, "ties"), 3);
     let md = std::fs::read_to_string(out.join("table.md")).unwrap();
     assert!(md.contains("| trained vs prompted |"), "{md}");
     let key = out.join("judge_review/trained-vs-prompted.key.json");
     let o = Command::new(env!("CARGO_BIN_EXE_stylerl"))
-        .args(["review", "score", "--key", key.to_str().unwrap(), "--verdicts"])
+        .args([
+            "review",
+            "score",
+            "--key",
+            key.to_str().unwrap(),
+            "--verdicts",
+        ])
         .arg(rdir.join("verdicts.jsonl"))
         .output()
         .unwrap();

@@ -311,9 +311,14 @@ fn fact_and_defect_guards_enter_the_total_only_when_on() {
     let broken = "Please park in bay 13 on Friday. Please park in bay 13 on Friday.";
     let enc: Arc<dyn SentenceEncoder> =
         Arc::from(stylerl::encoder::load_with("stylometric", &Default::default()).unwrap());
-    let refs = vec!["Once upon a time a snail dreamed.".to_string(), "The crows laughed.".into()];
+    let refs = vec![
+        "Once upon a time a snail dreamed.".to_string(),
+        "The crows laughed.".into(),
+    ];
     let off = RewardModel::with_encoder(&cfg_no_dropout(), enc.clone(), refs.clone()).unwrap();
-    let s0 = off.score_batch(&[ro(input, faithful), ro(input, broken)], 0).unwrap();
+    let s0 = off
+        .score_batch(&[ro(input, faithful), ro(input, broken)], 0)
+        .unwrap();
     for r in &s0.rewards {
         assert_eq!((r.r_facts, r.r_defects, r.r_fluency), (0.0, 0.0, 0.0));
     }
@@ -321,7 +326,9 @@ fn fact_and_defect_guards_enter_the_total_only_when_on() {
     c.facts.weight = 0.5;
     c.defects.weight = 2.0;
     let on = RewardModel::with_encoder(&c, enc, refs).unwrap();
-    let s1 = on.score_batch(&[ro(input, faithful), ro(input, broken)], 0).unwrap();
+    let s1 = on
+        .score_batch(&[ro(input, faithful), ro(input, broken)], 0)
+        .unwrap();
     assert_eq!((s1.rewards[0].r_facts, s1.rewards[0].r_defects), (0.0, 0.0));
     // bay 12 → 13 (a number changed) and the negation lost: two kinds; the repeated sentence loops.
     assert_eq!(s1.rewards[1].r_facts, -1.0);
@@ -355,19 +362,27 @@ fn fluency_guard_penalises_text_the_base_model_finds_unlikely() {
     let input = "We met at the station at noon and walked to the river.";
     let plain = "At noon we met at the station and walked down to the river.";
     let junk = "river noon the station walked we at met and to at the zzq qq";
-    let s = m.score_batch(&[ro(input, plain), ro(input, junk)], 0).unwrap();
-    let (model, tok, _) = stylerl::adapter::load::load_policy(&stylerl::adapter::load::ModelSection {
-        path: smol.clone(),
-        device: "cpu".into(),
-        dtype: "f32".into(),
-        adapters: vec![],
-    })
-    .unwrap();
-    let nll = |t: &str| stylerl::infer::scoring::mean_nll(&model, &[tok.encode(t, true).unwrap()], 1)[0].unwrap();
+    let s = m
+        .score_batch(&[ro(input, plain), ro(input, junk)], 0)
+        .unwrap();
+    let (model, tok, _) =
+        stylerl::adapter::load::load_policy(&stylerl::adapter::load::ModelSection {
+            path: smol.clone(),
+            device: "cpu".into(),
+            dtype: "f32".into(),
+            adapters: vec![],
+        })
+        .unwrap();
+    let nll = |t: &str| {
+        stylerl::infer::scoring::mean_nll(&model, &[tok.encode(t, true).unwrap()], 1)[0].unwrap()
+    };
     let (d_plain, d_junk) = (nll(plain) - nll(input), nll(junk) - nll(input));
     close(s.rewards[0].fluency_delta.unwrap(), d_plain);
     close(s.rewards[1].fluency_delta.unwrap(), d_junk);
-    assert!(d_junk > 1.0, "gibberish should be far less likely: Δ {d_junk}");
+    assert!(
+        d_junk > 1.0,
+        "gibberish should be far less likely: Δ {d_junk}"
+    );
     close(s.rewards[1].r_fluency, -2.0 * (d_junk - 0.5));
     assert_eq!(s.rewards[0].r_fluency, -2.0 * (d_plain - 0.5).max(0.0));
 }

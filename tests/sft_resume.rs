@@ -102,12 +102,18 @@ fn interrupted_runs_stop_at_a_step_boundary_and_resume() {
     }
     let d = workspace();
     let cases = [
-        ("sft", config(d.path(), "int-sft", "max_steps = 300"), libc_sig::SIGINT),
+        (
+            "sft",
+            config(d.path(), "int-sft", "max_steps = 300"),
+            libc_sig::SIGINT,
+        ),
         ("grpo", grpo_config(d.path(), "int-grpo"), libc_sig::SIGTERM),
     ];
     for (cmd, cfg, sig) in cases {
         // Long enough that the signal lands mid-run.
-        let text = std::fs::read_to_string(&cfg).unwrap().replace("\nsteps = 1\n", "\nsteps = 40\n");
+        let text = std::fs::read_to_string(&cfg)
+            .unwrap()
+            .replace("\nsteps = 1\n", "\nsteps = 40\n");
         std::fs::write(&cfg, &text).unwrap();
         let out_dir = text
             .lines()
@@ -126,8 +132,12 @@ fn interrupted_runs_stop_at_a_step_boundary_and_resume() {
         // Signal once the first step's metrics line is written (training is under way).
         let m = out_dir.join("metrics.jsonl");
         let t0 = Instant::now();
-        while !std::fs::read_to_string(&m).is_ok_and(|t| t.lines().any(|l| l.contains("\"loss\""))) {
-            assert!(t0.elapsed() < Duration::from_secs(300), "{cmd}: no step within 300 s");
+        while !std::fs::read_to_string(&m).is_ok_and(|t| t.lines().any(|l| l.contains("\"loss\"")))
+        {
+            assert!(
+                t0.elapsed() < Duration::from_secs(300),
+                "{cmd}: no step within 300 s"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
         let kill = std::process::Command::new("kill")
@@ -137,20 +147,40 @@ fn interrupted_runs_stop_at_a_step_boundary_and_resume() {
             .unwrap();
         assert!(kill.success());
         let o = child.wait_with_output().unwrap();
-        assert_eq!(o.status.code(), Some(128 + sig), "{cmd}: {}", String::from_utf8_lossy(&o.stderr));
+        assert_eq!(
+            o.status.code(),
+            Some(128 + sig),
+            "{cmd}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
         let err = String::from_utf8_lossy(&o.stderr).to_string();
         let line = err.lines().last().unwrap_or_default().to_string();
-        assert!(line.contains("interrupted at step") && line.contains("--resume"), "{cmd}: {err}");
-        assert!(!err.contains("panicked") && !err.contains("backtrace"), "{cmd}: {err}");
-        assert!(!out_dir.join("adapter").exists(), "{cmd}: an adapter was written");
+        assert!(
+            line.contains("interrupted at step") && line.contains("--resume"),
+            "{cmd}: {err}"
+        );
+        assert!(
+            !err.contains("panicked") && !err.contains("backtrace"),
+            "{cmd}: {err}"
+        );
+        assert!(
+            !out_dir.join("adapter").exists(),
+            "{cmd}: an adapter was written"
+        );
         let step: u64 = line
             .split("interrupted at step ")
             .nth(1)
             .and_then(|s| s.split_whitespace().next())
             .and_then(|s| s.parse().ok())
             .unwrap();
-        let ck = stylerl::train::checkpoint::latest(&out_dir.join("checkpoints")).unwrap().unwrap();
-        assert_eq!(stylerl::train::checkpoint::read_state(&ck).unwrap().step, step, "{cmd}");
+        let ck = stylerl::train::checkpoint::latest(&out_dir.join("checkpoints"))
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            stylerl::train::checkpoint::read_state(&ck).unwrap().step,
+            step,
+            "{cmd}"
+        );
         let o = bin()
             .arg(cmd)
             .arg("--config")
@@ -159,8 +189,15 @@ fn interrupted_runs_stop_at_a_step_boundary_and_resume() {
             .env("STYLERL_PROGRESS", "0")
             .output()
             .unwrap();
-        assert!(o.status.success(), "{cmd} resume: {}", String::from_utf8_lossy(&o.stderr));
-        assert!(out_dir.join("adapter/adapter_model.safetensors").exists(), "{cmd}");
+        assert!(
+            o.status.success(),
+            "{cmd} resume: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        assert!(
+            out_dir.join("adapter/adapter_model.safetensors").exists(),
+            "{cmd}"
+        );
     }
 }
 

@@ -17,7 +17,11 @@ fn train_style(args: &[&str]) -> Output {
 }
 
 fn one_error_line(o: &Output) -> String {
-    assert!(!o.status.success(), "expected a failure: {}", String::from_utf8_lossy(&o.stdout));
+    assert!(
+        !o.status.success(),
+        "expected a failure: {}",
+        String::from_utf8_lossy(&o.stdout)
+    );
     let err = String::from_utf8_lossy(&o.stderr).to_string();
     let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
     assert_eq!(lines.len(), 1, "one error line expected: {err}");
@@ -33,22 +37,53 @@ fn one_command_trains_and_evaluates_a_users_style() {
     let d = tempfile::tempdir().unwrap();
     let p = |x: &str| d.path().join(x).display().to_string();
     common::tiny_llama(&d.path().join("tiny"), 3);
-    let mine = "I write short lines. Then I stop. The sea was grey today! Was it cold? Of course it was. \
+    let mine =
+        "I write short lines. Then I stop. The sea was grey today! Was it cold? Of course it was. \
                 My dog ran ahead. I followed, slowly. We came home at dusk. Tea, then bed.";
     std::fs::write(p("mine.txt"), mine).unwrap();
-    let sets = ["--set", "grpo.steps=1", "--set", "grpo.prompts_per_step=1", "--set", "grpo.num_generations=2",
-        "--set", "grpo.max_completion_length=6", "--set", "reward.length.max_completion_length=6"];
+    let sets = [
+        "--set",
+        "grpo.steps=1",
+        "--set",
+        "grpo.prompts_per_step=1",
+        "--set",
+        "grpo.num_generations=2",
+        "--set",
+        "grpo.max_completion_length=6",
+        "--set",
+        "reward.length.max_completion_length=6",
+    ];
     let (out, mine_p, tiny) = (p("me"), p("mine.txt"), p("tiny"));
-    let mut args = vec!["--reference", &mine_p[..], "--warmup", &tiny[..], "--out", &out[..], "--eval-limit", "3"];
+    let mut args = vec![
+        "--reference",
+        &mine_p[..],
+        "--warmup",
+        &tiny[..],
+        "--out",
+        &out[..],
+        "--eval-limit",
+        "3",
+    ];
     args.extend(sets);
     let o = train_style(&args);
     let stdout = String::from_utf8_lossy(&o.stdout);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    assert!(Path::new(&out).join("grpo/adapter/adapter_model.safetensors").exists());
+    assert!(Path::new(&out)
+        .join("grpo/adapter/adapter_model.safetensors")
+        .exists());
     assert!(Path::new(&out).join("eval/table.md").exists());
-    assert!(stdout.contains("| warmup") && stdout.contains("| style"), "{stdout}");
-    assert!(stdout.contains("Three rewrites") && stdout.contains("your style:"), "{stdout}");
-    assert!(stdout.contains(&format!("stylerl rewrite --run {out}/grpo")), "{stdout}");
+    assert!(
+        stdout.contains("| warmup") && stdout.contains("| style"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("Three rewrites") && stdout.contains("your style:"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(&format!("stylerl rewrite --run {out}/grpo")),
+        "{stdout}"
+    );
     // The same --out again without --resume: refused, nothing changed.
     let e = one_error_line(&train_style(&args));
     assert!(e.contains("--resume"), "{e}");
@@ -69,7 +104,14 @@ fn one_command_trains_and_evaluates_a_users_style() {
         (p("mine.txt"), Some(p("missing.jsonl")), "--inputs"),
     ] {
         let fresh = p("fresh");
-        let mut a = vec!["--reference", &refp[..], "--warmup", &tiny[..], "--out", &fresh[..]];
+        let mut a = vec![
+            "--reference",
+            &refp[..],
+            "--warmup",
+            &tiny[..],
+            "--out",
+            &fresh[..],
+        ];
         let inp;
         if let Some(i) = inputs {
             inp = i;

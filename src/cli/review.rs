@@ -104,10 +104,22 @@ fn make(a: &MakeArgs) -> Result<()> {
     // index → (input, output per system)
     let mut rows: BTreeMap<usize, (String, [Option<String>; 2])> = BTreeMap::new();
     let mut seen_systems = std::collections::BTreeSet::new();
-    for (n, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+    for (n, line) in text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+    {
         let v: serde_json::Value = serde_json::from_str(line)
             .with_context(|| format!("{} line {}: not JSON", a.outputs.display(), n + 1))?;
-        let get = |k: &str| v.get(k).with_context(|| format!("{} line {}: no '{k}' field (is it an evaluation's outputs.jsonl?)", a.outputs.display(), n + 1));
+        let get = |k: &str| {
+            v.get(k).with_context(|| {
+                format!(
+                    "{} line {}: no '{k}' field (is it an evaluation's outputs.jsonl?)",
+                    a.outputs.display(),
+                    n + 1
+                )
+            })
+        };
         let sys = get("system")?.as_str().unwrap_or_default().to_string();
         let index = get("index")?.as_u64().context("index must be a number")? as usize;
         let input = get("input")?.as_str().unwrap_or_default().to_string();
@@ -121,13 +133,22 @@ fn make(a: &MakeArgs) -> Result<()> {
     for n in &names {
         if !seen_systems.contains(*n) {
             let all: Vec<&str> = seen_systems.iter().map(|s| s.as_str()).collect();
-            bail!("system '{n}' is not in {} (it has: {})", a.outputs.display(), all.join(", "));
+            bail!(
+                "system '{n}' is not in {} (it has: {})",
+                a.outputs.display(),
+                all.join(", ")
+            );
         }
     }
     let mut pairs: Vec<Pair> = rows
         .into_iter()
         .filter_map(|(index, (input, [f, s]))| {
-            Some(Pair { index, input, first: f?, second: s? })
+            Some(Pair {
+                index,
+                input,
+                first: f?,
+                second: s?,
+            })
         })
         .collect();
     if let Some(l) = a.limit {
@@ -140,7 +161,10 @@ fn make(a: &MakeArgs) -> Result<()> {
             .collect(),
         None => Vec::new(),
     };
-    let title = format!("Blind review: which rewrite is better? ({} items)", pairs.len());
+    let title = format!(
+        "Blind review: which rewrite is better? ({} items)",
+        pairs.len()
+    );
     let (sheet, key) = review::make(&title, (names[0], names[1]), &pairs, excerpt, a.seed)?;
     let key_path = a.key.clone().unwrap_or_else(|| {
         let mut p = a.out.clone().into_os_string();
@@ -148,13 +172,17 @@ fn make(a: &MakeArgs) -> Result<()> {
         PathBuf::from(p)
     });
     if key_path.starts_with(&a.out) {
-        bail!("--key {} is inside --out: keep the key apart from what the reader gets", key_path.display());
+        bail!(
+            "--key {} is inside --out: keep the key apart from what the reader gets",
+            key_path.display()
+        );
     }
     let files = ["sheet.html", "sheet.md", "sheet.json"].map(|f| a.out.join(f));
     let mut all: Vec<&Path> = files.iter().map(|p| p.as_path()).collect();
     all.push(&key_path);
     refuse_existing(&all, a.force)?;
-    std::fs::create_dir_all(&a.out).with_context(|| format!("cannot create {}", a.out.display()))?;
+    std::fs::create_dir_all(&a.out)
+        .with_context(|| format!("cannot create {}", a.out.display()))?;
     let w = |p: &Path, s: &str| crate::util::write_atomic(p, s.as_bytes());
     w(&files[0], &review::page(&sheet)?)?;
     w(&files[1], &review::sheet_markdown(&sheet))?;
@@ -175,8 +203,12 @@ fn make(a: &MakeArgs) -> Result<()> {
 }
 
 fn score(a: &ScoreArgs) -> Result<()> {
-    let key: Key = serde_json::from_str(&read(&a.key, "--key")?)
-        .with_context(|| format!("--key {}: not a review key (made by `stylerl review make`)", a.key.display()))?;
+    let key: Key = serde_json::from_str(&read(&a.key, "--key")?).with_context(|| {
+        format!(
+            "--key {}: not a review key (made by `stylerl review make`)",
+            a.key.display()
+        )
+    })?;
     let text = read(&a.verdicts, "--verdicts")?;
     let verdicts: Vec<Verdict> = text
         .lines()
@@ -185,7 +217,8 @@ fn score(a: &ScoreArgs) -> Result<()> {
         .map(|(n, l)| review::parse_verdict(l, n + 1, &key.sheet_id))
         .collect::<Result<_>>()
         .with_context(|| format!("--verdicts {}", a.verdicts.display()))?;
-    let s = review::score(&key, &verdicts).with_context(|| format!("--verdicts {}", a.verdicts.display()))?;
+    let s = review::score(&key, &verdicts)
+        .with_context(|| format!("--verdicts {}", a.verdicts.display()))?;
     if let Some(p) = &a.json {
         refuse_existing(&[p], a.force)?;
     }
@@ -204,7 +237,10 @@ fn score(a: &ScoreArgs) -> Result<()> {
             (Some(w), Some(lo), Some(hi)) => format!("{w:.2} [{lo:.2}, {hi:.2}]"),
             _ => "n/a (all ties)".into(),
         };
-        println!("| {} | {} | {} | {} | {} | {:.3} |", d.dimension, d.wins, d.losses, d.ties, share, d.sign_test_p);
+        println!(
+            "| {} | {} | {} | {} | {} | {:.3} |",
+            d.dimension, d.wins, d.losses, d.ties, share, d.sign_test_p
+        );
     }
     for (sys, p) in &s.defective_percent {
         println!("reader marked {sys} seriously defective in {p:.1} % of items");

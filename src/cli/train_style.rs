@@ -61,7 +61,10 @@ pub fn run(a: &TrainStyleArgs) -> Result<()> {
         .with_context(|| format!("--reference {}: cannot read it", a.reference.display()))?;
     let n = crate::text::sentences(&text).len();
     if n == 0 {
-        bail!("--reference {} is empty: give a text file of your own writing", a.reference.display());
+        bail!(
+            "--reference {} is empty: give a text file of your own writing",
+            a.reference.display()
+        );
     }
     if n < MIN_REFERENCE_SENTENCES {
         bail!(
@@ -70,7 +73,8 @@ pub fn run(a: &TrainStyleArgs) -> Result<()> {
         );
     }
     for (flag, p) in [("--inputs", &a.inputs), ("--heldout", &a.heldout)] {
-        let t = crate::data::load_texts(p, Some("text")).with_context(|| format!("{flag} {}", p.display()))?;
+        let t = crate::data::load_texts(p, Some("text"))
+            .with_context(|| format!("{flag} {}", p.display()))?;
         if t.is_empty() {
             bail!("{flag} {} holds no texts", p.display());
         }
@@ -119,30 +123,51 @@ pub fn run(a: &TrainStyleArgs) -> Result<()> {
 
     // 2. The stages; each skipped when its result is already there (a resumed run).
     let report = super::console::Console;
-    std::fs::create_dir_all(&a.out).with_context(|| format!("cannot create {}", a.out.display()))?;
+    std::fs::create_dir_all(&a.out)
+        .with_context(|| format!("cannot create {}", a.out.display()))?;
     if let Some(c) = &sft {
         if !warmup.join("config.json").is_file() {
-            eprintln!("[train-style] warm-up: training {} (no warm-up found at {DEMO_WARMUP})", s(&c.out_dir));
+            eprintln!(
+                "[train-style] warm-up: training {} (no warm-up found at {DEMO_WARMUP})",
+                s(&c.out_dir)
+            );
             let resume = c.out_dir.join("checkpoints").is_dir();
             crate::train::sft::train_with(c, resume, false, &report)?;
         }
     } else {
         eprintln!("[train-style] warm-up: reusing {}", s(&warmup));
     }
-    if grpo.out_dir.join("adapter/adapter_model.safetensors").is_file() {
-        eprintln!("[train-style] style: {} is trained already", s(&grpo.out_dir));
+    if grpo
+        .out_dir
+        .join("adapter/adapter_model.safetensors")
+        .is_file()
+    {
+        eprintln!(
+            "[train-style] style: {} is trained already",
+            s(&grpo.out_dir)
+        );
     } else {
-        eprintln!("[train-style] style: GRPO with style reward dropout against {} ({} steps)", s(&a.reference), grpo.grpo.steps);
+        eprintln!(
+            "[train-style] style: GRPO with style reward dropout against {} ({} steps)",
+            s(&a.reference),
+            grpo.grpo.steps
+        );
         let resume = grpo.out_dir.join("checkpoints").is_dir();
         crate::train::grpo::train_with(&grpo, resume, false, &report)?;
     }
-    eprintln!("[train-style] evaluation: warm-up vs your style on {}", s(&a.heldout));
+    eprintln!(
+        "[train-style] evaluation: warm-up vs your style on {}",
+        s(&a.heldout)
+    );
     let r = crate::eval::evaluate::evaluate(&eval)?;
 
     // 3. What it gives: the table, three rewrites side by side, and how to use it.
     print!("{}", r.markdown);
     let out = std::fs::read_to_string(r.out_dir.join("outputs.jsonl"))?;
-    let rows: Vec<serde_json::Value> = out.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
+    let rows: Vec<serde_json::Value> = out
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
     let get = |sys: &str, i: u64| {
         rows.iter()
             .find(|v| v["system"] == sys && v["index"] == i)
@@ -152,9 +177,16 @@ pub fn run(a: &TrainStyleArgs) -> Result<()> {
     };
     println!("\nThree rewrites (input / warm-up / your style):");
     for i in 0..3u64 {
-        let input = rows.iter().find(|v| v["index"] == i).and_then(|v| v["input"].as_str());
+        let input = rows
+            .iter()
+            .find(|v| v["index"] == i)
+            .and_then(|v| v["input"].as_str());
         if let Some(input) = input {
-            println!("\n  input:      {input}\n  warm-up:    {}\n  your style: {}", get("warmup", i), get("style", i));
+            println!(
+                "\n  input:      {input}\n  warm-up:    {}\n  your style: {}",
+                get("warmup", i),
+                get("style", i)
+            );
         }
     }
     println!(
@@ -189,5 +221,6 @@ fn eval_config(a: &TrainStyleArgs, warmup: &Path) -> Result<EvalConfig> {
     if let Some(l) = a.eval_limit {
         set.push(format!("data.limit={l}"));
     }
-    crate::config::parse(&text, &set).context("the evaluation config built from configs/demo/evaluate.toml")
+    crate::config::parse(&text, &set)
+        .context("the evaluation config built from configs/demo/evaluate.toml")
 }

@@ -22,7 +22,6 @@ use super::prompts::{pick_examples, user_turns};
 use super::quality;
 use super::quality_table;
 use super::table::{self, TableOptions};
-use crate::text::defects::ReferenceRuns;
 use crate::adapter::attach as adapters;
 use crate::adapter::load::load_policy;
 use crate::encoder::{EncoderOptions, SentenceEncoder};
@@ -32,6 +31,7 @@ use crate::model::chat::ChatMessage;
 use crate::reward::meaning::meaning_kept;
 use crate::reward::style::{StyleScorer, TextStyle};
 use crate::reward::RewardModel;
+use crate::text::defects::ReferenceRuns;
 use anyhow::{bail, Context, Result};
 use serde_json::{json, Value};
 use std::path::PathBuf;
@@ -165,7 +165,14 @@ pub fn evaluate(cfg: &EvalConfig) -> Result<Report> {
             judge,
         );
         let checked: Vec<quality::Checked> = (0..inputs.len())
-            .map(|i| quality::check(&inputs[i], &g.texts[i], &ref_runs, Some(g.stopped_at_eos[i])))
+            .map(|i| {
+                quality::check(
+                    &inputs[i],
+                    &g.texts[i],
+                    &ref_runs,
+                    Some(g.stopped_at_eos[i]),
+                )
+            })
             .collect();
         let fl = fluency
             .as_ref()
@@ -294,7 +301,11 @@ struct Fluency {
 /// Scores every text with `[fluency] model` (no adapters; the text alone, tokenized as
 /// transformers' `tokenizer(text)` does); `None` when no fluency model is configured. A
 /// non-finite score means broken weights: one error naming the model.
-fn score_fluency(cfg: &EvalConfig, inputs: &[String], generated: &[Generated]) -> Result<Option<Fluency>> {
+fn score_fluency(
+    cfg: &EvalConfig,
+    inputs: &[String],
+    generated: &[Generated],
+) -> Result<Option<Fluency>> {
     let Some(path) = cfg.fluency.resolved() else {
         return Ok(None);
     };
@@ -400,8 +411,14 @@ fn judge_all(
                 Ok(md) => pairwise_md.push_str(&md),
                 Err(e) => {
                     let msg = format!("{e:#}");
-                    eprintln!("warning: pairwise judge failed for system '{}': {msg}", row.name);
-                    failure.get_or_insert(format!("pairwise judge failed for system '{}': {msg}", row.name));
+                    eprintln!(
+                        "warning: pairwise judge failed for system '{}': {msg}",
+                        row.name
+                    );
+                    failure.get_or_insert(format!(
+                        "pairwise judge failed for system '{}': {msg}",
+                        row.name
+                    ));
                 }
             }
         }
@@ -432,7 +449,10 @@ fn pairwise_review(
         })
         .collect();
     let excerpt = refs.iter().take(6).cloned().collect();
-    let title = format!("LLM judge: which rewrite is better? ({} items)", pairs.len());
+    let title = format!(
+        "LLM judge: which rewrite is better? ({} items)",
+        pairs.len()
+    );
     let (sheet, key) = review::make(&title, (sys, base), &pairs, excerpt, cfg.judge.seed)?;
     let verdicts: Vec<review::Verdict> = key
         .items
@@ -448,12 +468,18 @@ fn pairwise_review(
         })
         .collect();
     let score = review::score(&key, &verdicts)?;
-    let dir = cfg.out_dir().join("judge_review").join(format!("{sys}-vs-{base}"));
+    let dir = cfg
+        .out_dir()
+        .join("judge_review")
+        .join(format!("{sys}-vs-{base}"));
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let w = |f: &str, t: &str| crate::util::write_atomic(&dir.join(f), t.as_bytes());
     w("sheet.html", &review::page(&sheet)?)?;
     w("sheet.json", &serde_json::to_string_pretty(&sheet)?)?;
-    let lines: Vec<String> = verdicts.iter().map(|v| review::verdict_line(&sheet.sheet_id, v)).collect();
+    let lines: Vec<String> = verdicts
+        .iter()
+        .map(|v| review::verdict_line(&sheet.sheet_id, v))
+        .collect();
     w("verdicts.jsonl", &(lines.join("\n") + "\n"))?;
     w("score.json", &serde_json::to_string_pretty(&score)?)?;
     let key_path = dir.with_extension("key.json");
@@ -462,8 +488,14 @@ fn pairwise_review(
         .dimensions
         .iter()
         .map(|d| {
-            let share = d.win_share.map(|w| format!("{w:.2}")).unwrap_or_else(|| "n/a".into());
-            format!("{} / {} / {} (share {share}, p {:.3})", d.wins, d.losses, d.ties, d.sign_test_p)
+            let share = d
+                .win_share
+                .map(|w| format!("{w:.2}"))
+                .unwrap_or_else(|| "n/a".into());
+            format!(
+                "{} / {} / {} (share {share}, p {:.3})",
+                d.wins, d.losses, d.ties, d.sign_test_p
+            )
         })
         .collect();
     Ok(format!("| {sys} vs {base} | {} |\n", cells.join(" | ")))

@@ -248,8 +248,11 @@ impl Judge {
         }
         // A bounded read: an endless or huge body is an error, not a hang.
         let mut buf = Vec::new();
-        std::io::Read::read_to_end(&mut std::io::Read::take(r.into_reader(), MAX_BODY + 1), &mut buf)
-            .with_context(|| format!("reading the answer of {}", self.endpoint))?;
+        std::io::Read::read_to_end(
+            &mut std::io::Read::take(r.into_reader(), MAX_BODY + 1),
+            &mut buf,
+        )
+        .with_context(|| format!("reading the answer of {}", self.endpoint))?;
         if buf.len() as u64 > MAX_BODY {
             bail!("judge answer is over {MAX_BODY} bytes: check judge.url");
         }
@@ -288,7 +291,10 @@ impl Judge {
                     .complete(PAIRWISE_INSTRUCTION, &prompt)
                     .with_context(|| format!("judge item {n}"))?;
                 let c = parse_three(&text).with_context(|| {
-                    format!("judge item {n}: answered '{}', expected three lines 'style: A|B|tie' …", text.trim())
+                    format!(
+                        "judge item {n}: answered '{}', expected three lines 'style: A|B|tie' …",
+                        text.trim()
+                    )
                 })?;
                 per_order.push(c.map(|x| match (x, system_first) {
                     (None, _) => Outcome::Tie,
@@ -332,9 +338,12 @@ pub enum Outcome {
 pub fn parse_three(text: &str) -> Option<[Option<char>; 3]> {
     let mut out = [None; 3];
     for (d, name) in ["style", "meaning", "fluency"].iter().enumerate() {
-        let line = text
-            .lines()
-            .find(|l| l.trim().trim_start_matches(['*', '-', ' ']).to_lowercase().starts_with(name))?;
+        let line = text.lines().find(|l| {
+            l.trim()
+                .trim_start_matches(['*', '-', ' '])
+                .to_lowercase()
+                .starts_with(name)
+        })?;
         let rest = line.split_once(':')?.1;
         let word = rest
             .split(|c: char| !c.is_ascii_alphanumeric())

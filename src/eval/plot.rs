@@ -109,7 +109,8 @@ pub fn plot_series(series: &BTreeMap<String, Vec<(f64, f64)>>, out: &Path) -> Re
                     // drawn line is a term that counted (and is named in the legend).
                     .filter(|k| {
                         series.get(*k).is_some_and(|s| {
-                            !s.is_empty() && (!k.starts_with("rewards/") || s.iter().any(|p| p.1 != 0.0))
+                            !s.is_empty()
+                                && (!k.starts_with("rewards/") || s.iter().any(|p| p.1 != 0.0))
                         })
                     })
                     .collect::<Vec<_>>(),

@@ -58,7 +58,12 @@ pub fn entity_precision_recall(input: &str, output: &str) -> (Option<f64>, Optio
 }
 
 /// The reader checks of one output.
-pub fn check(input: &str, output: &str, refs: &ReferenceRuns, stopped_at_eos: Option<bool>) -> Checked {
+pub fn check(
+    input: &str,
+    output: &str,
+    refs: &ReferenceRuns,
+    stopped_at_eos: Option<bool>,
+) -> Checked {
     let (p, r) = entity_precision_recall(input, output);
     Checked {
         facts: check_facts(input, output),
@@ -86,10 +91,19 @@ pub fn series(
         out.push((qkeys::INPUT_FLUENCY, i.to_vec()));
     }
     out.extend([
-        (qkeys::FACTS_KEPT, col(&|c| c.facts.kept_share().map(|x| 100.0 * x))),
-        (qkeys::FACTS_INVENTED, col(&|c| pct(c.facts.number_invented()))),
+        (
+            qkeys::FACTS_KEPT,
+            col(&|c| c.facts.kept_share().map(|x| 100.0 * x)),
+        ),
+        (
+            qkeys::FACTS_INVENTED,
+            col(&|c| pct(c.facts.number_invented())),
+        ),
         (qkeys::NEGATION_FLIP, col(&|c| pct(c.facts.negation_flip()))),
-        (qkeys::NAMES_INVENTED, col(&|c| pct(c.facts.name_invented()))),
+        (
+            qkeys::NAMES_INVENTED,
+            col(&|c| pct(c.facts.name_invented())),
+        ),
         (qkeys::ENTITY_PRECISION, col(&|c| c.entity_precision)),
         (qkeys::ENTITY_RECALL, col(&|c| c.entity_recall)),
         (qkeys::REPETITION, col(&|c| pct(c.defects.repetition))),

@@ -30,7 +30,11 @@ fn table(head: Vec<String>, body: Vec<Vec<String>>) -> String {
 }
 
 /// The two reader-check tables with their legends; empty when no row has reader checks.
-pub fn markdown(rows: &[SystemMetrics], baseline: Option<&str>, fluency_model: Option<&str>) -> String {
+pub fn markdown(
+    rows: &[SystemMetrics],
+    baseline: Option<&str>,
+    fluency_model: Option<&str>,
+) -> String {
     if rows.iter().all(|m| !m.intervals.contains_key(q::DEFECTIVE)) {
         return String::new();
     }
@@ -69,7 +73,11 @@ pub fn markdown(rows: &[SystemMetrics], baseline: Option<&str>, fluency_model: O
         if baseline.is_some() {
             r.push(delta(m, q::FLUENCY, 3));
         }
-        r.extend(FACTS.iter().map(|(k, _, d)| cell(m.intervals.get(*k), *d, false)));
+        r.extend(
+            FACTS
+                .iter()
+                .map(|(k, _, d)| cell(m.intervals.get(*k), *d, false)),
+        );
         body.push(r);
     }
     let fl = match fluency_model {
@@ -90,7 +98,11 @@ pub fn markdown(rows: &[SystemMetrics], baseline: Option<&str>, fluency_model: O
         .iter()
         .map(|m| {
             let mut r = vec![m.name.clone()];
-            r.extend(DEFECTS.iter().map(|(k, _)| cell(m.intervals.get(*k), 1, false)));
+            r.extend(
+                DEFECTS
+                    .iter()
+                    .map(|(k, _)| cell(m.intervals.get(*k), 1, false)),
+            );
             if baseline.is_some() {
                 r.push(delta(m, q::DEFECTIVE, 1));
             }
@@ -128,7 +140,14 @@ pub fn csv(rows: &[SystemMetrics]) -> Result<String> {
     let mut w = csv::Writer::from_writer(Vec::new());
     let mut head = vec!["system".to_string()];
     for k in CSV_KEYS {
-        for s in ["", "_lo", "_hi", "_minus_baseline", "_minus_baseline_lo", "_minus_baseline_hi"] {
+        for s in [
+            "",
+            "_lo",
+            "_hi",
+            "_minus_baseline",
+            "_minus_baseline_lo",
+            "_minus_baseline_hi",
+        ] {
             head.push(format!("{k}{s}"));
         }
     }

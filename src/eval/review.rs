@@ -156,8 +156,8 @@ pub struct Verdict {
 
 /// Parses one verdict JSON line; errors name the line and the field.
 pub fn parse_verdict(line: &str, lineno: usize, sheet_id: &str) -> Result<Verdict> {
-    let v: serde_json::Value = serde_json::from_str(line)
-        .with_context(|| format!("verdicts line {lineno}: not JSON"))?;
+    let v: serde_json::Value =
+        serde_json::from_str(line).with_context(|| format!("verdicts line {lineno}: not JSON"))?;
     let field = |k: &str| -> Result<&str> {
         v.get(k)
             .and_then(|x| x.as_str())
@@ -336,7 +336,10 @@ mod tests {
         // 2 of 10: 2 · (1 + 10 + 45) / 1024.
         assert!((sign_test(2, 10) - 112.0 / 1024.0).abs() < 1e-12);
         let (lo, hi) = wilson(8, 10).unwrap();
-        assert!((lo - 0.4902).abs() < 1e-3 && (hi - 0.9433).abs() < 1e-3, "{lo} {hi}");
+        assert!(
+            (lo - 0.4902).abs() < 1e-3 && (hi - 0.9433).abs() < 1e-3,
+            "{lo} {hi}"
+        );
     }
 }
 

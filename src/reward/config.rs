@@ -401,7 +401,10 @@ impl RewardConfig {
         finite_nonneg("fluency.weight", self.fluency.weight)?;
         finite_nonneg("fluency.margin", self.fluency.margin)?;
         if !(1..=256).contains(&self.fluency.batch_size) {
-            bail!("reward.fluency.batch_size = {}: use 1 to 256", self.fluency.batch_size);
+            bail!(
+                "reward.fluency.batch_size = {}: use 1 to 256",
+                self.fluency.batch_size
+            );
         }
         if self.fluency.weight > 0.0 && self.fluency.model.trim().is_empty() {
             bail!("reward.fluency.model is empty: give the frozen base model directory");

@@ -24,8 +24,8 @@ impl FluencyScorer {
             dtype: "f32".into(),
             adapters: Vec::new(),
         };
-        let (model, tok, _) = load_policy(&section)
-            .with_context(|| format!("reward.fluency.model '{path}'"))?;
+        let (model, tok, _) =
+            load_policy(&section).with_context(|| format!("reward.fluency.model '{path}'"))?;
         Ok(FluencyScorer {
             model,
             tok,
@@ -57,7 +57,11 @@ impl FluencyScorer {
             .inputs
             .lock()
             .map_err(|_| anyhow::anyhow!("fluency cache poisoned"))?;
-        let mut new: Vec<&str> = texts.iter().copied().filter(|t| !cache.contains_key(*t)).collect();
+        let mut new: Vec<&str> = texts
+            .iter()
+            .copied()
+            .filter(|t| !cache.contains_key(*t))
+            .collect();
         new.sort_unstable();
         new.dedup();
         if !new.is_empty() {

@@ -95,14 +95,27 @@ mod tests {
         let on = FactsConfig { weight: 0.5 };
         let clean = check_facts("Bay 12 is free on Friday.", "On Friday, bay 12 is free.");
         assert_eq!(r_facts(&on, &clean), 0.0);
-        let broken = check_facts("Please don't park in bay 12 on Friday.", "Please park in bay 13 on Friday with Tomasz Wren.");
+        let broken = check_facts(
+            "Please don't park in bay 12 on Friday.",
+            "Please park in bay 13 on Friday with Tomasz Wren.",
+        );
         assert_eq!(r_facts(&on, &broken), -1.5, "{broken:?}");
         assert_eq!(r_facts(&FactsConfig::default(), &broken), 0.0);
-        let d = Defects { repetition: true, ..Default::default() };
+        let d = Defects {
+            repetition: true,
+            ..Default::default()
+        };
         assert_eq!(r_defects(&DefectsConfig { weight: 2.0 }, &d), -2.0);
-        let cut = Defects { truncated: true, ..Default::default() };
+        let cut = Defects {
+            truncated: true,
+            ..Default::default()
+        };
         assert_eq!(r_defects(&DefectsConfig { weight: 2.0 }, &cut), 0.0);
-        let f = FluencyConfig { weight: 1.0, margin: 0.5, ..Default::default() };
+        let f = FluencyConfig {
+            weight: 1.0,
+            margin: 0.5,
+            ..Default::default()
+        };
         assert_eq!(r_fluency(&f, Some(4.0), Some(3.8)), 0.0);
         assert!((r_fluency(&f, Some(5.0), Some(3.5)) + 1.0).abs() < 1e-12);
         assert_eq!(r_fluency(&f, None, Some(3.5)), 0.0);

@@ -488,7 +488,8 @@ impl RewardModel {
             let r_rw = r_rewrite(&self.cfg.rewrite, edit);
             let r_mn = meaning_cos.map_or(0.0, |c| r_meaning(&self.cfg.meaning, c));
             let facts = crate::text::facts::check_facts(ro.input, ro.output);
-            let defects = crate::text::defects::find_defects(ro.input, ro.output, &self.reference_runs, None);
+            let defects =
+                crate::text::defects::find_defects(ro.input, ro.output, &self.reference_runs, None);
             let r_fa = super::guards::r_facts(&self.cfg.facts, &facts);
             let r_de = super::guards::r_defects(&self.cfg.defects, &defects);
             let r_fl = super::guards::r_fluency(&self.cfg.fluency, fl_out[i], fl_in[i]);

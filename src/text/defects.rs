@@ -89,7 +89,13 @@ pub fn repetition(input: &str, output: &str) -> bool {
             .collect()
     };
     let (d_out, d_in) = (doubled(&w), doubled(&wi));
-    d_out.iter().any(|x| !d_in.contains(x) && !matches!(x.as_str(), "very" | "so" | "really" | "ha" | "no" | "bye" | "that" | "had"))
+    d_out.iter().any(|x| {
+        !d_in.contains(x)
+            && !matches!(
+                x.as_str(),
+                "very" | "so" | "really" | "ha" | "no" | "bye" | "that" | "had"
+            )
+    })
 }
 
 fn assistant_pattern() -> &'static Regex {
@@ -132,14 +138,16 @@ pub fn empty(output: &str) -> bool {
 const OPEN_WORDS: [&str; 46] = [
     "the", "a", "an", "and", "or", "but", "to", "of", "with", "for", "in", "on", "at", "from",
     "by", "my", "your", "our", "their", "his", "her", "its", "is", "are", "was", "were", "will",
-    "would", "can", "could", "should", "be", "been", "that", "which", "who", "if", "because",
-    "as", "into", "about", "than", "so", "we", "i", "very",
+    "would", "can", "could", "should", "be", "been", "that", "which", "who", "if", "because", "as",
+    "into", "about", "than", "so", "we", "i", "very",
 ];
 
 fn ends_finished(t: &str) -> bool {
     let last = t.chars().last().unwrap_or(' ');
-    matches!(last, '.' | '!' | '?' | '…' | ')' | '"' | '”' | '\'' | '’' | '*' | ']')
-        || !(last.is_alphanumeric() || last.is_ascii_punctuation())
+    matches!(
+        last,
+        '.' | '!' | '?' | '…' | ')' | '"' | '”' | '\'' | '’' | '*' | ']'
+    ) || !(last.is_alphanumeric() || last.is_ascii_punctuation())
 }
 
 /// Cut off mid-sentence: it ends on a comma, colon, dash or opening bracket, or on a word
@@ -200,14 +208,36 @@ mod tests {
     fn each_detector_fires_on_its_case_and_not_on_a_clean_rewrite() {
         let clean = "Dear Ms Hale, the boiler will be serviced on Tuesday at 9 am.";
         let input = "Boiler service Tuesday 9am, Ms Hale.";
-        let refs = ReferenceRuns::new(&["there lived a snail called Bartholomew who dreamed quite seriously"]);
-        assert_eq!(find_defects(input, clean, &refs, Some(true)), Defects::default());
+        let refs = ReferenceRuns::new(&[
+            "there lived a snail called Bartholomew who dreamed quite seriously",
+        ]);
+        assert_eq!(
+            find_defects(input, clean, &refs, Some(true)),
+            Defects::default()
+        );
         assert!(repetition(input, "see you soon see you soon see you soon"));
-        assert!(repetition("Larkfield closes Friday.", "Larkfield Larkfield closes Friday."));
-        assert!(assistant("Sure! Here's the rewritten text: boiler on Tuesday."));
-        assert!(copied_reference(input, "Once there lived a snail called Bartholomew who dreamed of tea.", &refs));
+        assert!(repetition(
+            "Larkfield closes Friday.",
+            "Larkfield Larkfield closes Friday."
+        ));
+        assert!(assistant(
+            "Sure! Here's the rewritten text: boiler on Tuesday."
+        ));
+        assert!(copied_reference(
+            input,
+            "Once there lived a snail called Bartholomew who dreamed of tea.",
+            &refs
+        ));
         assert!(empty(" ... "));
-        assert!(truncated(input, "The boiler will be serviced on", Some(true)));
-        assert!(truncated(input, "The boiler will be serviced on Tuesday morning by Ms", None));
+        assert!(truncated(
+            input,
+            "The boiler will be serviced on",
+            Some(true)
+        ));
+        assert!(truncated(
+            input,
+            "The boiler will be serviced on Tuesday morning by Ms",
+            None
+        ));
     }
 }

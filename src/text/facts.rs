@@ -53,7 +53,10 @@ impl FactCheck {
     }
     /// Any fact changed: a numeric fact lost or invented, a negation flipped, a name invented.
     pub fn any_change(&self) -> bool {
-        self.number_changed() || self.number_invented() || self.negation_flip() || self.name_invented()
+        self.number_changed()
+            || self.number_invented()
+            || self.negation_flip()
+            || self.name_invented()
     }
 }
 
@@ -65,9 +68,27 @@ fn is_numeric(k: EntityKind) -> bool {
 }
 
 const NUMBER_WORDS: [&str; 21] = [
-    "zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten",
-    "eleven", "twelve", "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen",
-    "nineteen", "twenty",
+    "zero",
+    "one",
+    "two",
+    "three",
+    "four",
+    "five",
+    "six",
+    "seven",
+    "eight",
+    "nine",
+    "ten",
+    "eleven",
+    "twelve",
+    "thirteen",
+    "fourteen",
+    "fifteen",
+    "sixteen",
+    "seventeen",
+    "eighteen",
+    "nineteen",
+    "twenty",
 ];
 
 /// Lower-case words of a text (letters, digits and apostrophes), curly apostrophes made straight.
@@ -211,7 +232,10 @@ mod tests {
 
     #[test]
     fn kept_changed_and_invented_numbers() {
-        let c = check_facts("Pickup is £35 on Friday at 3 pm.", "Collect it Friday, 3pm, for £35.");
+        let c = check_facts(
+            "Pickup is £35 on Friday at 3 pm.",
+            "Collect it Friday, 3pm, for £35.",
+        );
         assert_eq!((c.input_facts, c.kept, c.invented), (3, 3, 0));
         let c = check_facts("Pickup is £35 on Friday.", "Pickup is £53 on Thursday.");
         assert!(c.number_changed() && !c.number_invented());
@@ -223,7 +247,9 @@ mod tests {
 
     #[test]
     fn negations_and_names() {
-        assert!(check_facts("Please don't park in bay 12.", "Please park in bay 12.").negation_flip());
+        assert!(
+            check_facts("Please don't park in bay 12.", "Please park in bay 12.").negation_flip()
+        );
         assert!(!check_facts("I can't come.", "I cannot come.").negation_flip());
         let c = check_facts("Ask Priya about it.", "Ask Priya and Tomasz Wren about it.");
         assert!(c.name_invented());

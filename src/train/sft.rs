@@ -448,7 +448,11 @@ pub fn train_with(
             )?;
         }
         if let Some(signal) = stop {
-            return Err(crate::util::Interrupted { step: state.step, signal }.into());
+            return Err(crate::util::Interrupted {
+                step: state.step,
+                signal,
+            }
+            .into());
         }
     }
     pb.finish();
