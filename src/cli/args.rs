@@ -76,6 +76,28 @@ pub fn check_out_file(flag: &str, out: &Path, force: bool) -> Result<()> {
     Ok(())
 }
 
+/// Refuses, even with --force, an output (given as `flag`) that is one of the command's own
+/// inputs, or an existing file inside an input directory (a model, adapter or run): writing
+/// it would replace what the command reads.
+pub fn check_not_input(flag: &str, out: &Path, inputs: &[(&str, &Path)]) -> Result<()> {
+    let Ok(o) = out.canonicalize() else {
+        return Ok(());
+    };
+    for (what, i) in inputs {
+        let Ok(c) = i.canonicalize() else {
+            continue;
+        };
+        if o == c || (c.is_dir() && o.starts_with(&c)) {
+            bail!(
+                "{flag} {} would replace {what} {} that this command reads: choose another {flag}",
+                out.display(),
+                i.display()
+            );
+        }
+    }
+    Ok(())
+}
+
 /// Whether two paths name the same existing file (through links and `..`).
 pub fn same_file(a: &Path, b: &Path) -> bool {
     match (a.canonicalize(), b.canonicalize()) {

@@ -55,6 +55,27 @@ fn base_command(model: &Path, adapters: &[String], out: &str) -> String {
 
 pub fn run(a: &ExportArgs) -> Result<()> {
     let ty = OutType::parse(&a.ty)?;
+    // Even --force never writes the GGUF or its Modelfile over a file of an input directory.
+    let adapter_dirs: Vec<PathBuf> = a
+        .adapters
+        .iter()
+        .map(|s| PathBuf::from(s.rsplit_once(':').map_or(s.as_str(), |(p, _)| p)))
+        .collect();
+    let mut inputs: Vec<(&str, &Path)> = adapter_dirs
+        .iter()
+        .map(|p| ("--adapter", p.as_path()))
+        .collect();
+    for (flag, p) in [
+        ("--model", &a.model),
+        ("--run", &a.run),
+        ("--adapter-only", &a.adapter_only),
+    ] {
+        if let Some(p) = p {
+            inputs.push((flag, p.as_path()));
+        }
+    }
+    super::args::check_not_input("--out", &a.out, &inputs)?;
+    super::args::check_not_input("--out", &a.out.with_file_name("Modelfile"), &inputs)?;
     if a.out.is_file() && !a.force {
         bail!(
             "--out {} exists: pass --force to replace it, or choose another file",

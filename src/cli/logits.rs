@@ -26,6 +26,17 @@ pub struct LogitsArgs {
 }
 
 pub fn logits(a: &LogitsArgs) -> Result<()> {
+    let mut inputs = vec![
+        ("--input", a.input.as_path()),
+        ("--model", a.m.model.as_path()),
+    ];
+    let adapters: Vec<PathBuf> =
+        a.m.adapters
+            .iter()
+            .map(|s| PathBuf::from(s.rsplit_once(':').map_or(s.as_str(), |(p, _)| p)))
+            .collect();
+    inputs.extend(adapters.iter().map(|p| ("--adapter", p.as_path())));
+    super::args::check_not_input("--out", &a.out, &inputs)?;
     super::args::check_out_file("--out", &a.out, a.force)?;
     let (model, ids) = model_and_inputs(&a.m, &a.input)?;
     if let Some(i) = ids.iter().position(|x| x.is_empty()) {

@@ -16,14 +16,15 @@ pub struct PlotArgs {
 }
 
 pub fn run(a: &PlotArgs) -> anyhow::Result<()> {
-    if let Some(out) = &a.out {
-        super::args::check_out_file("--out", out, a.force)?;
-    }
     let metrics = if a.run_dir.is_dir() {
         a.run_dir.join("metrics.jsonl")
     } else {
         a.run_dir.clone()
     };
+    if let Some(out) = &a.out {
+        super::args::check_not_input("--out", out, &[("the metrics file", &metrics)])?;
+        super::args::check_out_file("--out", out, a.force)?;
+    }
     let series = read_metrics(&metrics)?;
     let base = metrics.parent().unwrap_or(Path::new("."));
     let out = a

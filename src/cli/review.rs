@@ -180,6 +180,13 @@ fn make(a: &MakeArgs) -> Result<()> {
     let files = ["sheet.html", "sheet.md", "sheet.json"].map(|f| a.out.join(f));
     let mut all: Vec<&Path> = files.iter().map(|p| p.as_path()).collect();
     all.push(&key_path);
+    let mut inputs = vec![("--outputs", a.outputs.as_path())];
+    if let Some(r) = &a.reference {
+        inputs.push(("--reference", r.as_path()));
+    }
+    for p in &all {
+        super::args::check_not_input("--out/--key", p, &inputs)?;
+    }
     refuse_existing(&all, a.force)?;
     std::fs::create_dir_all(&a.out)
         .with_context(|| format!("cannot create {}", a.out.display()))?;
@@ -220,6 +227,14 @@ fn score(a: &ScoreArgs) -> Result<()> {
     let s = review::score(&key, &verdicts)
         .with_context(|| format!("--verdicts {}", a.verdicts.display()))?;
     if let Some(p) = &a.json {
+        super::args::check_not_input(
+            "--json",
+            p,
+            &[
+                ("--key", a.key.as_path()),
+                ("--verdicts", a.verdicts.as_path()),
+            ],
+        )?;
         refuse_existing(&[p], a.force)?;
     }
     println!(
