@@ -154,11 +154,20 @@ fn make(a: &MakeArgs) -> Result<()> {
     if let Some(l) = a.limit {
         pairs.truncate(l);
     }
-    let excerpt = match &a.reference {
-        Some(p) => crate::text::sentences(&read(p, "--reference")?)
-            .into_iter()
-            .take(a.excerpt)
-            .collect(),
+    let excerpt: Vec<String> = match &a.reference {
+        Some(p) => {
+            let s: Vec<String> = crate::text::sentences(&read(p, "--reference")?)
+                .into_iter()
+                .take(a.excerpt)
+                .collect();
+            if s.is_empty() {
+                bail!(
+                    "--reference {} holds no sentence: give the style reference text, or leave --reference out",
+                    p.display()
+                );
+            }
+            s
+        }
         None => Vec::new(),
     };
     let title = format!(
