@@ -26,6 +26,10 @@ pub struct AnalyzeArgs {
     /// Sentences per encoder forward pass.
     #[arg(long, default_value_t = 32)]
     pub batch_size: usize,
+    /// Replace table.md, table.csv, stel.md and stel.json in an --out that holds them (the
+    /// default folder is always rewritten).
+    #[arg(long, requires = "out")]
+    pub force: bool,
 }
 
 /// A file-system-safe name for an encoder spec ("models/all-minilm-l6-v2" → "all-minilm-l6-v2").
@@ -46,6 +50,27 @@ fn slug(spec: &str) -> String {
 }
 
 pub fn analyze(a: &AnalyzeArgs) -> Result<()> {
+    crate::config::check::at_least_one("--batch-size", a.batch_size as u64)?;
+    if let Some(out) = &a.out {
+        if out.is_file() {
+            anyhow::bail!("--out {} is a file: give a folder", out.display());
+        }
+        let mut names = vec!["table.md", "table.csv"];
+        if a.stel.is_some() {
+            names = vec!["stel.md", "stel.json"];
+            if !a.data.is_empty() {
+                names.extend(["table.md", "table.csv"]);
+            }
+        }
+        if let Some(p) = names.iter().map(|n| out.join(n)).find(|p| p.exists()) {
+            if !a.force {
+                anyhow::bail!(
+                    "{} exists: pass --force to replace it, or choose another --out",
+                    p.display()
+                );
+            }
+        }
+    }
     let opts = crate::encoder::EncoderOptions {
         device: crate::util::parse_device(&a.device)?,
         batch_size: a.batch_size.max(1),
