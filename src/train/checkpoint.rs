@@ -169,6 +169,25 @@ pub fn refuse_existing(root: &Path) -> Result<()> {
             root.display()
         );
     }
+    if let Some(out) = root.parent() {
+        refuse_finished(out)?;
+    }
+    Ok(())
+}
+
+/// A run that starts fresh (no checkpoint to continue from) never writes over the adapter and
+/// run.json of a finished run whose checkpoints are gone: refused, naming the folder.
+pub fn refuse_finished(out_dir: &Path) -> Result<()> {
+    for f in ["adapter/adapter_model.safetensors", "run.json"] {
+        let p = out_dir.join(f);
+        if p.exists() {
+            bail!(
+                "out_dir {} holds a finished run ({}) and no checkpoint to continue from: a new run would replace it; choose another out_dir",
+                out_dir.display(),
+                p.display()
+            );
+        }
+    }
     Ok(())
 }
 

@@ -592,6 +592,7 @@ pub fn train_with(
     let base_name = cfg.model.path.display().to_string();
     if resume {
         if !tr.resume_checked(&ckpt_root, anyway)? {
+            checkpoint::refuse_finished(&cfg.out_dir)?;
             report.note(&checkpoint::fresh_note(&ckpt_root));
         }
     } else {

@@ -328,7 +328,10 @@ pub fn train_with(
                 ));
                 state = s;
             }
-            None => report.note(&checkpoint::fresh_note(&ckpt_root)),
+            None => {
+                checkpoint::refuse_finished(&cfg.out_dir)?;
+                report.note(&checkpoint::fresh_note(&ckpt_root))
+            }
         }
     } else {
         checkpoint::refuse_existing(&ckpt_root)?;
