@@ -589,6 +589,27 @@ fn generate_system(
         .collect::<Result<_>>()
         .with_context(|| format!("system '{}': cannot build prompts", sys.name))?;
     let g = &cfg.generation;
+    // Past the context or past memory: refused before any cache is allocated.
+    crate::cli::prompts::check_generation(
+        &model.config,
+        model.kind,
+        &prompts,
+        &format!(
+            "system '{}': {} input",
+            sys.name,
+            cfg.data.heldout.display()
+        ),
+        &crate::cli::prompts::GenerationSize {
+            batch: g.batch_size,
+            samples: 1,
+            max_new_tokens: g.max_new_tokens,
+            flags: [
+                "generation.batch_size",
+                "samples",
+                "generation.max_new_tokens",
+            ],
+        },
+    )?;
     let gc = GenerateConfig {
         max_new_tokens: g.max_new_tokens,
         sampling: SamplingConfig {

@@ -238,6 +238,34 @@ impl GrpoTrainer {
                 g.max_completion_length
             );
         }
+        // A rollout samples P × G completions at once (P cycles through the inputs, so it
+        // is not capped by their number): its KV cache and logits must fit in memory.
+        {
+            let c = &model.config;
+            let rows = g.prompts_per_step as f64 * g.num_generations as f64;
+            let longest = prompts.iter().map(Vec::len).max().unwrap_or(0);
+            let seq = (longest + g.max_completion_length) as f64;
+            let elem = if model.kind == tch::Kind::Float {
+                4.0
+            } else {
+                2.0
+            };
+            let cache = c.num_hidden_layers as f64
+                * 2.0
+                * rows
+                * seq
+                * (c.num_key_value_heads * c.head_dim) as f64
+                * elem;
+            let logits = rows * 16.0 * c.vocab_size as f64;
+            crate::util::check_fits(
+                cache + logits,
+                &format!(
+                    "a rollout of grpo.prompts_per_step {} × grpo.num_generations {} = {rows} completions of up to {seq} tokens",
+                    g.prompts_per_step, g.num_generations
+                ),
+                "lower grpo.prompts_per_step, grpo.num_generations or grpo.max_completion_length",
+            )?;
+        }
         let input_tokens: Vec<usize> = texts
             .iter()
             .map(|t| tok.encode(t, false).map(|v| v.len()))

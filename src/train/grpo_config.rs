@@ -198,6 +198,12 @@ impl GrpoConfig {
         top_k("grpo.top_k", g.top_k)?;
         unit_half_open("grpo.eps_low", g.eps_low)?;
         nonneg_finite("grpo.eps_high", g.eps_high)?;
+        if g.eps_high > 1e6 {
+            anyhow::bail!(
+                "grpo.eps_high = {}: at most 1e6 (the ratio is clipped at 1 + eps_high; past a few units the clip never binds)",
+                g.eps_high
+            );
+        }
         nonneg_finite("grpo.beta", g.beta)?;
         g.optimizer.validate("grpo.optimizer")?;
         positive_finite("grpo.max_grad_norm", g.max_grad_norm)

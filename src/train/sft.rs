@@ -164,6 +164,37 @@ fn encode_all(
     Ok(ex)
 }
 
+/// Refuses, before any step, a batch whose examples and activations need more memory than the
+/// machine has: a step collates train.batch_size × train.grad_accum rows (token ids, mask and
+/// labels, i64) up front, and each micro-batch of train.batch_size rows runs forward and
+/// backward (f32 logits, their log-softmax and gradient, and each layer's activations; counted
+/// on CPU only, since GPU memory is not queried).
+fn check_step_memory(cfg: &SftConfig, model: &Llama, ex: &[SftExample]) -> Result<()> {
+    let tr = &cfg.train;
+    let len = ex
+        .iter()
+        .map(|e| e.prompt.len() + e.answer.len())
+        .max()
+        .unwrap_or(0)
+        .min(cfg.data.max_length) as f64;
+    let rows = tr.batch_size as f64 * tr.grad_accum as f64;
+    let c = &model.config;
+    let mut need = rows * len * 48.0;
+    if model.device == tch::Device::Cpu {
+        let per_token = 12.0 * c.vocab_size as f64
+            + 64.0 * c.num_hidden_layers as f64 * (c.hidden_size + c.intermediate_size) as f64;
+        need += tr.batch_size as f64 * len * per_token;
+    }
+    crate::util::check_fits(
+        need,
+        &format!(
+            "a training step of train.batch_size {} × train.grad_accum {} rows of up to {len} tokens",
+            tr.batch_size, tr.grad_accum
+        ),
+        "lower train.batch_size or train.grad_accum",
+    )
+}
+
 /// Mean answer-token loss of `examples` (no grad, dropout off).
 pub fn eval_loss(model: &Llama, examples: &[SftExample], batch: usize, pad: i64) -> f64 {
     tch::no_grad(|| {
@@ -267,7 +298,8 @@ pub fn train_with(
         Some(p) if !p.as_os_str().is_empty() => encode_all(cfg, p, &tok, &tpl, ctx)?,
         _ => Vec::new(),
     };
-    let per_step = tr.batch_size * tr.grad_accum;
+    check_step_memory(cfg, &model, &train_ex)?;
+    let per_step = tr.batch_size.saturating_mul(tr.grad_accum);
     let steps_per_epoch = (train_ex.len() / per_step).max(1) as u64;
     let total = tr.max_steps.unwrap_or(steps_per_epoch * tr.epochs);
     if tr.warmup_steps > 0 && tr.warmup_steps >= total {
