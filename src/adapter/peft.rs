@@ -311,12 +311,36 @@ pub fn first_non_finite(named: &[(String, Tensor)]) -> Option<String> {
     })
 }
 
+/// The largest |ΔW| entry an adapter can add at weight `w`, |w| · scaling · r · max|A| · max|B|,
+/// must stay far inside f32: RMSNorm squares activations, so deltas past 1e15 turn a forward
+/// pass into NaN (empty text with exit 0). Refused before any work, naming the spec.
+const MAX_DELTA: f64 = 1e15;
+
+fn check_weight(a: &LoraAdapter, w: f64, spec: &str) -> Result<()> {
+    if !w.is_finite() {
+        bail!("--adapter {spec}: the weight {w} is not finite: give a number such as PATH:0.5");
+    }
+    for (p, l) in &a.layers {
+        let amax = l.a.abs().max().double_value(&[]);
+        let bmax = l.b.abs().max().double_value(&[]);
+        let r = l.a.size()[0] as f64;
+        let bound = w.abs() * l.scaling * r * amax * bmax;
+        if !(bound <= MAX_DELTA) {
+            bail!(
+                "--adapter {spec}: at weight {w} module '{p}' can add up to {bound:.3e} to a weight, past {MAX_DELTA:e}: the model would hold NaN or infinite weights and activations; lower WEIGHT in --adapter PATH:WEIGHT"
+            );
+        }
+    }
+    Ok(())
+}
+
 /// Loads `PATH[:WEIGHT]` specs (the repeatable `--adapter` flag) into a composed set.
 pub fn load_set(specs: &[String], device: Device) -> Result<super::lora::LoraSet> {
     let mut set = super::lora::LoraSet::new();
     for spec in specs {
         let (path, w) = super::lora::parse_adapter_spec(spec)?;
         let a = load_adapter(&path, device).with_context(|| format!("--adapter {spec}"))?;
+        check_weight(&a, w, spec)?;
         a.set_trainable(false);
         set.push(a, w);
     }
