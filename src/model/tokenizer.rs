@@ -25,9 +25,17 @@ impl Tokenizer {
         let inner = tokenizers::Tokenizer::from_file(&path)
             .map_err(|e| anyhow::anyhow!("cannot load {}: {e}", path.display()))?;
         let mut special = BTreeMap::new();
-        if let Ok(text) = std::fs::read_to_string(dir.join("tokenizer_config.json")) {
-            let v: serde_json::Value =
-                serde_json::from_str(&text).context("tokenizer_config.json is not valid JSON")?;
+        // Missing is fine (no special tokens named); unreadable or not UTF-8 is an error
+        // naming the file, never a silent fallback.
+        let cfg_path = dir.join("tokenizer_config.json");
+        let text = match std::fs::read_to_string(&cfg_path) {
+            Ok(t) => Some(t),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => return Err(e).with_context(|| format!("cannot read {}", cfg_path.display())),
+        };
+        if let Some(text) = text {
+            let v: serde_json::Value = serde_json::from_str(&text)
+                .with_context(|| format!("{} is not valid JSON", cfg_path.display()))?;
             for key in ["bos_token", "eos_token", "pad_token", "unk_token"] {
                 if let Some(t) = v.get(key).and_then(token_text) {
                     special.insert(key.to_string(), t);
