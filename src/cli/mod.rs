@@ -88,8 +88,19 @@ pub fn main() -> i32 {
     match env_threads().and_then(|()| run(cli.command)) {
         Ok(()) => 0,
         Err(e) => {
-            // One line: outermost context first, causes after it.
-            let chain: Vec<String> = e.chain().map(|c| c.to_string()).collect();
+            // One line: outermost context first, causes after it (a cause's own line breaks,
+            // such as a regex error's caret lines, are folded into spaces).
+            let chain: Vec<String> = e
+                .chain()
+                .map(|c| {
+                    c.to_string()
+                        .lines()
+                        .map(str::trim)
+                        .filter(|l| !l.is_empty())
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                })
+                .collect();
             eprintln!("error: {}", chain.join(": "));
             // 128 + signal: stopped by Ctrl-C / SIGTERM at a step boundary (the shell's convention).
             if let Some(i) = e.downcast_ref::<crate::util::Interrupted>() {
