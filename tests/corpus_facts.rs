@@ -89,3 +89,43 @@ fn corpus_is_large_varied_split_by_input_and_faithful() {
         unfaithful.len()
     );
 }
+
+/// The example-conditioned warm-up data (scripts/make_example_sft.py) is the corpus itself in
+/// the prompt `evaluate` gives a prompted system: same order and rewrites, the program's own
+/// template filled with 4 sentences of the target register, none from the pair's own rewrite.
+#[test]
+fn example_warm_up_data_is_the_corpus_in_the_prompted_template() {
+    use stylerl::eval::prompts::prompted_turn;
+    use stylerl::train::example_prompts::DEFAULT_PROMPTED_TEMPLATE;
+    for split in ["train", "dev"] {
+        let base = rows(split);
+        let ex = rows(&format!("{split}_examples"));
+        assert_eq!(
+            base.len(),
+            ex.len(),
+            "{split}: rerun scripts/make_example_sft.py"
+        );
+        for (b, e) in base.iter().zip(&ex) {
+            let m = e["messages"].as_array().unwrap();
+            let (user, answer) = (
+                m[0]["content"].as_str().unwrap(),
+                m[1]["content"].as_str().unwrap(),
+            );
+            assert_eq!(answer, b["output"].as_str().unwrap(), "{split}: {user}");
+            assert_eq!(e["register"], b["register"]);
+            let shown: Vec<&str> = user.lines().filter_map(|l| l.strip_prefix("- ")).collect();
+            assert_eq!(shown.len(), 4, "{split}: {user}");
+            let input = b["input"].as_str().unwrap();
+            assert_eq!(
+                user,
+                prompted_turn(DEFAULT_PROMPTED_TEMPLATE, &shown, input)
+            );
+            for s in &shown {
+                assert!(
+                    !answer.contains(s),
+                    "{split}: the answer shown as an example: {s}"
+                );
+            }
+        }
+    }
+}

@@ -99,6 +99,8 @@ struct Row {
     sample: usize,
     output: String,
     tokens: Vec<i64>,
+    /// Each sampled token's log-probability under the policy (as `generate --json` gives).
+    logprobs: Vec<f32>,
     stopped_at_eos: bool,
 }
 
@@ -232,6 +234,38 @@ fn inputs(a: &RewriteArgs, text: &[String]) -> Result<Vec<String>> {
     Ok(texts)
 }
 
+/// The prompt each input is rewritten with: the instruction before it, or, for a run trained
+/// with reference sentences in its prompt, the same seeded draw of them it was trained with.
+fn user_turns(s: &System, texts: &[String]) -> Result<Vec<String>> {
+    let Some(r) = s.run.as_ref().filter(|r| r.examples > 0) else {
+        return Ok(texts.iter().map(|t| user_turn(&s.instruction, t)).collect());
+    };
+    let mut refs = Vec::new();
+    for p in &r.reference {
+        let t = std::fs::read_to_string(p).with_context(|| {
+            format!(
+                "{}: this run shows sentences of its reference {} in every prompt, and that file cannot be read: restore it",
+                s.name,
+                p.display()
+            )
+        })?;
+        refs.extend(crate::text::sentences(&t));
+    }
+    if refs.is_empty() {
+        bail!(
+            "{}: the run's reference files hold no sentences: restore them",
+            s.name
+        );
+    }
+    Ok(crate::train::example_prompts::example_turns(
+        &s.instruction,
+        &refs,
+        r.examples,
+        r.example_seed,
+        texts,
+    ))
+}
+
 /// Loads one system, folds its adapters, renders the training prompt of every input and
 /// samples `a.n` rewrites each (keyed by seed, input number and sample number, as `generate`).
 fn rewrite_with(a: &RewriteArgs, k: usize, s: &System, texts: &[String]) -> Result<Vec<Row>> {
@@ -249,12 +283,10 @@ fn rewrite_with(a: &RewriteArgs, k: usize, s: &System, texts: &[String]) -> Resu
     }
     // The adapters are frozen here: folding them into the weights makes sampling cheaper.
     adapters::fold_attached(&mut model);
-    let prompts: Vec<Vec<i64>> = texts
+    let turns = user_turns(s, texts)?;
+    let prompts: Vec<Vec<i64>> = turns
         .iter()
-        .map(|t| {
-            let text = tpl.render_user(s.system.as_deref(), &user_turn(&s.instruction, t), true)?;
-            tok.encode(&text, false)
-        })
+        .map(|u| tok.encode(&tpl.render_user(s.system.as_deref(), u, true)?, false))
         .collect::<Result<_>>()?;
     super::prompts::check_context(&prompts, model.config.max_position_embeddings, "input")?;
     let size = super::prompts::GenerationSize {
@@ -294,6 +326,7 @@ fn rewrite_with(a: &RewriteArgs, k: usize, s: &System, texts: &[String]) -> Resu
                 sample: smp.sample_index,
                 output: tok.decode(&smp.tokens, true)?.trim().to_string(),
                 tokens: smp.tokens,
+                logprobs: smp.logprobs,
                 stopped_at_eos: smp.stopped_at_eos,
             });
         }
@@ -354,7 +387,7 @@ pub fn run(a: &RewriteArgs) -> Result<()> {
     let mut lines = Vec::with_capacity(rows.len());
     for (i, r) in rows.iter().enumerate() {
         let mut v = json!({"run": systems[r.system].name, "index": r.index, "sample": r.sample,
-            "input": texts[r.index], "output": r.output, "tokens": r.tokens, "stopped_at_eos": r.stopped_at_eos});
+            "input": texts[r.index], "output": r.output, "tokens": r.tokens, "logprobs": r.logprobs, "stopped_at_eos": r.stopped_at_eos});
         if let (Some((m, refs)), Some(o)) = (&explained, v.as_object_mut()) {
             let sim = crate::eval::aggregate::text_mean(&m[i].best_sim);
             o.insert("style_similarity".into(), json!(sim));

@@ -187,6 +187,10 @@ pub enum ExampleSelection {
     Random,
     /// The first K sentences of the reference.
     First,
+    /// Input i draws its own K with seed `example_seed + i`: the prompts of a run trained with
+    /// `data.examples` (whose `example_seed` is the run's `data.example_seed`).
+    #[serde(rename = "per_input")]
+    PerInput,
 }
 
 /// One `[[systems]]` entry.
@@ -222,8 +226,8 @@ fn d_examples() -> usize {
     8
 }
 
-/// The default prompted-system template. `{examples}` becomes one "- sentence" line per example.
-pub const DEFAULT_PROMPTED_TEMPLATE: &str = "Here are example sentences written in a particular style:\n{examples}\n\nRewrite the following text in that style. Keep its meaning and every name, number and date. Reply with the rewritten text only.\n\n{input}";
+/// The default prompted-system template (shared with runs that train on example prompts).
+pub use crate::train::example_prompts::DEFAULT_PROMPTED_TEMPLATE;
 
 impl EvalConfig {
     /// Checks values; every error names the key.

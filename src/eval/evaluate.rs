@@ -15,10 +15,10 @@ use super::aggregate::{
 };
 use super::bootstrap::{Resamples, LEVEL};
 use super::chart;
-use super::config::{check_systems_exist, EvalConfig, SystemConfig, SystemKind};
+use super::config::{check_systems_exist, EvalConfig, SystemConfig};
 use super::judge::{Judge, JudgeItem};
 use super::metrics::{edit_similarity, is_not_rewritten};
-use super::prompts::{pick_examples, user_turns};
+use super::prompts::{shared_examples, user_turns};
 use super::quality;
 use super::quality_table;
 use super::table::{self, TableOptions};
@@ -570,17 +570,8 @@ fn generate_system(
         load_policy(&sys.model).with_context(|| format!("system '{}'", sys.name))?;
     // The adapters are frozen here: folding them into the weights makes sampling cheaper.
     adapters::fold_attached(&mut model);
-    let examples = match sys.kind {
-        SystemKind::Prompted => pick_examples(
-            refs.len(),
-            sys.examples,
-            sys.example_selection,
-            sys.example_seed,
-        ),
-        SystemKind::Model => Vec::new(),
-    };
-    let ex_text: Vec<&str> = examples.iter().map(|&k| refs[k].as_str()).collect();
-    let prompts: Vec<Vec<i64>> = user_turns(sys, &ex_text, inputs)
+    let examples = shared_examples(sys, refs.len());
+    let prompts: Vec<Vec<i64>> = user_turns(sys, refs, inputs)
         .iter()
         .map(|u| {
             let text = tpl.render(&[ChatMessage::new("user", u)], true)?;
@@ -590,7 +581,7 @@ fn generate_system(
         .with_context(|| format!("system '{}': cannot build prompts", sys.name))?;
     let g = &cfg.generation;
     // Past the context or past memory: refused before any cache is allocated.
-    crate::cli::prompts::check_generation(
+    crate::infer::limits::check_generation(
         &model.config,
         model.kind,
         &prompts,
@@ -599,7 +590,7 @@ fn generate_system(
             sys.name,
             cfg.data.heldout.display()
         ),
-        &crate::cli::prompts::GenerationSize {
+        &crate::infer::limits::GenerationSize {
             batch: g.batch_size,
             samples: 1,
             max_new_tokens: g.max_new_tokens,

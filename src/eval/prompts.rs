@@ -2,41 +2,23 @@
 //! (`sft_data::user_turn(DEFAULT_INSTRUCTION, input)`, no system message); the prompted
 //! baseline gets K reference sentences as style examples before the same kind of request.
 use super::config::{ExampleSelection, SystemConfig, SystemKind, DEFAULT_PROMPTED_TEMPLATE};
-use crate::rng::SplitMix64;
+use crate::train::example_prompts::draw_examples;
+pub use crate::train::example_prompts::{example_turns, prompted_turn};
 use crate::train::sft_data::{user_turn, DEFAULT_INSTRUCTION};
 
 /// Indices of the K reference sentences shown to a prompted system, ascending (reference
-/// order). `Random`: a seeded partial Fisher–Yates draw of K distinct indices; `First`: 0..K.
+/// order). `Random`: the seeded draw of `example_prompts::draw_examples`; `First`: 0..K.
 /// K larger than the reference takes every sentence.
 pub fn pick_examples(n_refs: usize, k: usize, how: ExampleSelection, seed: u64) -> Vec<usize> {
-    let k = k.min(n_refs);
-    let mut idx: Vec<usize> = (0..n_refs).collect();
-    if how == ExampleSelection::Random {
-        let mut rng = SplitMix64::new(seed);
-        for i in 0..k {
-            let j = i + rng.below((n_refs - i) as u64) as usize;
-            idx.swap(i, j);
-        }
+    match how {
+        ExampleSelection::Random | ExampleSelection::PerInput => draw_examples(n_refs, k, seed),
+        ExampleSelection::First => (0..k.min(n_refs)).collect(),
     }
-    let mut out = idx[..k].to_vec();
-    out.sort_unstable();
-    out
 }
 
-/// Fills a prompted template: `{examples}` → one "- sentence" line per example, `{input}` → the text.
-pub fn prompted_turn(template: &str, examples: &[&str], input: &str) -> String {
-    let lines: Vec<String> = examples
-        .iter()
-        .map(|e| format!("- {}", e.replace('\n', " ")))
-        .collect();
-    template
-        .replace("{examples}", &lines.join("\n"))
-        .replace("{input}", input)
-}
-
-/// Builds the user turn of every input for one system; `examples` are the chosen reference
-/// sentences (used by prompted systems only).
-pub fn user_turns(sys: &SystemConfig, examples: &[&str], inputs: &[String]) -> Vec<String> {
+/// Builds the user turn of every input for one system from the reference sentences (a
+/// prompted system shows some of them as style examples; a model system none).
+pub fn user_turns(sys: &SystemConfig, refs: &[String], inputs: &[String]) -> Vec<String> {
     match sys.kind {
         SystemKind::Model => {
             let ins = sys.instruction.as_deref().unwrap_or(DEFAULT_INSTRUCTION);
@@ -47,10 +29,23 @@ pub fn user_turns(sys: &SystemConfig, examples: &[&str], inputs: &[String]) -> V
                 .instruction
                 .as_deref()
                 .unwrap_or(DEFAULT_PROMPTED_TEMPLATE);
-            inputs
-                .iter()
-                .map(|i| prompted_turn(t, examples, i))
-                .collect()
+            if sys.example_selection == ExampleSelection::PerInput {
+                return example_turns(t, refs, sys.examples, sys.example_seed, inputs);
+            }
+            let ex: Vec<&str> = shared_examples(sys, refs.len())
+                .into_iter()
+                .map(|k| refs[k].as_str())
+                .collect();
+            inputs.iter().map(|i| prompted_turn(t, &ex, i)).collect()
         }
+    }
+}
+
+/// The reference indices every prompt of a system shows (none for a model system, or for a
+/// prompted one whose inputs each draw their own).
+pub fn shared_examples(sys: &SystemConfig, n_refs: usize) -> Vec<usize> {
+    match (sys.kind, sys.example_selection) {
+        (SystemKind::Model, _) | (_, ExampleSelection::PerInput) => Vec::new(),
+        (SystemKind::Prompted, how) => pick_examples(n_refs, sys.examples, how, sys.example_seed),
     }
 }

@@ -4,6 +4,7 @@
 //! - [`token_logprobs`] scores given tokens at a temperature exactly as [`generate`] reports
 //!   them; [`generate`] samples G completions per prompt with prefix sharing.
 pub mod generate;
+pub mod limits;
 pub mod sampling;
 pub mod scoring;
 

@@ -10,6 +10,7 @@
 //! with the prompt's G completions, gradients included.
 use super::batch::pad_completions;
 use super::checkpoint::{self, DataPosition, TrainerState};
+use super::grpo_config::PromptData;
 use super::grpo_config::{GrpoConfig, OldLogprobs};
 use super::guard::NanGuard;
 use super::loss::{advantages, grpo_loss, reward_stats, GrpoLossConfig, GrpoStats};
@@ -128,6 +129,16 @@ pub fn fingerprint(cfg: &GrpoConfig) -> checkpoint::Fingerprint {
     // 0 stands for "every input", as before limit became optional (fingerprints stay equal).
     checkpoint::put(&mut f, "data.limit", json!(cfg.data.limit.unwrap_or(0)));
     checkpoint::put(&mut f, "data.instruction", json!(cfg.data.instruction));
+    // Only when set, so runs without examples keep their earlier fingerprints.
+    if cfg.data.examples > 0 {
+        checkpoint::put(&mut f, "data.examples", json!(cfg.data.examples));
+        checkpoint::put(
+            &mut f,
+            "data.example_template",
+            json!(cfg.data.example_template),
+        );
+        checkpoint::put(&mut f, "data.example_seed", json!(cfg.data.example_seed));
+    }
     // Each reward setting under its own key (a changed one is named on --resume), and the
     // whole as debug text, which checkpoints written before the per-key form hold alone.
     checkpoint::put(
@@ -208,20 +219,10 @@ impl GrpoTrainer {
         if texts.is_empty() {
             bail!("{}: no inputs to rewrite", cfg.data.train.display());
         }
-        let prompts: Vec<Vec<i64>> = texts
+        let turns = user_turns(&cfg.data, &cfg.reward, &texts)?;
+        let prompts: Vec<Vec<i64>> = turns
             .iter()
-            .map(|t| {
-                tok.encode(
-                    &tpl.render(
-                        &[ChatMessage::new(
-                            "user",
-                            &user_turn(&cfg.data.instruction, t),
-                        )],
-                        true,
-                    )?,
-                    false,
-                )
-            })
+            .map(|u| tok.encode(&tpl.render(&[ChatMessage::new("user", u)], true)?, false))
             .collect::<Result<_>>()?;
         // A prompt and its longest completion must fit the context (name the row if not).
         let ctx = model.config.max_position_embeddings as usize;
@@ -631,7 +632,8 @@ pub fn train_with(
         &cfg.out_dir,
         "grpo",
         &cfg.model,
-        &d.instruction,
+        d.prompt_template(),
+        (d.examples, d.example_seed),
         None,
         Some(&cfg.reward),
         fp_run,
@@ -740,4 +742,26 @@ fn step_record(
         "dynamics/inner": scores.dynamics.inner, "dynamics/outer": scores.dynamics.outer,
         "tokens_per_s": tokens_per_s, "time/generation": t_gen, "time/reward": t_reward, "time/training": t_train,
     })
+}
+
+/// The user turn of each input: the instruction before it, or (with `data.examples` = K > 0)
+/// K reference sentences as style examples in `data.example_template`, a seeded draw per
+/// input (example_prompts::example_turns), so the policy sees the reference's manner without
+/// learning four fixed sentences.
+pub fn user_turns(
+    d: &PromptData,
+    reward: &crate::reward::RewardConfig,
+    texts: &[String],
+) -> Result<Vec<String>> {
+    if d.examples == 0 {
+        return Ok(texts.iter().map(|t| user_turn(&d.instruction, t)).collect());
+    }
+    let refs = crate::reward::model::load_reference_sentences(reward)?;
+    Ok(super::example_prompts::example_turns(
+        &d.example_template,
+        &refs,
+        d.examples,
+        d.example_seed,
+        texts,
+    ))
 }

@@ -35,6 +35,53 @@ pub struct PromptData {
     /// The rewrite instruction (the same the SFT stage used).
     #[serde(default = "d_instruction")]
     pub instruction: String,
+    /// Reference sentences shown in each prompt as style examples (0: the instruction alone).
+    /// Each input gets its own seeded draw of this many, in `example_template`.
+    #[serde(default)]
+    pub examples: usize,
+    /// The user turn when `examples` > 0: `{examples}` becomes one "- sentence" line per
+    /// example, `{input}` the text (the prompt `evaluate` gives a prompted system).
+    #[serde(default = "d_example_template")]
+    pub example_template: String,
+    #[serde(default)]
+    pub example_seed: u64,
+}
+
+impl PromptData {
+    /// Checks the example settings; errors name the key.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        if self.examples > MAX_EXAMPLES {
+            anyhow::bail!(
+                "data.examples = {}: must be in 0..={MAX_EXAMPLES} (reference sentences shown in each prompt)",
+                self.examples
+            );
+        }
+        if self.examples > 0 {
+            if !self.example_template.contains("{examples}")
+                || !self.example_template.contains("{input}")
+            {
+                anyhow::bail!("data.example_template must contain {{examples}} and {{input}} (data.examples = {} shows reference sentences in it)", self.examples);
+            }
+            if self.instruction != super::sft_data::DEFAULT_INSTRUCTION {
+                anyhow::bail!("data.instruction is not used when data.examples > 0: put the wording in data.example_template");
+            }
+        }
+        Ok(())
+    }
+
+    /// The template the user turn is built from: the instruction, or the example template.
+    pub fn prompt_template(&self) -> &str {
+        match self.examples {
+            0 => &self.instruction,
+            _ => &self.example_template,
+        }
+    }
+}
+
+/// Most reference sentences a prompt may show (a long prompt costs every rollout).
+pub const MAX_EXAMPLES: usize = 32;
+fn d_example_template() -> String {
+    super::example_prompts::DEFAULT_PROMPTED_TEMPLATE.into()
 }
 fn d_field() -> String {
     "text".into()
@@ -181,6 +228,7 @@ impl GrpoConfig {
                 "data.limit = 0: no input would be used; leave it out to use every input"
             );
         }
+        self.data.validate()?;
         let updates = g.steps.saturating_mul(g.ppo_epochs as u64);
         if g.warmup_steps > 0 && g.warmup_steps >= updates {
             anyhow::bail!(

@@ -1,6 +1,7 @@
 //! Training loops: SFT and Dr.GRPO, loss math, checkpoints, metrics.
 pub mod batch;
 pub mod checkpoint;
+pub mod example_prompts;
 pub mod grpo;
 pub mod grpo_config;
 pub mod guard;

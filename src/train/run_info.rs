@@ -30,6 +30,13 @@ pub struct RunInfo {
     pub adapters: Vec<String>,
     /// The user turn is `sft_data::user_turn(instruction, input)`.
     pub instruction: String,
+    /// Reference sentences shown in each prompt (GRPO `data.examples`); then `instruction`
+    /// is the example template and the sentences come from `reference`
+    /// (train::example_prompts::example_turns with `example_seed`).
+    #[serde(default)]
+    pub examples: usize,
+    #[serde(default)]
+    pub example_seed: u64,
     /// System message before the user turn, if training used one.
     pub system: Option<String>,
     /// FNV-1a of the chat template source and its special tokens (see [`template_hash`]).
@@ -91,6 +98,7 @@ pub fn write(
     kind: &str,
     model: &ModelSection,
     instruction: &str,
+    (examples, example_seed): (usize, u64),
     system: Option<&str>,
     reward: Option<&RewardConfig>,
     config: Fingerprint,
@@ -104,6 +112,8 @@ pub fn write(
         dtype: model.dtype.clone(),
         adapters: model.adapters.iter().map(|s| absolute_spec(s)).collect(),
         instruction: instruction.to_string(),
+        examples,
+        example_seed,
         system: system.map(str::to_string),
         chat_template_hash: template_hash(&tpl),
         encoder: reward.map(|r| r.encoder.clone()),

@@ -374,6 +374,7 @@ pub fn train_with(
         "sft",
         &cfg.model,
         &d.instruction,
+        (0, 0),
         d.system.as_deref(),
         None,
         fp_run,
