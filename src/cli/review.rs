@@ -17,6 +17,21 @@ pub enum ReviewCmd {
     Make(MakeArgs),
     /// Score a reader's verdicts (JSONL exported from the page) against the key.
     Score(ScoreArgs),
+    /// Pool several scores (`review score --json`, e.g. one sheet per seed) into one.
+    Pool(PoolArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct PoolArgs {
+    /// Score files written by `review score --json`, the two systems in the same roles.
+    #[arg(long, num_args = 1.., required = true)]
+    pub scores: Vec<PathBuf>,
+    /// Also write the pooled score as JSON here.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    /// Replace an existing --json file.
+    #[arg(long)]
+    pub force: bool,
 }
 
 #[derive(clap::Args, Debug)]
@@ -69,6 +84,7 @@ pub fn run(a: &ReviewArgs) -> Result<()> {
     match &a.cmd {
         ReviewCmd::Make(m) => make(m),
         ReviewCmd::Score(s) => score(s),
+        ReviewCmd::Pool(p) => pool(p),
     }
 }
 
@@ -254,6 +270,14 @@ fn score(a: &ScoreArgs) -> Result<()> {
         key.items.len(),
         s.sheet_id
     );
+    print_score(&s);
+    if let Some(p) = &a.json {
+        crate::util::write_atomic(p, serde_json::to_string_pretty(&s)?.as_bytes())?;
+    }
+    Ok(())
+}
+
+fn print_score(s: &review::Score) {
     println!("| dimension | {} wins | {} wins | ties | {} win share among decided [95 % Wilson] | sign test p |", s.systems[0], s.systems[1], s.systems[0]);
     println!("|---|---|---|---|---|---|");
     for d in &s.dimensions {
@@ -269,6 +293,37 @@ fn score(a: &ScoreArgs) -> Result<()> {
     for (sys, p) in &s.defective_percent {
         println!("reader marked {sys} seriously defective in {p:.1} % of items");
     }
+}
+
+fn pool(a: &PoolArgs) -> Result<()> {
+    let scores: Vec<review::Score> = a
+        .scores
+        .iter()
+        .map(|p| {
+            serde_json::from_str(&read(p, "--scores")?).with_context(|| {
+                format!(
+                    "--scores {}: not a score (written by `stylerl review score --json`)",
+                    p.display()
+                )
+            })
+        })
+        .collect::<Result<_>>()?;
+    if let Some(p) = &a.json {
+        let inputs: Vec<(&str, &Path)> =
+            a.scores.iter().map(|s| ("--scores", s.as_path())).collect();
+        super::args::check_not_input("--json", p, &inputs)?;
+        refuse_existing(&[p], a.force)?;
+    }
+    let s = review::pool(&scores)?;
+    println!(
+        "{} vs {}: {} readings, {} items pooled (sheets {})",
+        s.systems[0],
+        s.systems[1],
+        scores.len(),
+        s.items,
+        s.sheet_id
+    );
+    print_score(&s);
     if let Some(p) = &a.json {
         crate::util::write_atomic(p, serde_json::to_string_pretty(&s)?.as_bytes())?;
     }

@@ -197,7 +197,7 @@ pub fn parse_verdict(line: &str, lineno: usize, sheet_id: &str) -> Result<Verdic
 }
 
 /// Wins of each system on one dimension.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct DimensionScore {
     pub dimension: String,
     pub wins: usize,
@@ -212,7 +212,7 @@ pub struct DimensionScore {
 }
 
 /// The whole score, from the first system's side (`systems[0]` of the key).
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Score {
     pub sheet_id: String,
     pub systems: [String; 2],
@@ -255,6 +255,80 @@ pub fn sign_test(k: usize, n: usize) -> f64 {
     (2.0 * tail).min(1.0)
 }
 
+/// One dimension's counts with the Wilson interval of the win share and the sign test.
+fn dimension_score(name: &str, w: usize, l: usize, t: usize) -> DimensionScore {
+    let n = w + l;
+    let iv = wilson(w, n);
+    DimensionScore {
+        dimension: name.to_string(),
+        wins: w,
+        losses: l,
+        ties: t,
+        win_share: (n > 0).then(|| w as f64 / n as f64),
+        win_share_lo: iv.map(|x| x.0),
+        win_share_hi: iv.map(|x| x.1),
+        sign_test_p: sign_test(w, n),
+    }
+}
+
+/// Several readings pooled into one (e.g. one sheet per training seed, each system pair in the
+/// same roles): wins, losses and ties summed per dimension, the interval and the sign test taken
+/// over all decided items; each role's defective % weighted by its marked items. The pooled
+/// systems are each role's names joined by "/"; the sheet ids are joined by "+".
+pub fn pool(scores: &[Score]) -> Result<Score> {
+    if scores.is_empty() {
+        bail!("no scores to pool");
+    }
+    let join = |f: &dyn Fn(&Score) -> &str| {
+        let mut names: Vec<&str> = Vec::new();
+        for s in scores {
+            if !names.contains(&f(s)) {
+                names.push(f(s));
+            }
+        }
+        names.join("/")
+    };
+    let systems = [
+        join(&|s| s.systems[0].as_str()),
+        join(&|s| s.systems[1].as_str()),
+    ];
+    let mut dims = Vec::new();
+    for name in DIMENSIONS {
+        let (mut w, mut l, mut t) = (0, 0, 0);
+        for s in scores {
+            let Some(d) = s.dimensions.iter().find(|d| d.dimension == name) else {
+                bail!("score of sheet {} has no {name} dimension", s.sheet_id);
+            };
+            (w, l, t) = (w + d.wins, l + d.losses, t + d.ties);
+        }
+        dims.push(dimension_score(name, w, l, t));
+    }
+    let mut defective_percent = BTreeMap::new();
+    for (role, pooled) in systems.iter().enumerate() {
+        let (mut marked, mut items) = (0.0, 0usize);
+        for s in scores {
+            if let Some(p) = s.defective_percent.get(&s.systems[role]) {
+                marked += p / 100.0 * s.items as f64;
+                items += s.items;
+            }
+        }
+        if items > 0 {
+            defective_percent.insert(pooled.clone(), 100.0 * marked / items as f64);
+        }
+    }
+    Ok(Score {
+        sheet_id: scores
+            .iter()
+            .map(|s| s.sheet_id.as_str())
+            .collect::<Vec<_>>()
+            .join("+"),
+        systems,
+        items: scores.iter().map(|s| s.items).sum(),
+        dimensions: dims,
+        defective_percent,
+    })
+}
+
 /// Scores verdicts against the key. Every sheet item must have exactly one verdict; a
 /// verdict for an item not in the key, or a second verdict for one, is an error.
 pub fn score(key: &Key, verdicts: &[Verdict]) -> Result<Score> {
@@ -284,18 +358,7 @@ pub fn score(key: &Key, verdicts: &[Verdict]) -> Result<Score> {
                 _ => l += 1,
             }
         }
-        let n = w + l;
-        let iv = wilson(w, n);
-        dims.push(DimensionScore {
-            dimension: name.to_string(),
-            wins: w,
-            losses: l,
-            ties: t,
-            win_share: (n > 0).then(|| w as f64 / n as f64),
-            win_share_lo: iv.map(|x| x.0),
-            win_share_hi: iv.map(|x| x.1),
-            sign_test_p: sign_test(w, n),
-        });
+        dims.push(dimension_score(name, w, l, t));
     }
     let mut defective_percent = BTreeMap::new();
     for sys in &key.systems {
@@ -327,6 +390,39 @@ pub fn score(key: &Key, verdicts: &[Verdict]) -> Result<Score> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pooled_readings_sum_counts_and_retest() {
+        let one = |id: &str, first: &str, w: usize, l: usize, t: usize, def: f64| Score {
+            sheet_id: id.into(),
+            systems: [first.into(), "sft".into()],
+            items: w + l + t,
+            dimensions: DIMENSIONS
+                .iter()
+                .map(|d| dimension_score(d, w, l, t))
+                .collect(),
+            defective_percent: BTreeMap::from([(first.to_string(), def), ("sft".into(), 50.0)]),
+        };
+        // 6 of 8 decided in each of two readings: p 0.29 alone, 12 of 16 pooled: p 0.077.
+        let (a, b) = (
+            one("x", "grpo-s0", 6, 2, 2, 10.0),
+            one("y", "grpo-s1", 6, 2, 2, 30.0),
+        );
+        assert!(a.dimensions[0].sign_test_p > 0.2);
+        let p = pool(&[a, b]).unwrap();
+        assert_eq!(
+            p.systems,
+            ["grpo-s0/grpo-s1".to_string(), "sft".to_string()]
+        );
+        assert_eq!(p.items, 20);
+        assert_eq!(p.sheet_id, "x+y");
+        let d = &p.dimensions[1];
+        assert_eq!((d.wins, d.losses, d.ties), (12, 4, 4));
+        assert!((d.sign_test_p - sign_test(12, 16)).abs() < 1e-12 && d.sign_test_p < 0.08);
+        assert!((p.defective_percent["grpo-s0/grpo-s1"] - 20.0).abs() < 1e-9);
+        assert!((p.defective_percent["sft"] - 50.0).abs() < 1e-9);
+        assert!(pool(&[]).is_err());
+    }
 
     #[test]
     fn sign_test_and_wilson_match_known_values() {
