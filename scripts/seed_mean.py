@@ -22,10 +22,16 @@ import random
 import sys
 from collections import defaultdict
 
-METRICS = ["style_similarity", "judge_encoder_style_similarity", "meaning_kept", "entity_f1", "not_rewritten", "words"]
+METRICS = ["style_similarity", "judge_encoder_style_similarity", "meaning_kept", "entity_f1", "not_rewritten", "words",
+           "reader_checks.fluency_nll", "reader_checks.defective"]
 
 
 def value(row, key):
+    # "a.b": field b of the object a (the reader checks); booleans count as 0/1.
+    head, _, rest = key.partition(".")
+    if rest:
+        v = (row.get(head) or {}).get(rest)
+        return float(v) if isinstance(v, bool) else v
     v = row.get(key)
     if isinstance(v, dict):  # judge encoders: {name: value}; one judge is assumed
         v = next(iter(v.values()), None)

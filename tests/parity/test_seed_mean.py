@@ -82,3 +82,18 @@ def test_evaluations_combine_when_shared_systems_agree(tmp_path):
     p = subprocess.run([sys.executable, script, str(one), str(two)], capture_output=True, text=True)
     assert p.returncode != 0
     assert "'sft' differs" in p.stderr and len(p.stderr.strip().splitlines()) == 1
+
+
+def test_reader_checks_are_averaged_like_any_metric(tmp_path):
+    # Defective marks count 0/1 and fluency is read inside reader_checks: a's runs are defective
+    # on input 0 in one run of two (0.5) and sft never is, so the mean difference is +0.25.
+    rs = rows()
+    for r in rs:
+        bad = r["system"] == "a" and r["index"] == 0
+        r["reader_checks"] = {"fluency_nll": 4.0 + (1.0 if r["system"].startswith("a") else 0.0),
+                              "defective": bad}
+    p = run(tmp_path, rs)
+    assert p.returncode == 0, p.stderr
+    get = lambda key: next(l for l in p.stdout.splitlines() if l.startswith(f"| a (2) | {key}"))
+    assert "+0.250" in get("reader_checks.defective"), p.stdout
+    assert "+1.000" in get("reader_checks.fluency_nll"), p.stdout
