@@ -129,3 +129,20 @@ fn example_warm_up_data_is_the_corpus_in_the_prompted_template() {
         }
     }
 }
+
+/// The "cut off" detector takes an open last sentence for the style when the reference writes
+/// so: Bry's chat messages do (no full stops), the whimsical tale and Ros's e-mails do not.
+#[test]
+fn shipped_references_that_leave_sentences_open() {
+    use stylerl::text::defects::leaves_sentences_open;
+    let open = |name: &str| {
+        let p =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("datasets/reference/{name}.txt"));
+        leaves_sentences_open(&stylerl::text::sentences(
+            &std::fs::read_to_string(p).unwrap(),
+        ))
+    };
+    assert!(open("chat_messages"));
+    assert!(!open("whimsical_tale"));
+    assert!(!open("work_emails"));
+}

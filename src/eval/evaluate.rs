@@ -118,7 +118,7 @@ pub fn evaluate(cfg: &EvalConfig) -> Result<Report> {
     let mut sys_json: Vec<Value> = Vec::new();
     let mut all_outputs: Vec<Vec<String>> = Vec::new();
     let generated = generate_all(cfg, &refs, &inputs)?;
-    let ref_runs = ReferenceRuns::new(&[refs.join(" ")]);
+    let ref_runs = ReferenceRuns::from_sentences(&refs);
     let fluency = score_fluency(cfg, &inputs, &generated)?;
     for (k, (sys, g)) in cfg.systems.iter().zip(generated).enumerate() {
         let out_refs: Vec<&str> = g.texts.iter().map(|s| s.as_str()).collect();

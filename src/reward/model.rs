@@ -298,7 +298,7 @@ impl RewardModel {
         let usage = (d.enabled && d.rates == DropoutRates::Usage).then(|| Usage::new(k));
         let balance = (cfg.balance.weight > 0.0).then(|| Usage::new(k));
         let reference_runs =
-            crate::text::defects::ReferenceRuns::new(&[style.references().join(" ")]);
+            crate::text::defects::ReferenceRuns::from_sentences(style.references());
         Ok(RewardModel {
             cfg: cfg.clone(),
             style,

@@ -33,6 +33,23 @@ impl Defects {
 #[derive(Debug, Clone, Default)]
 pub struct ReferenceRuns {
     runs: HashSet<Vec<String>>,
+    /// The style leaves sentences open (see [`leaves_sentences_open`]): an output whose last
+    /// sentence has no closing mark is then that style, not a cut-off.
+    pub open_endings: bool,
+}
+
+/// Whether at least a third of a reference's sentences end without a closing mark ("see you
+/// at 6 x", "righto"): chat styles write so, and a reader does not call such text cut off.
+pub fn leaves_sentences_open<S: AsRef<str>>(sentences: &[S]) -> bool {
+    let n = sentences.len();
+    let open = sentences
+        .iter()
+        .filter(|s| {
+            let t = s.as_ref().trim_end();
+            !t.is_empty() && !ends_finished(t)
+        })
+        .count();
+    n > 0 && 3 * open >= n
 }
 
 impl ReferenceRuns {
@@ -44,7 +61,19 @@ impl ReferenceRuns {
                 runs.insert(g.to_vec());
             }
         }
-        Self { runs }
+        Self {
+            runs,
+            open_endings: false,
+        }
+    }
+
+    /// The runs of the reference sentences, with [`leaves_sentences_open`] taken from them.
+    pub fn from_sentences<S: AsRef<str>>(sentences: &[S]) -> Self {
+        let joined: Vec<&str> = sentences.iter().map(|s| s.as_ref()).collect();
+        Self {
+            open_endings: leaves_sentences_open(sentences),
+            ..Self::new(&[joined.join(" ")])
+        }
     }
 }
 
@@ -152,9 +181,10 @@ fn ends_finished(t: &str) -> bool {
 
 /// Cut off mid-sentence: it ends on a comma, colon, dash or opening bracket, or on a word
 /// after which no sentence ends ("the", "and", "with"), or the input ends its last sentence
-/// and the output's last sentence is left open. `stopped_at_eos == Some(false)` (the
-/// generation hit its token limit) with an unfinished last sentence also counts.
-pub fn truncated(input: &str, output: &str, stopped_at_eos: Option<bool>) -> bool {
+/// and the output's last sentence is left open (unless `open_ok`: the target style itself
+/// leaves sentences open). `stopped_at_eos == Some(false)` (the generation hit its token
+/// limit) with an unfinished last sentence also counts.
+pub fn truncated(input: &str, output: &str, stopped_at_eos: Option<bool>, open_ok: bool) -> bool {
     let t = output.trim_end();
     if empty(t) {
         return false;
@@ -181,7 +211,7 @@ pub fn truncated(input: &str, output: &str, stopped_at_eos: Option<bool>) -> boo
         .next()
         .map(|s| s.split_whitespace().count())
         .unwrap_or(0);
-    !finished && ends_finished(input.trim_end()) && last_sentence_words >= 4
+    !open_ok && !finished && ends_finished(input.trim_end()) && last_sentence_words >= 4
 }
 
 /// Every defect of one output.
@@ -196,7 +226,7 @@ pub fn find_defects(
         assistant: assistant(output),
         copied_reference: copied_reference(input, output, refs),
         empty: empty(output),
-        truncated: truncated(input, output, stopped_at_eos),
+        truncated: truncated(input, output, stopped_at_eos, refs.open_endings),
     }
 }
 
@@ -232,12 +262,53 @@ mod tests {
         assert!(truncated(
             input,
             "The boiler will be serviced on",
-            Some(true)
+            Some(true),
+            false
         ));
         assert!(truncated(
             input,
             "The boiler will be serviced on Tuesday morning by Ms",
-            None
+            None,
+            false
         ));
+    }
+
+    #[test]
+    fn an_open_last_sentence_is_a_style_when_the_reference_writes_so() {
+        let chat = [
+            "morning!!",
+            "on earlies again so i'll be out by half 6 x",
+            "righto",
+        ];
+        let tale = [
+            "There lived a snail.",
+            "Was it a ridiculous dream?",
+            "Oh, how they cheered!",
+        ];
+        assert!(leaves_sentences_open(&chat));
+        assert!(!leaves_sentences_open(&tale));
+        assert!(!leaves_sentences_open::<&str>(&[]));
+        let input = "The office is open on 26 December. Please tell the team.";
+        let out = "the office is open on 26 December so please tell the team";
+        let (open, closed) = (
+            ReferenceRuns::from_sentences(&chat),
+            ReferenceRuns::from_sentences(&tale),
+        );
+        assert!(find_defects(input, out, &closed, Some(true)).truncated);
+        assert!(!find_defects(input, out, &open, Some(true)).truncated);
+        // Still cut off in any style: a dangling word, or the token limit hit mid-sentence.
+        let dangling = "the office is open on 26 December so please tell the";
+        assert!(find_defects(input, dangling, &open, Some(true)).truncated);
+        assert!(find_defects(input, out, &open, Some(false)).truncated);
+        // The copy runs are those of the joined sentences.
+        assert!(
+            find_defects(
+                input,
+                "on earlies again so i'll be out by half 6",
+                &open,
+                Some(true)
+            )
+            .copied_reference
+        );
     }
 }
