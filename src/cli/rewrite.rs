@@ -8,8 +8,9 @@ use crate::adapter::attach as adapters;
 use crate::adapter::load::{load_policy, ModelSection};
 use crate::infer::generate::{eos_ids, pad_id};
 use crate::infer::{generate, GenerateConfig, SamplingConfig};
+use crate::train::example_prompts::run_turns;
 use crate::train::run_info::{self, RunInfo};
-use crate::train::sft_data::{user_turn, DEFAULT_INSTRUCTION};
+use crate::train::sft_data::DEFAULT_INSTRUCTION;
 use anyhow::{bail, Context, Result};
 use serde_json::{json, Value};
 use std::io::{Read, Write};
@@ -237,33 +238,28 @@ fn inputs(a: &RewriteArgs, text: &[String]) -> Result<Vec<String>> {
 /// The prompt each input is rewritten with: the instruction before it, or, for a run trained
 /// with reference sentences in its prompt, the same seeded draw of them it was trained with.
 fn user_turns(s: &System, texts: &[String]) -> Result<Vec<String>> {
-    let Some(r) = s.run.as_ref().filter(|r| r.examples > 0) else {
-        return Ok(texts.iter().map(|t| user_turn(&s.instruction, t)).collect());
+    let (examples, seed, refs) = match s.run.as_ref().filter(|r| r.examples > 0) {
+        None => (0, 0, Vec::new()),
+        Some(r) => (r.examples, r.example_seed, example_pool(&s.name, r)?),
     };
-    let mut refs = Vec::new();
-    for p in &r.reference {
-        let t = std::fs::read_to_string(p).with_context(|| {
-            format!(
-                "{}: this run shows sentences of its reference {} in every prompt, and that file cannot be read: restore it",
-                s.name,
-                p.display()
-            )
-        })?;
-        refs.extend(crate::text::sentences(&t));
-    }
+    Ok(run_turns(&s.instruction, examples, seed, &refs, texts))
+}
+
+/// The reference sentences a run trained with examples drew them from.
+fn example_pool(name: &str, r: &RunInfo) -> Result<Vec<String>> {
+    let cfg = crate::reward::config::RewardConfig {
+        reference: r.reference.clone(),
+        ..Default::default()
+    };
+    let refs = crate::reward::model::load_reference_sentences(&cfg).with_context(|| {
+        format!(
+            "{name}: this run shows sentences of its reference in every prompt: restore the file"
+        )
+    })?;
     if refs.is_empty() {
-        bail!(
-            "{}: the run's reference files hold no sentences: restore them",
-            s.name
-        );
+        bail!("{name}: the run's reference files hold no sentences: restore them");
     }
-    Ok(crate::train::example_prompts::example_turns(
-        &s.instruction,
-        &refs,
-        r.examples,
-        r.example_seed,
-        texts,
-    ))
+    Ok(refs)
 }
 
 /// Loads one system, folds its adapters, renders the training prompt of every input and

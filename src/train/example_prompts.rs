@@ -1,5 +1,6 @@
 //! Prompts that show the policy K reference sentences before the request: the prompted
 //! baseline's turn, and the training prompt of a run with `data.examples` > 0.
+use super::sft_data::user_turn;
 use crate::rng::SplitMix64;
 
 /// The default template. `{examples}` becomes one "- sentence" line per example.
@@ -50,4 +51,20 @@ pub fn example_turns(
             prompted_turn(template, &ex, t)
         })
         .collect()
+}
+
+/// Every input's user turn under a run's prompt settings, as in training and in `rewrite
+/// --run`: with `examples` = 0, `template` is the instruction before the input
+/// (`sft_data::user_turn`); otherwise the example template, filled as [`example_turns`].
+pub fn run_turns(
+    template: &str,
+    examples: usize,
+    seed: u64,
+    refs: &[String],
+    texts: &[String],
+) -> Vec<String> {
+    if examples == 0 {
+        return texts.iter().map(|t| user_turn(template, t)).collect();
+    }
+    example_turns(template, refs, examples, seed, texts)
 }

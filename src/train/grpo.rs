@@ -10,14 +10,13 @@
 //! with the prompt's G completions, gradients included.
 use super::batch::pad_completions;
 use super::checkpoint::{self, DataPosition, TrainerState};
-use super::grpo_config::PromptData;
+use super::example_prompts::run_turns;
 use super::grpo_config::{GrpoConfig, OldLogprobs};
 use super::guard::NanGuard;
 use super::loss::{advantages, grpo_loss, reward_stats, GrpoLossConfig, GrpoStats};
 use super::metrics::MetricsWriter;
 use super::optim::{clip_grad_norm, AdamW};
 use super::schedule::Schedule;
-use super::sft_data::user_turn;
 use crate::adapter::attach as adapters;
 use crate::adapter::load::load_policy;
 use crate::adapter::lora::{trainable_line, LoraAdapter, Quant};
@@ -219,7 +218,15 @@ impl GrpoTrainer {
         if texts.is_empty() {
             bail!("{}: no inputs to rewrite", cfg.data.train.display());
         }
-        let turns = user_turns(&cfg.data, &cfg.reward, &texts)?;
+        // The reference sentences the reward model loaded are the examples' pool.
+        let d = &cfg.data;
+        let turns = run_turns(
+            d.prompt_template(),
+            d.examples,
+            d.example_seed,
+            rm.style.references(),
+            &texts,
+        );
         let prompts: Vec<Vec<i64>> = turns
             .iter()
             .map(|u| tok.encode(&tpl.render(&[ChatMessage::new("user", u)], true)?, false))
@@ -742,26 +749,4 @@ fn step_record(
         "dynamics/inner": scores.dynamics.inner, "dynamics/outer": scores.dynamics.outer,
         "tokens_per_s": tokens_per_s, "time/generation": t_gen, "time/reward": t_reward, "time/training": t_train,
     })
-}
-
-/// The user turn of each input: the instruction before it, or (with `data.examples` = K > 0)
-/// K reference sentences as style examples in `data.example_template`, a seeded draw per
-/// input (example_prompts::example_turns), so the policy sees the reference's manner without
-/// learning four fixed sentences.
-pub fn user_turns(
-    d: &PromptData,
-    reward: &crate::reward::RewardConfig,
-    texts: &[String],
-) -> Result<Vec<String>> {
-    if d.examples == 0 {
-        return Ok(texts.iter().map(|t| user_turn(&d.instruction, t)).collect());
-    }
-    let refs = crate::reward::model::load_reference_sentences(reward)?;
-    Ok(super::example_prompts::example_turns(
-        &d.example_template,
-        &refs,
-        d.examples,
-        d.example_seed,
-        texts,
-    ))
 }
