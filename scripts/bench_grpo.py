@@ -13,7 +13,11 @@ is printed separately, and the ratio is given both with it and without it (gener
 training only). Neither side can be told to ignore EOS the same way, so both sample freely and
 the mean completion lengths and seconds per completion token are printed with the times.
 
-  .venv/bin/python scripts/bench_grpo.py [--steps 3] [--model models/smollm2-135m-instruct]
+  .venv/bin/python scripts/bench_grpo.py [--steps 3] [--model models/smollm2-135m-instruct] [--modes f32,bf16]
+
+--modes runs stylerl once per precision mode in the same run: f32 (the default), bf16
+(`model.matmul = "bf16"` and `grpo.sampling_weights = "bf16"`) or auto (both "auto"); each
+is compared with the same TRL measurement (f32).
 """
 import argparse
 import json
@@ -44,11 +48,12 @@ def load_texts(path, n):
     return out
 
 
-def stylerl_config(a, out_dir):
+def stylerl_config(a, out_dir, mode="f32"):
     return f"""
 out_dir = "{out_dir}"
 [model]
 path = "{a.model}"
+matmul = "{mode}"
 [data]
 train = "{a.data}"
 limit = {a.prompts}
@@ -70,6 +75,7 @@ max_completion_length = {a.L}
 temperature = 1.0
 ppo_epochs = {a.mu}
 micro_batch_size = {a.P * a.G}
+sampling_weights = "{mode}"
 beta = 0.0
 std_scale = "none"
 seed = 0
@@ -80,11 +86,11 @@ lr = {a.lr}
 """
 
 
-def run_stylerl(a):
+def run_stylerl(a, mode="f32"):
     binary = os.environ.get("STYLERL_BIN", str(ROOT / "target/release/stylerl"))
     with tempfile.TemporaryDirectory() as tmp:
         cfg = Path(tmp) / "grpo.toml"
-        cfg.write_text(stylerl_config(a, Path(tmp) / "run"))
+        cfg.write_text(stylerl_config(a, Path(tmp) / "run", mode))
         env = dict(os.environ, STYLERL_THREADS="1")
         t0 = time.perf_counter()
         subprocess.run([binary, "grpo", "--config", str(cfg)], check=True, env=env, cwd=ROOT,
@@ -178,6 +184,7 @@ def main():
     p.add_argument("--steps", type=int, default=3, help="measured steps a side")
     p.add_argument("--warmup", type=int, default=1)
     p.add_argument("--skip-trl", action="store_true")
+    p.add_argument("--modes", default="f32", help="stylerl precision modes, comma-separated (f32, bf16, auto)")
     a = p.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     if not (Path(a.model) / "config.json").exists():
@@ -185,22 +192,26 @@ def main():
 
     print(f"model {a.model}  P {a.P}  G {a.G}  L {a.L}  mu {a.mu}  LoRA r {a.r} alpha {a.alpha} "
           f"all-linear  1 thread  {a.warmup} warm-up + {a.steps} measured steps a side")
-    s = run_stylerl(a)
-    print(f"stylerl: {s['step']:.2f} s/step (generation {s['gen']:.2f}, reward {s['reward']:.2f}, "
-          f"training {s['train']:.2f}); mean completion {s['len']:.1f} tokens; "
-          f"steps {[round(x, 2) for x in s['per_step']]}")
+    modes = [m.strip() for m in a.modes.split(",") if m.strip()]
+    runs = {}
+    for m in modes:
+        s = runs[m] = run_stylerl(a, m)
+        print(f"stylerl ({m}): {s['step']:.2f} s/step (generation {s['gen']:.2f}, reward {s['reward']:.2f}, "
+              f"training {s['train']:.2f}); mean completion {s['len']:.1f} tokens; "
+              f"steps {[round(x, 2) for x in s['per_step']]}", flush=True)
     if a.skip_trl:
         return
     t = run_trl(a)
     print(f"TRL:     {t['step']:.2f} s/step; mean completion {t['len']:.1f} tokens; "
           f"steps {[round(x, 2) for x in t['per_step']]}")
-    gt = s["gen"] + s["train"]
-    print(f"ratio TRL / stylerl: {t['step'] / s['step']:.2f}x (whole step), "
-          f"{t['step'] / gt:.2f}x (generation + training, stylerl's reward left out)")
-    tok_s, tok_t = a.P * a.G * s["len"], a.P * a.G * t["len"]
-    print(f"per completion token: stylerl {1000 * gt / max(tok_s, 1):.1f} ms, "
-          f"TRL {1000 * t['step'] / max(tok_t, 1):.1f} ms, "
-          f"ratio {(t['step'] / max(tok_t, 1)) / (gt / max(tok_s, 1)):.2f}x")
+    for m, s in runs.items():
+        gt = s["gen"] + s["train"]
+        print(f"ratio TRL / stylerl ({m}): {t['step'] / s['step']:.2f}x (whole step), "
+              f"{t['step'] / gt:.2f}x (generation + training, stylerl's reward left out)")
+        tok_s, tok_t = a.P * a.G * s["len"], a.P * a.G * t["len"]
+        print(f"per completion token ({m}): stylerl {1000 * gt / max(tok_s, 1):.1f} ms, "
+              f"TRL {1000 * t['step'] / max(tok_t, 1):.1f} ms, "
+              f"ratio {(t['step'] / max(tok_t, 1)) / (gt / max(tok_s, 1)):.2f}x")
 
 
 if __name__ == "__main__":

@@ -7,7 +7,10 @@ reproduced here), AdamW and grad clipping. The first --warmup steps are not time
 is real (non-pad) tokens over the wall time of the timed steps. Runs alternate between the
 two sides --repeats times so background load hits both alike.
 
-    .venv/bin/python scripts/bench_sft.py [--steps 4] [--warmup 1] [--batch 4] [--repeats 2]
+    .venv/bin/python scripts/bench_sft.py [--steps 4] [--warmup 1] [--batch 4] [--repeats 2] [--modes f32,bf16]
+
+--modes runs stylerl once per training-matmul precision (`model.matmul`: f32, bf16, auto) in
+the same repeats; each gets its own ratio against the same PEFT measurements (PEFT in f32).
 """
 import argparse
 import json
@@ -134,10 +137,10 @@ def run_peft(args):
     return tokens, secs
 
 
-def run_stylerl(args):
+def run_stylerl(args, mode="f32"):
     with tempfile.TemporaryDirectory() as d:
         sets = {
-            "out_dir": d, "data.eval": "", "data.max_length": args.max_length,
+            "out_dir": d, "data.eval": "", "data.max_length": args.max_length, "model.matmul": mode,
             "train.max_steps": args.warmup + args.steps, "train.batch_size": args.batch,
             "train.grad_accum": 1, "train.eval_every": 0, "train.checkpoint_every": 0,
             "train.merge": "false", "train.seed": 0,
@@ -162,6 +165,7 @@ def main():
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--threads", type=int, default=1,
                     help="intra-op threads for both sides (OMP_NUM_THREADS); 1 is the fair choice on a busy machine")
+    ap.add_argument("--modes", default="f32", help="stylerl's model.matmul values, comma-separated (f32, bf16, auto)")
     ap.add_argument("--side", choices=["peft"], help=argparse.SUPPRESS)
     args = ap.parse_args()
     os.environ["OMP_NUM_THREADS"] = str(args.threads)
@@ -169,21 +173,27 @@ def main():
     if args.side == "peft":  # child process: one PEFT measurement as JSON
         print(json.dumps(run_peft(args)))
         return
-    res = {"stylerl": [], "peft": []}
+    modes = [m.strip() for m in args.modes.split(",") if m.strip()]
+    names = {m: "stylerl" if m == "f32" else f"stylerl-{m}" for m in modes}
+    res = {**{names[m]: [] for m in modes}, "peft": []}
     for r in range(args.repeats):
-        res["stylerl"].append(run_stylerl(args))
+        for m in modes:
+            res[names[m]].append(run_stylerl(args, m))
         out = subprocess.run([sys.executable, __file__, "--side", "peft", *sys.argv[1:]],
                              check=True, capture_output=True, text=True).stdout
         res["peft"].append(tuple(json.loads(out.strip().splitlines()[-1])))
         for k in res:
             tok, s = res[k][-1]
-            print(f"repeat {r + 1} {k:8s}: {tok:.0f} tokens in {s:.2f} s = {tok / s:.1f} tokens/s", flush=True)
+            print(f"repeat {r + 1} {k:13s}: {tok:.0f} tokens in {s:.2f} s = {tok / s:.1f} tokens/s", flush=True)
     tps = {k: sum(t for t, _ in v) / sum(s for _, s in v) for k, v in res.items()}
-    assert res["stylerl"][0][0] == res["peft"][0][0], "the two sides saw different tokens"
+    for m in modes:
+        assert res[names[m]][0][0] == res["peft"][0][0], "the two sides saw different tokens"
     print(f"threads: {torch.get_num_threads()}  batch {args.batch}  max_length {args.max_length}  "
           f"timed steps {args.steps} after {args.warmup} warm-up, {args.repeats} repeats")
-    print(f"stylerl {tps['stylerl']:.1f} tokens/s, PyTorch+PEFT {tps['peft']:.1f} tokens/s, "
-          f"ratio {tps['stylerl'] / tps['peft']:.2f}x")
+    for m in modes:
+        k = names[m]
+        print(f"{k} (model.matmul = {m}) {tps[k]:.1f} tokens/s, PyTorch+PEFT (f32) {tps['peft']:.1f} tokens/s, "
+              f"ratio {tps[k] / tps['peft']:.2f}x")
 
 
 if __name__ == "__main__":

@@ -365,14 +365,10 @@ fn fluency_guard_penalises_text_the_base_model_finds_unlikely() {
     let s = m
         .score_batch(&[ro(input, plain), ro(input, junk)], 0)
         .unwrap();
-    let (model, tok, _) =
-        stylerl::adapter::load::load_policy(&stylerl::adapter::load::ModelSection {
-            path: smol.clone(),
-            device: "cpu".into(),
-            dtype: "f32".into(),
-            adapters: vec![],
-        })
-        .unwrap();
+    let (model, tok, _) = stylerl::adapter::load::load_policy(
+        &stylerl::adapter::load::ModelSection::cpu_f32(smol.clone()),
+    )
+    .unwrap();
     let nll = |t: &str| {
         stylerl::infer::scoring::mean_nll(&model, &[tok.encode(t, true).unwrap()], 1)[0].unwrap()
     };

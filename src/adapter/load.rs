@@ -6,6 +6,7 @@
 //! a [`ModelSpec`], where the device and dtype are parsed once, and [`load`] builds the model.
 use crate::model::chat::ChatTemplate;
 use crate::model::llama::Llama;
+use crate::model::precision::Precision;
 use crate::model::tokenizer::Tokenizer;
 use anyhow::{bail, Result};
 use serde::Deserialize;
@@ -23,6 +24,8 @@ pub struct ModelSpec {
     pub random_init: bool,
     /// Frozen adapters applied on top, `PATH[:WEIGHT]`; their deltas add up.
     pub adapters: Vec<String>,
+    /// The precision of the weights in training matmuls (`model.matmul`, `--matmul`).
+    pub matmul: Precision,
 }
 
 impl ModelSpec {
@@ -40,7 +43,14 @@ impl ModelSpec {
             kind: crate::util::parse_dtype(dtype)?,
             random_init,
             adapters,
+            matmul: Precision::F32,
         })
+    }
+
+    /// The same spec with the training matmuls' precision parsed from `s` (f32, bf16, auto).
+    pub fn with_matmul(mut self, s: &str) -> Result<ModelSpec> {
+        self.matmul = Precision::parse(s)?;
+        Ok(self)
     }
 }
 
@@ -55,6 +65,7 @@ pub fn load(spec: &ModelSpec) -> Result<Llama> {
     if !spec.adapters.is_empty() {
         super::attach::load_and_attach(&mut model, &spec.adapters, spec.device)?;
     }
+    model.set_matmul_kind(spec.matmul.for_matmul(spec.device, spec.kind));
     Ok(model)
 }
 
@@ -71,6 +82,13 @@ pub struct ModelSection {
     /// Adapters applied (frozen) under the trained one, `PATH[:WEIGHT]`.
     #[serde(default)]
     pub adapters: Vec<String>,
+    /// Weights of the training matmuls: f32, bf16 (rounded copies; activations, adapters,
+    /// optimizer and loss stay f32) or auto (bf16 where the CPU has AVX512-BF16).
+    #[serde(default = "d_matmul")]
+    pub matmul: String,
+}
+fn d_matmul() -> String {
+    "f32".into()
 }
 fn d_device() -> String {
     "cpu".into()
@@ -80,10 +98,24 @@ fn d_dtype() -> String {
 }
 
 impl ModelSection {
+    /// A model directory on the CPU in f32, without adapters (the frozen scorers).
+    pub fn cpu_f32(path: PathBuf) -> ModelSection {
+        ModelSection {
+            path,
+            device: d_device(),
+            dtype: d_dtype(),
+            adapters: Vec::new(),
+            matmul: d_matmul(),
+        }
+    }
+
     /// Device and dtype parse (CUDA visible when asked for); `prefix` is the table's key.
     pub fn validate(&self, prefix: &str) -> Result<()> {
         crate::config::check::device(&format!("{prefix}.device"), &self.device)?;
-        crate::config::check::dtype(&format!("{prefix}.dtype"), &self.dtype)
+        crate::config::check::dtype(&format!("{prefix}.dtype"), &self.dtype)?;
+        Precision::parse(&self.matmul)
+            .map_err(|e| anyhow::anyhow!("{prefix}.matmul = {}: {e}", self.matmul))?;
+        Ok(())
     }
 
     pub fn spec(&self) -> Result<ModelSpec> {
@@ -93,7 +125,8 @@ impl ModelSection {
             &self.dtype,
             false,
             self.adapters.clone(),
-        )
+        )?
+        .with_matmul(&self.matmul)
     }
 }
 

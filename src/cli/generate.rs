@@ -8,6 +8,7 @@ use super::prompts::{
 use crate::infer::generate::{generate_with_stats, GenerateConfig};
 use crate::infer::sampling::SamplingConfig;
 use crate::model::chat::ChatTemplate;
+use crate::model::precision::{self, Precision};
 use crate::model::tokenizer::Tokenizer;
 use crate::model::Llama;
 use anyhow::{bail, Result};
@@ -69,6 +70,11 @@ pub struct GenerateArgs {
     /// Print one JSON timing line to stderr (load, prefill, decode seconds, tokens/s).
     #[arg(long)]
     pub timing: bool,
+    /// Weights the decode steps stream: f32, bf16 (half the bytes; each weight rounded to
+    /// bf16, products in f32) or auto (bf16 where the AVX-512 decode kernel runs). Adapters
+    /// are merged into them. Not with --compare.
+    #[arg(long, default_value = "f32")]
+    pub sampling_weights: String,
 }
 
 /// One generated sample with its decoded text.
@@ -194,7 +200,16 @@ pub fn generate(a: &GenerateArgs) -> Result<()> {
         &size,
     )?;
     let t_load = Instant::now();
+    let sampling = Precision::parse(&a.sampling_weights)
+        .map_err(|e| anyhow::anyhow!("--sampling-weights {}: {e}", a.sampling_weights))?;
     let mut model = a.m.load()?;
+    if !a.compare {
+        let kind = sampling.for_sampling(model.device, model.kind);
+        model.prepare_sampling(kind);
+        if a.sampling_weights != "f32" {
+            eprintln!("sampling weights: {}", precision::name(kind));
+        }
+    }
     let load_s = t_load.elapsed().as_secs_f64();
     let cfg = GenerateConfig::for_model(&model.config, tok.as_ref())
         .max_new_tokens(a.max_new_tokens)

@@ -210,6 +210,7 @@ fn section(
         device: a.device.clone(),
         dtype: a.dtype.as_deref().or(dt).unwrap_or("f32").to_string(),
         adapters,
+        matmul: "f32".into(),
     }
 }
 

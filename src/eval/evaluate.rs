@@ -309,12 +309,7 @@ fn score_fluency(
     let Some(path) = cfg.fluency.resolved() else {
         return Ok(None);
     };
-    let section = crate::adapter::load::ModelSection {
-        path: path.clone(),
-        device: "cpu".into(),
-        dtype: "f32".into(),
-        adapters: Vec::new(),
-    };
+    let section = crate::adapter::load::ModelSection::cpu_f32(path.clone());
     let (model, tok, _) = load_policy(&section)
         .with_context(|| format!("fluency.model '{}' (or set it to \"none\")", path.display()))?;
     let score = |texts: &[String]| -> Result<Vec<Option<f64>>> {

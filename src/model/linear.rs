@@ -4,7 +4,7 @@
 //! The base weight is frozen (a plain tensor without grad). Adapters such as LoRA attach
 //! through [`LinearAdapter`]: each adds its own term to the frozen projection's output,
 //! so several adapters compose by summation and can be switched off together.
-use tch::Tensor;
+use tch::{Kind, Tensor};
 
 /// Something that adds a learned term to a frozen projection: y = x Wᵀ + b + Σ delta(x).
 pub trait LinearAdapter: Send {
@@ -48,9 +48,15 @@ pub struct Linear {
     pub adapters: Vec<Box<dyn LinearAdapter>>,
     /// When false the layer is the plain base projection (e.g. a reference policy).
     pub adapters_enabled: bool,
-    /// W + Σ adapter weights, set by [`Linear::merge_adapters`] for inference passes: one
-    /// matmul instead of one plus two per adapter. Stale once the adapters change.
+    /// W + Σ adapter weights, set by [`Linear::merge_adapters`] / [`Linear::prepare_sampling`]
+    /// for inference passes: one matmul instead of one plus two per adapter, possibly in a
+    /// narrower kind (bf16 sampling weights). Stale once the adapters change.
     pub merged: Option<Tensor>,
+    /// W in a narrower kind (bf16) for the training matmuls of an f32 model, set by
+    /// [`Linear::set_matmul_kind`]: x is rounded to it, multiplied, and the product widened
+    /// back, so everything around the matmul stays f32. `weight` keeps the exact values for
+    /// merges, saves and exports.
+    pub matmul_weight: Option<Tensor>,
 }
 
 /// The same [out, in] weight stored input-major ([in, out] in memory, seen through a
@@ -59,6 +65,15 @@ pub struct Linear {
 pub fn input_major(weight: &Tensor) -> Tensor {
     if weight.device() == tch::Device::Cpu && weight.kind() == tch::Kind::Float && weight.dim() == 2
     {
+        weight.tr().contiguous().tr()
+    } else {
+        weight.shallow_clone()
+    }
+}
+
+/// Input-major storage for any kind on CPU (the decode kernel's layout), as a [out, in] view.
+fn decode_layout(weight: &Tensor) -> Tensor {
+    if weight.device() == tch::Device::Cpu && weight.dim() == 2 {
         weight.tr().contiguous().tr()
     } else {
         weight.shallow_clone()
@@ -75,6 +90,7 @@ impl Linear {
             adapters: Vec::new(),
             adapters_enabled: true,
             merged: None,
+            matmul_weight: None,
         }
     }
 
@@ -82,10 +98,42 @@ impl Linear {
     /// drops the cache (`on` false). Layers without adapters, or with one that cannot be
     /// merged, stay as they are. Call again after the adapters change.
     pub fn merge_adapters(&mut self, on: bool) {
+        self.prepare_sampling(on.then(|| self.weight.kind()));
+    }
+
+    /// Caches the weight sampling passes use, W + Σ delta weights stored in `kind`
+    /// (input-major, for the decode kernel), or drops it (None). In W's own kind a layer
+    /// without adapters needs no cache; a layer with an adapter that cannot be merged keeps
+    /// none either (its deltas are added in f32 on top of W).
+    pub fn prepare_sampling(&mut self, kind: Option<Kind>) {
         self.merged = None;
-        if on {
-            self.merged = self.merged_weight().map(|w| input_major(&w));
-        }
+        let Some(kind) = kind else { return };
+        let w = if self.adapters.is_empty() {
+            if kind == self.weight.kind() {
+                return;
+            }
+            self.weight.shallow_clone()
+        } else {
+            match self.merged_weight() {
+                Some(w) => w,
+                None => return,
+            }
+        };
+        let _g = tch::no_grad_guard();
+        self.merged = Some(if kind == tch::Kind::Float {
+            input_major(&w)
+        } else {
+            decode_layout(&w.to_kind(kind))
+        });
+    }
+
+    /// Keeps a copy of W in `kind` for the training matmuls (None drops it); see
+    /// [`Linear::matmul_weight`].
+    pub fn set_matmul_kind(&mut self, kind: Option<Kind>) {
+        let _g = tch::no_grad_guard();
+        self.matmul_weight = kind
+            .filter(|&k| k != self.weight.kind())
+            .map(|k| self.weight.to_kind(k).contiguous());
     }
 
     /// W + Σ adapter delta weights, summed in f32 and returned in W's kind (a new tensor);
@@ -113,14 +161,36 @@ impl Linear {
 
     /// x [.., in] → [.., out]: the frozen projection plus every enabled adapter's term.
     pub fn forward(&self, x: &Tensor) -> Tensor {
-        let merged = self.merged.as_ref().filter(|_| self.adapters_enabled);
+        // A layer without adapters uses its cache (a bf16 copy) even with adapters "off".
+        let merged = self
+            .merged
+            .as_ref()
+            .filter(|_| self.adapters_enabled || self.adapters.is_empty());
         let weight = merged.unwrap_or(&self.weight);
+        let narrow = match merged {
+            Some(m) if m.kind() != x.kind() => Some(m),
+            Some(_) => None,
+            None => self.matmul_weight.as_ref().filter(|w| w.kind() != x.kind()),
+        };
         let mut y = match super::decode_matmul::try_matmul(x, weight) {
             Some(y) => match &self.bias {
                 Some(b) => y + b,
                 None => y,
             },
-            None => x.linear(weight, self.bias.as_ref()),
+            None => match narrow {
+                // Round x to the weight's kind, multiply there, widen the product back.
+                Some(w) => {
+                    let y = x
+                        .to_kind(w.kind())
+                        .linear::<&Tensor>(w, None)
+                        .to_kind(x.kind());
+                    match &self.bias {
+                        Some(b) => y + b,
+                        None => y,
+                    }
+                }
+                None => x.linear(weight, self.bias.as_ref()),
+            },
         };
         if self.adapters_enabled && merged.is_none() {
             for a in &self.adapters {

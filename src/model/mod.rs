@@ -17,6 +17,7 @@ pub mod kv_cache;
 pub mod linear;
 pub mod llama;
 pub mod modules;
+pub mod precision;
 pub mod rope;
 pub mod tokenizer;
 pub mod weights;

@@ -117,4 +117,27 @@ impl Llama {
             l.adapters_enabled = on;
         }
     }
+
+    /// Caches every layer's sampling weight (W + Σ adapters) in `kind`, or drops the caches
+    /// (None). Call after the adapters change; training passes must run without it.
+    pub fn prepare_sampling(&mut self, kind: Option<tch::Kind>) {
+        for l in self.linears_mut() {
+            l.prepare_sampling(kind);
+        }
+    }
+
+    /// The kind of the training matmuls' weight copies (None: the weights themselves).
+    pub fn matmul_kind(&self) -> Option<tch::Kind> {
+        self.linears()
+            .first()
+            .and_then(|l| l.matmul_weight.as_ref().map(|w| w.kind()))
+    }
+
+    /// Gives every layer a copy of its weight in `kind` for the training matmuls (bf16 on
+    /// an f32 model), or drops the copies (None).
+    pub fn set_matmul_kind(&mut self, kind: Option<tch::Kind>) {
+        for l in self.linears_mut() {
+            l.set_matmul_kind(kind);
+        }
+    }
 }

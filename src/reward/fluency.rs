@@ -18,12 +18,7 @@ pub struct FluencyScorer {
 
 impl FluencyScorer {
     pub fn load(path: &str, batch_size: usize) -> Result<Self> {
-        let section = ModelSection {
-            path: path.into(),
-            device: "cpu".into(),
-            dtype: "f32".into(),
-            adapters: Vec::new(),
-        };
+        let section = ModelSection::cpu_f32(path.into());
         let (model, tok, _) =
             load_policy(&section).with_context(|| format!("reward.fluency.model '{path}'"))?;
         Ok(FluencyScorer {

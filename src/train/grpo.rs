@@ -25,6 +25,7 @@ use crate::infer::generate::{generate_with_stats, left_pad, GenerateConfig, Samp
 use crate::infer::sampling::SamplingConfig;
 use crate::infer::scoring::shared_prompt_logprobs;
 use crate::model::chat::ChatMessage;
+use crate::model::precision::{choice_line, Precision};
 use crate::model::{Llama, Tokenizer};
 use crate::report::Report;
 use crate::reward::usage::Usage;
@@ -401,6 +402,16 @@ impl GrpoTrainer {
         idx
     }
 
+    /// The kind of the weights rollouts sample with (None: the model's own, adapters unmerged).
+    pub fn sampling_kind(&self) -> Option<tch::Kind> {
+        let g = &self.cfg.grpo;
+        let m = &self.pol.model;
+        Precision::parse(&g.sampling_weights)
+            .ok()
+            .and_then(|p| p.for_sampling(m.device, m.kind))
+            .or(g.merge_for_generation.then_some(m.kind))
+    }
+
     /// One GRPO step: rollout, rewards, μ updates. Returns the metrics record and the samples.
     pub fn step(&mut self) -> Result<(serde_json::Value, Vec<serde_json::Value>)> {
         let g = self.cfg.grpo.clone();
@@ -422,12 +433,13 @@ impl GrpoTrainer {
                 top_p: g.top_p,
             })
             .seed(step_seed(g.seed, step) as u64);
-        adapters::merge_for_inference(&mut self.pol.model, g.merge_for_generation);
+        let sampling = self.sampling_kind();
+        self.pol.model.prepare_sampling(sampling);
         let generated = tch::no_grad(|| {
             generate_with_stats(&self.pol.model, &step_prompts, g.num_generations, &gen_cfg)
         });
         // Training passes need the adapter unmerged (its gradients, and it changes).
-        adapters::merge_for_inference(&mut self.pol.model, false);
+        self.pol.model.prepare_sampling(None);
         let (gen, gstats) = generated?;
         let t_gen = t0.elapsed().as_secs_f64();
         let completions: Vec<Vec<i64>> = gen.iter().map(|s| s.tokens.clone()).collect();
@@ -622,6 +634,18 @@ pub fn train_with(
             ""
         }
     ));
+    if cfg.model.matmul != "f32" || g.sampling_weights != "f32" {
+        let m = &tr.pol.model;
+        report.result(&format!(
+            "{}; {}",
+            choice_line("training matmul", &cfg.model.matmul, m.matmul_kind()),
+            choice_line(
+                "sampling",
+                &g.sampling_weights,
+                tr.sampling_kind().filter(|&k| k != m.kind)
+            )
+        ));
+    }
     let ckpt_root = cfg.out_dir.join("checkpoints");
     // One run writes an out_dir at a time; the lock goes when this function returns.
     let _lock = crate::util::lock_dir(&cfg.out_dir)?;

@@ -140,6 +140,12 @@ pub struct GrpoSection {
     /// layer instead of three); costs one extra copy of the linear weights in memory.
     #[serde(default = "d_true")]
     pub merge_for_generation: bool,
+    /// Precision of those cached weights: f32, bf16 (half the bytes to stream a decode step;
+    /// implies the merge) or auto (bf16 where the AVX-512 decode kernel runs). Training
+    /// passes never use them; π_old from "generation" then carries bf16's rounding (about
+    /// 0.01 nats a token, tests/sampling_weights.rs), far inside the clip range.
+    #[serde(default = "d_f32")]
+    pub sampling_weights: String,
     /// Where π_old's log-probs come from (see [`OldLogprobs`]).
     #[serde(default)]
     pub old_logprobs: OldLogprobs,
@@ -202,6 +208,9 @@ fn d_every() -> u64 {
 fn d_keep() -> usize {
     2
 }
+fn d_f32() -> String {
+    "f32".into()
+}
 fn d_nan() -> u32 {
     5
 }
@@ -253,6 +262,8 @@ impl GrpoConfig {
             );
         }
         nonneg_finite("grpo.beta", g.beta)?;
+        crate::model::precision::Precision::parse(&g.sampling_weights)
+            .map_err(|e| anyhow::anyhow!("grpo.sampling_weights = {}: {e}", g.sampling_weights))?;
         g.optimizer.validate("grpo.optimizer")?;
         positive_finite("grpo.max_grad_norm", g.max_grad_norm)
     }

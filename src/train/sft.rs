@@ -316,6 +316,13 @@ pub fn train_with(
         adapter.num_parameters(),
         adapters::base_parameter_count(&model) + adapter.num_parameters(),
     ));
+    if cfg.model.matmul != "f32" {
+        report.result(&crate::model::precision::choice_line(
+            "training matmul",
+            &cfg.model.matmul,
+            model.matmul_kind(),
+        ));
+    }
     let params = adapter.parameters();
     let mut optim = AdamW::new(adapter.parameters(), tr.optimizer);
     let sched = Schedule {

@@ -10,6 +10,7 @@
 //! dtype), [`LoraLayer::delta`] casts x to f32, does the adapter math in f32, and casts
 //! the result back to x's kind, so the caller adds it to the base output directly.
 mod config;
+pub mod dropout;
 mod set;
 pub use config::*;
 pub use set::*;
@@ -128,11 +129,11 @@ impl LoraLayer {
     }
 
     /// scaling · (dropout(x) Aᵀ) Bᵀ for x [..., in]; f32 math, result in x's kind.
-    /// Dropout only when `train` (inverted dropout, torch's global RNG).
+    /// Dropout only when `train` (inverted dropout, seeded from torch's global RNG).
     pub fn delta(&self, x: &Tensor, train: bool) -> Tensor {
         let xf = x.to_kind(Kind::Float);
         let xf = if train && self.dropout > 0.0 {
-            xf.dropout(self.dropout, true)
+            dropout::dropout(&xf, self.dropout)
         } else {
             xf
         };

@@ -1,0 +1,80 @@
+//! Inverted dropout for LoRA inputs on the CPU, with the mask drawn by SplitMix64.
+//!
+//! Why not torch's dropout: its CPU mask costs a Mersenne-Twister draw per element, about
+//! 13 ms for a [600, 1536] input on one thread — a quarter of an SFT step on SmolLM2,
+//! where every one of 210 adapters draws its own mask. SplitMix64 gives two 32-bit draws
+//! per call at a fraction of that. The seed comes from torch's generator, so a run seeded
+//! with `tch::manual_seed` draws the same masks again.
+use crate::rng::SplitMix64;
+use tch::{Device, Kind, Tensor};
+
+/// x with each element zeroed with probability `p` and the rest scaled by 1/(1−p).
+/// f32 CPU inputs take the fast mask; anything else goes to torch's dropout.
+pub fn dropout(x: &Tensor, p: f64) -> Tensor {
+    if p.is_nan() || p <= 0.0 {
+        return x.shallow_clone();
+    }
+    if x.device() != Device::Cpu || x.kind() != Kind::Float || p >= 1.0 {
+        return x.dropout(p, true);
+    }
+    let seed = Tensor::randint(i64::MAX, [1], (Kind::Int64, Device::Cpu)).int64_value(&[0]);
+    let mask = Tensor::empty(x.size(), (Kind::Float, Device::Cpu));
+    let n = mask.numel();
+    // SAFETY: `mask` is a fresh contiguous f32 tensor of n elements, alive for the borrow.
+    let m = unsafe { std::slice::from_raw_parts_mut(mask.data_ptr() as *mut f32, n) };
+    fill_mask(m, p, seed as u64);
+    x * mask
+}
+
+/// Fills `m` with 0 (probability p, to 2⁻³² resolution) or 1/(1−p), from `seed`.
+pub fn fill_mask(m: &mut [f32], p: f64, seed: u64) {
+    let scale = (1.0 / (1.0 - p)) as f32;
+    // An element is dropped when its 32-bit draw is below p·2³².
+    let cut = (p * 4294967296.0).min(4294967295.0) as u64;
+    let mut rng = SplitMix64::new(seed);
+    let value = |draw: u64| if draw < cut { 0.0 } else { scale };
+    let mut pairs = m.chunks_exact_mut(2);
+    for pair in &mut pairs {
+        let r = rng.next();
+        pair[0] = value(r & 0xffff_ffff);
+        pair[1] = value(r >> 32);
+    }
+    if let [last] = pairs.into_remainder() {
+        *last = value(rng.next() & 0xffff_ffff);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn drops_about_p_and_keeps_the_mean() {
+        for &p in &[0.05, 0.1, 0.5] {
+            let mut m = vec![0f32; 200_001];
+            fill_mask(&mut m, p, 7);
+            let dropped = m.iter().filter(|&&v| v == 0.0).count() as f64 / m.len() as f64;
+            // Binomial standard error at n = 200k is ≤ 0.0012; 5 of them.
+            assert!((dropped - p).abs() < 0.006, "p {p}: dropped {dropped}");
+            let mean = m.iter().map(|&v| v as f64).sum::<f64>() / m.len() as f64;
+            assert!((mean - 1.0).abs() < 0.02, "p {p}: mean {mean}");
+            let kept = (1.0 / (1.0 - p)) as f32;
+            assert!(m.iter().all(|&v| v == 0.0 || v == kept));
+        }
+    }
+
+    #[test]
+    fn torch_seed_reproduces_the_mask_and_gradients_pass_through() {
+        let x = Tensor::ones([3, 50], (Kind::Float, Device::Cpu)).set_requires_grad(true);
+        tch::manual_seed(3);
+        let a = dropout(&x, 0.3);
+        tch::manual_seed(3);
+        let b = dropout(&x, 0.3);
+        assert!(a.equal(&b));
+        let c = dropout(&x, 0.3);
+        assert!(!a.equal(&c), "a new draw gives a new mask");
+        a.sum(Kind::Float).backward();
+        // d(sum)/dx is the mask itself.
+        assert!(x.grad().equal(&a.detach()));
+    }
+}

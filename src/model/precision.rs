@@ -1,0 +1,119 @@
+//! Which precision a pass's weights use on this CPU, chosen by name ("f32", "bf16", "auto").
+//!
+//! Two independent choices: the weights a sampling pass streams (decode is bound by reading
+//! them, so bf16 halves the time) and the weights the training matmuls multiply (compute
+//! bound, and bf16 matmuls run about twice as fast where the CPU has AVX512-BF16). In both
+//! the activations, norms, adapters, optimizer and loss stay f32; only the weights round.
+use anyhow::{bail, Result};
+use tch::{Device, Kind};
+
+/// A weight precision as named in configs and flags.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Precision {
+    F32,
+    Bf16,
+    /// bf16 where this machine runs it faster, f32 elsewhere.
+    Auto,
+}
+
+impl Precision {
+    pub fn parse(s: &str) -> Result<Precision> {
+        Ok(match s {
+            "f32" | "float32" => Precision::F32,
+            "bf16" | "bfloat16" => Precision::Bf16,
+            "auto" => Precision::Auto,
+            _ => bail!("unknown precision '{s}': use f32, bf16 or auto"),
+        })
+    }
+
+    /// The kind of the cached sampling weights. `Auto` is bf16 where the decode kernel
+    /// runs (AVX-512F, one torch thread), the only place bf16 weights stream faster; None
+    /// leaves the model's own weights in use (f32, or a model that is not f32 to begin with).
+    pub fn for_sampling(self, device: Device, model_kind: Kind) -> Option<Kind> {
+        if device != Device::Cpu || model_kind != Kind::Float {
+            return None;
+        }
+        match self {
+            Precision::F32 => None,
+            Precision::Bf16 => Some(Kind::BFloat16),
+            Precision::Auto => super::decode_matmul::enabled().then_some(Kind::BFloat16),
+        }
+    }
+
+    /// The kind of the training matmuls' weights. `Auto` is bf16 on a CPU with AVX512-BF16
+    /// (oneDNN's native bf16 matmuls), f32 elsewhere; None keeps the model's own weights.
+    pub fn for_matmul(self, device: Device, model_kind: Kind) -> Option<Kind> {
+        if device != Device::Cpu || model_kind != Kind::Float {
+            return None;
+        }
+        match self {
+            Precision::F32 => None,
+            Precision::Bf16 => Some(Kind::BFloat16),
+            Precision::Auto => cpu_has_bf16_matmul().then_some(Kind::BFloat16),
+        }
+    }
+}
+
+/// Whether this CPU multiplies bf16 natively (AVX512-BF16; AMX machines have it too).
+pub fn cpu_has_bf16_matmul() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("avx512bf16")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// The line a training command prints about its choices ("matmul" and "sampling" name
+/// the kinds in use, `asked` what the config said).
+pub fn choice_line(what: &str, asked: &str, kind: Option<Kind>) -> String {
+    let why = match (asked, kind) {
+        ("auto", Some(_)) => " (auto: this CPU has the bf16 path)",
+        ("auto", None) => " (auto: no faster bf16 path on this machine)",
+        _ => "",
+    };
+    format!("{what} weights: {}{why}", name(kind))
+}
+
+/// "bf16" or "f32", for the line a command prints about its choice.
+pub fn name(kind: Option<Kind>) -> &'static str {
+    match kind {
+        Some(Kind::BFloat16) => "bf16",
+        Some(Kind::Half) => "f16",
+        _ => "f32",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_parse_and_explicit_choices_hold() {
+        assert_eq!(Precision::parse("bf16").unwrap(), Precision::Bf16);
+        assert_eq!(Precision::parse("auto").unwrap(), Precision::Auto);
+        assert!(Precision::parse("int4").is_err());
+        let cpu = Device::Cpu;
+        assert_eq!(Precision::F32.for_sampling(cpu, Kind::Float), None);
+        assert_eq!(
+            Precision::Bf16.for_sampling(cpu, Kind::Float),
+            Some(Kind::BFloat16)
+        );
+        assert_eq!(
+            Precision::Bf16.for_matmul(cpu, Kind::Float),
+            Some(Kind::BFloat16)
+        );
+        // A model already in bf16 (or on CUDA) keeps its own weights.
+        assert_eq!(Precision::Bf16.for_matmul(cpu, Kind::BFloat16), None);
+        assert_eq!(
+            Precision::Bf16.for_sampling(Device::Cuda(0), Kind::Float),
+            None
+        );
+        assert_eq!(
+            Precision::Auto.for_matmul(cpu, Kind::Float).is_some(),
+            cpu_has_bf16_matmul()
+        );
+    }
+}
