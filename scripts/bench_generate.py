@@ -8,6 +8,13 @@ stylerl's time is its own generation time (prefill + decode, from --timing), wit
 loading; transformers' time is the generate() call after a warm-up.
 
     .venv/bin/python scripts/bench_generate.py [--model DIR] [--new-tokens 64] [--batch-sizes 1,8]
+        [--sampling-weights f32,bf16] [--llamacpp f32,f16,q8_0]
+
+--sampling-weights measures stylerl once per `--sampling-weights` mode in the same run.
+--llamacpp exports the model with `stylerl export-gguf --type T` for each type and measures
+llama.cpp (llama-cpp-python) at batch 1 on it, in the same run: the same prompt text,
+new tokens (EOS ignored), sampling settings and thread count; its time, like stylerl's,
+is prefill + decode after loading.
 """
 import argparse
 import json
@@ -33,14 +40,14 @@ PROMPTS = [
 ]
 
 
-def run_stylerl(binary, model, prompts, args):
+def run_stylerl(binary, model, prompts, args, mode="f32"):
     with tempfile.TemporaryDirectory() as d:
         inp = Path(d) / "p.jsonl"
         inp.write_text("".join(json.dumps(p) + "\n" for p in prompts))
         cmd = [str(binary), "generate", "--model", str(model), "--input", str(inp), "--batch-size", str(len(prompts)),
                "--max-new-tokens", str(args.new_tokens), "--temperature", str(args.temperature),
                "--top-k", str(args.top_k), "--top-p", str(args.top_p), "--seed", "0", "--ignore-eos",
-               "--timing", "--json", "--dtype", args.dtype]
+               "--timing", "--json", "--dtype", args.dtype, "--sampling-weights", mode]
         if args.threads:
             cmd += ["--threads", str(args.threads)]
         env = dict(os.environ, STYLERL_PROGRESS="0")
@@ -69,6 +76,28 @@ def run_hf(model, tok, prompts, args):
     return {"gen_s": dt, "new_tokens": new, "tokens_per_s": new / dt}
 
 
+def export_gguf(binary, model, ty, out_dir):
+    out = Path(out_dir) / f"model-{ty}.gguf"
+    env = dict(os.environ, STYLERL_PROGRESS="0")
+    env.pop("LD_LIBRARY_PATH", None)
+    subprocess.run([str(binary), "export-gguf", "--model", str(model), "--type", ty, "--out", str(out)],
+                   check=True, capture_output=True, env=env)
+    return out
+
+
+def run_llamacpp(llm, prompt, args):
+    """Prefill + `--new-tokens` sampled tokens (EOS ignored), one sequence, timed like stylerl."""
+    toks = llm.tokenize(prompt.encode(), add_bos=False, special=True)
+    llm.reset()
+    t0 = time.perf_counter()
+    llm.eval(toks)
+    for _ in range(args.new_tokens):
+        t = llm.sample(top_k=args.top_k, top_p=args.top_p, temp=args.temperature)
+        llm.eval([t])
+    dt = time.perf_counter() - t0
+    return {"gen_s": dt, "new_tokens": args.new_tokens, "tokens_per_s": args.new_tokens / dt}
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default=str(ROOT / "models" / "smollm2-135m-instruct"))
@@ -81,6 +110,8 @@ def main():
     ap.add_argument("--threads", type=int, default=0, help="CPU threads for both (0: torch's default; 1 is steadier on a shared machine)")
     ap.add_argument("--dtype", default="f32")
     ap.add_argument("--repeats", type=int, default=3, help="runs per side, interleaved; the best counts")
+    ap.add_argument("--sampling-weights", default="f32", help="stylerl modes, comma-separated (f32, bf16, auto)")
+    ap.add_argument("--llamacpp", default="", help="also measure llama.cpp at batch 1 on these GGUF types (f32, f16, bf16, q8_0)")
     args = ap.parse_args()
 
     import torch
@@ -99,16 +130,42 @@ def main():
         model.generate(**enc, max_new_tokens=4, do_sample=False, pad_token_id=tok.pad_token_id)
     print(f"model {args.model}, {args.new_tokens} new tokens, T={args.temperature} top-k {args.top_k} "
           f"top-p {args.top_p}, {args.dtype}, torch threads {torch.get_num_threads()}")
-    print(f"{'batch':>5} {'stylerl tok/s':>14} {'transformers tok/s':>19} {'ratio':>7}  (stylerl prefill s / decode s)")
+    modes = [m.strip() for m in args.sampling_weights.split(",") if m.strip()]
+    print(f"{'batch':>5} {'stylerl mode':>13} {'stylerl tok/s':>14} {'transformers tok/s':>19} {'ratio':>7}  (stylerl prefill s / decode s)")
     for b in [int(x) for x in args.batch_sizes.split(",")]:
         prompts = (PROMPTS * ((b + len(PROMPTS) - 1) // len(PROMPTS)))[:b]
         # Interleaved repeats, best of each: the machine may be shared, and noise only slows runs down.
-        runs = [(run_stylerl(args.bin, args.model, prompts, args), run_hf(model, tok, prompts, args))
+        runs = [([run_stylerl(args.bin, args.model, prompts, args, m) for m in modes], run_hf(model, tok, prompts, args))
                 for _ in range(args.repeats)]
-        s = max((r[0] for r in runs), key=lambda x: x["tokens_per_s"])
         h = max((r[1] for r in runs), key=lambda x: x["tokens_per_s"])
-        print(f"{b:>5} {s['tokens_per_s']:>14.1f} {h['tokens_per_s']:>19.1f} {s['tokens_per_s'] / h['tokens_per_s']:>6.2f}x"
-              f"  ({s['prefill_s']:.2f} / {s['decode_s']:.2f})", flush=True)
+        for i, m in enumerate(modes):
+            s = max((r[0][i] for r in runs), key=lambda x: x["tokens_per_s"])
+            print(f"{b:>5} {m:>13} {s['tokens_per_s']:>14.1f} {h['tokens_per_s']:>19.1f} {s['tokens_per_s'] / h['tokens_per_s']:>6.2f}x"
+                  f"  ({s['prefill_s']:.2f} / {s['decode_s']:.2f})", flush=True)
+    types = [t.strip() for t in args.llamacpp.split(",") if t.strip()]
+    if types:
+        import tempfile as tf
+        from llama_cpp import Llama
+
+        threads = args.threads or os.cpu_count()
+        prompt = PROMPTS[0]
+        with tf.TemporaryDirectory() as d:
+            ggufs = {t: export_gguf(args.bin, args.model, t, d) for t in types}
+            llms = {t: Llama(model_path=str(g), n_ctx=512, n_batch=512, n_threads=threads,
+                             n_threads_batch=threads, verbose=False) for t, g in ggufs.items()}
+            for llm in llms.values():  # warm-up, once
+                llm.reset()
+                llm.eval(llm.tokenize(b"hello", add_bos=False))
+            runs = [([run_stylerl(args.bin, args.model, [prompt], args, m) for m in modes],
+                     {t: run_llamacpp(llm, prompt, args) for t, llm in llms.items()})
+                    for _ in range(args.repeats)]
+        print(f"batch 1 against llama.cpp ({threads} thread(s), the same {args.new_tokens} new tokens, prompt {prompt!r}):")
+        for i, m in enumerate(modes):
+            s = max((r[0][i] for r in runs), key=lambda x: x["tokens_per_s"])
+            for t in types:
+                l = max((r[1][t] for r in runs), key=lambda x: x["tokens_per_s"])
+                print(f"  stylerl {m:>5} {s['tokens_per_s']:7.1f} tok/s  llama.cpp {t:>5} {l['tokens_per_s']:7.1f} tok/s"
+                      f"  ratio {s['tokens_per_s'] / l['tokens_per_s']:.2f}x", flush=True)
 
 
 if __name__ == "__main__":

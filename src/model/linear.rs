@@ -57,6 +57,10 @@ pub struct Linear {
     /// back, so everything around the matmul stays f32. `weight` keeps the exact values for
     /// merges, saves and exports.
     pub matmul_weight: Option<Tensor>,
+    /// W + Σ adapter weights as bf16 panels for decode steps, set by
+    /// [`Linear::prepare_sampling`] with bf16; passes the packed kernel cannot serve
+    /// (prefill, gradients) use `weight` and the adapters as usual.
+    pub packed: Option<super::decode_packed::Packed>,
 }
 
 /// The same [out, in] weight stored input-major ([in, out] in memory, seen through a
@@ -65,15 +69,6 @@ pub struct Linear {
 pub fn input_major(weight: &Tensor) -> Tensor {
     if weight.device() == tch::Device::Cpu && weight.kind() == tch::Kind::Float && weight.dim() == 2
     {
-        weight.tr().contiguous().tr()
-    } else {
-        weight.shallow_clone()
-    }
-}
-
-/// Input-major storage for any kind on CPU (the decode kernel's layout), as a [out, in] view.
-fn decode_layout(weight: &Tensor) -> Tensor {
-    if weight.device() == tch::Device::Cpu && weight.dim() == 2 {
         weight.tr().contiguous().tr()
     } else {
         weight.shallow_clone()
@@ -91,6 +86,7 @@ impl Linear {
             adapters_enabled: true,
             merged: None,
             matmul_weight: None,
+            packed: None,
         }
     }
 
@@ -101,12 +97,13 @@ impl Linear {
         self.prepare_sampling(on.then(|| self.weight.kind()));
     }
 
-    /// Caches the weight sampling passes use, W + Σ delta weights stored in `kind`
-    /// (input-major, for the decode kernel), or drops it (None). In W's own kind a layer
-    /// without adapters needs no cache; a layer with an adapter that cannot be merged keeps
-    /// none either (its deltas are added in f32 on top of W).
+    /// Caches the weight sampling passes use, W + Σ delta weights: in f32 (input-major, for
+    /// the decode kernel) or as bf16 panels (`decode_packed`), or drops it (None). In W's own
+    /// kind a layer without adapters needs no cache; a layer with an adapter that cannot be
+    /// merged keeps none either (its deltas are added in f32 on top of W).
     pub fn prepare_sampling(&mut self, kind: Option<Kind>) {
         self.merged = None;
+        self.packed = None;
         let Some(kind) = kind else { return };
         let w = if self.adapters.is_empty() {
             if kind == self.weight.kind() {
@@ -120,11 +117,11 @@ impl Linear {
             }
         };
         let _g = tch::no_grad_guard();
-        self.merged = Some(if kind == tch::Kind::Float {
-            input_major(&w)
+        if kind == Kind::BFloat16 && w.device() == tch::Device::Cpu {
+            self.packed = Some(super::decode_packed::Packed::new(&w));
         } else {
-            decode_layout(&w.to_kind(kind))
-        });
+            self.merged = Some(input_major(&w.to_kind(kind)));
+        }
     }
 
     /// Keeps a copy of W in `kind` for the training matmuls (None drops it); see
@@ -161,6 +158,20 @@ impl Linear {
 
     /// x [.., in] → [.., out]: the frozen projection plus every enabled adapter's term.
     pub fn forward(&self, x: &Tensor) -> Tensor {
+        // The packed sampling weights already hold the adapters; a layer without adapters
+        // uses them even with adapters "off".
+        if let Some(p) = self
+            .packed
+            .as_ref()
+            .filter(|_| self.adapters_enabled || self.adapters.is_empty())
+        {
+            if let Some(y) = super::decode_packed::try_matmul(x, p) {
+                return match &self.bias {
+                    Some(b) => y + b,
+                    None => y,
+                };
+            }
+        }
         // A layer without adapters uses its cache (a bf16 copy) even with adapters "off".
         let merged = self
             .merged

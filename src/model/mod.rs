@@ -13,6 +13,7 @@
 pub mod chat;
 pub mod config;
 pub mod decode_matmul;
+pub mod decode_packed;
 pub mod kv_cache;
 pub mod linear;
 pub mod llama;
