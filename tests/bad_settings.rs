@@ -150,6 +150,14 @@ fn grpo_bad_sampling_settings_are_refused() {
             ("grpo.top_p=0", &["grpo.top_p = 0", "(0, 1]"]),
             ("grpo.top_p=1.5", &["grpo.top_p = 1.5", "(0, 1]"]),
             ("grpo.top_k=0", &["grpo.top_k = 0", "≥ 1"]),
+            (
+                "grpo.sampling_weights=int8",
+                &["grpo.sampling_weights = int8", "f32, bf16 or auto"],
+            ),
+            (
+                "model.matmul=fp8",
+                &["model.matmul = fp8", "f32, bf16 or auto"],
+            ),
         ],
     );
 }
@@ -200,6 +208,10 @@ fn generate_bad_sampling_flags_are_refused() {
         (&["--top-p", "1.5"], &["--top-p = 1.5", "(0, 1]"]),
         (&["--top-k", "0"], &["--top-k = 0", "≥ 1"]),
         (&["--max-new-tokens", "0"], &["--max-new-tokens = 0", "≥ 1"]),
+        (
+            &["--sampling-weights", "int8"],
+            &["--sampling-weights int8", "f32, bf16 or auto"],
+        ),
     ];
     for (flags, want) in cases {
         let mut a = vec!["--prompt", "Hello there."];

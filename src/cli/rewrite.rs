@@ -82,6 +82,10 @@ pub struct RewriteArgs {
     /// f32, bf16 or f16 [default: the run's training dtype, else f32].
     #[arg(long)]
     pub dtype: Option<String>,
+    /// Weights the decode steps stream: f32, bf16 (half the bytes; each weight rounded to
+    /// bf16, products in f32) or auto (bf16 where the AVX-512 decode kernel runs).
+    #[arg(long, default_value = "f32")]
+    pub sampling_weights: String,
 }
 
 /// One model that rewrites: a run, or --model with --adapter.
@@ -112,6 +116,8 @@ fn check_flags(a: &RewriteArgs) -> Result<()> {
     at_least_one("--max-new-tokens", a.max_new_tokens as u64)?;
     at_least_one("--n", a.n as u64)?;
     at_least_one("--batch-size", a.batch_size as u64)?;
+    crate::model::precision::Precision::parse(&a.sampling_weights)
+        .map_err(|e| anyhow::anyhow!("--sampling-weights {}: {e}", a.sampling_weights))?;
     device("--device", &a.device)?;
     if let Some(d) = &a.dtype {
         dtype("--dtype", d)?;
@@ -280,6 +286,8 @@ fn rewrite_with(a: &RewriteArgs, k: usize, s: &System, texts: &[String]) -> Resu
     }
     // The adapters are frozen here: folding them into the weights makes sampling cheaper.
     adapters::fold_attached(&mut model);
+    let sampling = crate::model::precision::Precision::parse(&a.sampling_weights)?; // checked in check_flags
+    model.prepare_sampling(sampling.for_sampling(model.device, model.kind));
     let turns = user_turns(s, texts)?;
     let prompts: Vec<Vec<i64>> = turns
         .iter()

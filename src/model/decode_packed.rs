@@ -5,12 +5,31 @@
 //! W[j·32 .. j·32+32, :] transposed, [in, 32], one after another — each panel is read front
 //! to back in one sequential stream while its 32 sums per row stay in registers for the whole
 //! input; nothing is reloaded or stored until the panel ends. bf16 halves the bytes; each
-//! value is widened to the f32 it stands for (a 16-bit shift) and multiplied in f32, so the
-//! only rounding is the weight's own.
+//! value is widened to the f32 it stands for (placed above a zero half-word) and multiplied
+//! in f32, so the only rounding is the weight's own.
 use tch::{Device, Kind, Tensor};
 
 /// Output columns per panel (two AVX-512 vectors of f32).
 const PANEL: usize = 32;
+
+/// The column each of a panel row's 32 stored words holds. The kernel widens a 64-byte row
+/// with two interleaving unpacks, which take words 0–3 of each 128-bit lane (then 4–7) into
+/// one vector; storing the columns in this order makes those two vectors columns 0–15 and
+/// 16–31, so the widening costs two instructions per 32 weights and no shuffles.
+const WORD_TO_COLUMN: [i64; PANEL] = {
+    let mut m = [0i64; PANEL];
+    let mut lane = 0;
+    while lane < 4 {
+        let mut q = 0;
+        while q < 4 {
+            m[lane * 8 + q] = (lane * 4 + q) as i64;
+            m[lane * 8 + 4 + q] = (16 + lane * 4 + q) as i64;
+            q += 1;
+        }
+        lane += 1;
+    }
+    m
+};
 /// Rows (batch × time) up to which the packed kernel serves a pass; each 8 rows read the
 /// weights once more. Above it the layer's own weights go through torch.
 pub const MAX_ROWS: i64 = 32;
@@ -43,10 +62,12 @@ impl Packed {
         } else {
             w
         };
-        // [panels, PANEL, in] → [panels, in, PANEL]
+        // [panels, PANEL, in] → [panels, in, PANEL], columns in the kernel's word order.
+        let order = Tensor::from_slice(&WORD_TO_COLUMN);
         let data = w
             .reshape([panels, PANEL as i64, inp])
             .transpose(1, 2)
+            .index_select(2, &order)
             .to_kind(Kind::BFloat16)
             .contiguous();
         Packed {
@@ -63,7 +84,12 @@ impl Packed {
     /// The weight back as f32 [out, in] (tests).
     pub fn unpack(&self) -> Tensor {
         let p = self.data.size()[0];
+        let mut column_to_word = [0i64; PANEL];
+        for (word, &col) in WORD_TO_COLUMN.iter().enumerate() {
+            column_to_word[col as usize] = word as i64;
+        }
         self.data
+            .index_select(2, &Tensor::from_slice(&column_to_word))
             .to_kind(Kind::Float)
             .transpose(1, 2)
             .reshape([p * PANEL as i64, self.inp as i64])
@@ -74,7 +100,7 @@ impl Packed {
 /// x [.., in] · Wᵀ from the panels when the kernel applies (AVX-512F, one thread, f32 x
 /// without gradient, ≤ MAX_ROWS rows), else None.
 pub fn try_matmul(x: &Tensor, w: &Packed) -> Option<Tensor> {
-    if !super::decode_matmul::enabled()
+    if !enabled()
         || x.device() != Device::Cpu
         || x.kind() != Kind::Float
         || x.requires_grad()
@@ -91,7 +117,7 @@ pub fn try_matmul(x: &Tensor, w: &Packed) -> Option<Tensor> {
     #[cfg(target_arch = "x86_64")]
     // SAFETY: x2 is a contiguous [m, in] f32 tensor, w.data a contiguous
     // [panels, in, PANEL] bf16 tensor, y a fresh [m, out] f32 tensor, all alive for the
-    // call; `enabled()` checked AVX-512F.
+    // call; `enabled()` checked AVX-512F and AVX-512BW.
     unsafe {
         let xp = x2.data_ptr() as *const f32;
         let wp = w.data.data_ptr() as *const u16;
@@ -118,15 +144,28 @@ pub fn try_matmul(x: &Tensor, w: &Packed) -> Option<Tensor> {
     Some(y.view(shape.as_slice()))
 }
 
+/// Whether the packed kernel runs: the decode kernel's conditions (AVX-512F, one thread, not
+/// switched off) and AVX-512BW for the 16-bit unpacks.
+pub fn enabled() -> bool {
+    use std::sync::OnceLock;
+    static BW: OnceLock<bool> = OnceLock::new();
+    super::decode_matmul::enabled()
+        && *BW.get_or_init(|| {
+            #[cfg(target_arch = "x86_64")]
+            return std::arch::is_x86_feature_detected!("avx512bw");
+            #[cfg(not(target_arch = "x86_64"))]
+            return false;
+        })
+}
+
 /// M rows of x against every panel: 2·M accumulators live for a whole panel.
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
+#[target_feature(enable = "avx512f,avx512bw")]
 #[allow(clippy::needless_range_loop)] // r indexes x, y and the accumulators together
 unsafe fn panels<const M: usize>(x: *const f32, w: *const u16, y: *mut f32, k: usize, n: usize) {
     use std::arch::x86_64::*;
     unsafe {
-        let widen =
-            |v: __m256i| _mm512_castsi512_ps(_mm512_slli_epi32::<16>(_mm512_cvtepu16_epi32(v)));
+        let zero = _mm512_setzero_si512();
         let mut j = 0;
         let mut panel = w;
         while j < n {
@@ -136,8 +175,10 @@ unsafe fn panels<const M: usize>(x: *const f32, w: *const u16, y: *mut f32, k: u
                 let p = panel.add(kk * PANEL);
                 // 16 rows (1 KiB) ahead: the stream is sequential, this only hides latency.
                 _mm_prefetch::<_MM_HINT_T0>((p as *const i8).add(1024));
-                let w0 = widen(_mm256_loadu_si256(p as *const __m256i));
-                let w1 = widen(_mm256_loadu_si256(p.add(16) as *const __m256i));
+                // bf16 is the top half of an f32: interleave each word above a zero word.
+                let v = _mm512_loadu_si512(p as *const __m512i);
+                let w0 = _mm512_castsi512_ps(_mm512_unpacklo_epi16(zero, v));
+                let w1 = _mm512_castsi512_ps(_mm512_unpackhi_epi16(zero, v));
                 for r in 0..M {
                     let xv = _mm512_set1_ps(*x.add(r * k + kk));
                     lo[r] = _mm512_fmadd_ps(xv, w0, lo[r]);
@@ -167,12 +208,11 @@ unsafe fn panels<const M: usize>(x: *const f32, w: *const u16, y: *mut f32, k: u
 /// each other (one chain of `in` dependent FMAs per panel would bound the speed instead of
 /// memory).
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
+#[target_feature(enable = "avx512f,avx512bw")]
 unsafe fn panels_one(x: *const f32, w: *const u16, y: *mut f32, k: usize, n: usize) {
     use std::arch::x86_64::*;
     unsafe {
-        let widen =
-            |v: __m256i| _mm512_castsi512_ps(_mm512_slli_epi32::<16>(_mm512_cvtepu16_epi32(v)));
+        let zero = _mm512_setzero_si512();
         let mut j = 0;
         let mut panel = w;
         while j < n {
@@ -185,13 +225,11 @@ unsafe fn panels_one(x: *const f32, w: *const u16, y: *mut f32, k: usize, n: usi
                     let p = panel.add((kk + q) * PANEL);
                     _mm_prefetch::<_MM_HINT_T0>((p as *const i8).add(1024));
                     let xv = _mm512_set1_ps(*x.add(kk + q));
-                    lo[q] =
-                        _mm512_fmadd_ps(xv, widen(_mm256_loadu_si256(p as *const __m256i)), lo[q]);
-                    hi[q] = _mm512_fmadd_ps(
-                        xv,
-                        widen(_mm256_loadu_si256(p.add(16) as *const __m256i)),
-                        hi[q],
-                    );
+                    let v = _mm512_loadu_si512(p as *const __m512i);
+                    let w0 = _mm512_castsi512_ps(_mm512_unpacklo_epi16(zero, v));
+                    let w1 = _mm512_castsi512_ps(_mm512_unpackhi_epi16(zero, v));
+                    lo[q] = _mm512_fmadd_ps(xv, w0, lo[q]);
+                    hi[q] = _mm512_fmadd_ps(xv, w1, hi[q]);
                 }
                 kk += u;
             }
@@ -232,7 +270,7 @@ mod tests {
             let p = Packed::new(&w);
             let rounded = w.to_kind(Kind::BFloat16).to_kind(Kind::Float);
             assert!(p.unpack().equal(&rounded), "pack/unpack [{n},{k}]");
-            if !super::super::decode_matmul::enabled() {
+            if !enabled() {
                 continue;
             }
             let x = Tensor::randn([m, k], (Kind::Float, Device::Cpu));
@@ -247,7 +285,7 @@ mod tests {
     #[test]
     fn keeps_leading_dims_and_declines_what_it_cannot_serve() {
         tch::set_num_threads(1);
-        if !super::super::decode_matmul::enabled() {
+        if !enabled() {
             return;
         }
         let p = Packed::new(&Tensor::randn([48, 20], (Kind::Float, Device::Cpu)));
