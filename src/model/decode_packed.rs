@@ -44,36 +44,62 @@ pub struct Packed {
 }
 
 impl Packed {
-    /// Packs a [out, in] weight (any float kind; rounded to bf16 to nearest even).
+    /// Packs a [out, in] weight (any float kind; rounded to bf16 to nearest even, as torch
+    /// rounds). One pass over the weight, read input-major: a model's f32 weights and their
+    /// merges are stored that way (`linear::input_major`), so no copy comes first; the
+    /// packing runs before every rollout of a GRPO step.
     pub fn new(weight: &Tensor) -> Packed {
         let _g = tch::no_grad_guard();
         let (out, inp) = weight.size2().expect("a weight is [out, in]");
-        let panels = (out as usize).div_ceil(PANEL) as i64;
-        let padded = panels * PANEL as i64;
-        let w = weight.to_device(Device::Cpu).to_kind(Kind::Float);
-        let w = if padded > out {
-            Tensor::cat(
-                &[
-                    w,
-                    Tensor::zeros([padded - out, inp], (Kind::Float, Device::Cpu)),
-                ],
-                0,
-            )
-        } else {
-            w
-        };
-        // [panels, PANEL, in] → [panels, in, PANEL], columns in the kernel's word order.
-        let order = Tensor::from_slice(&WORD_TO_COLUMN);
-        let data = w
-            .reshape([panels, PANEL as i64, inp])
-            .transpose(1, 2)
-            .index_select(2, &order)
-            .to_kind(Kind::BFloat16)
+        let (n, k) = (out as usize, inp as usize);
+        // [in, out] contiguous f32: a view when the weight is input-major already.
+        let t = weight
+            .to_device(Device::Cpu)
+            .to_kind(Kind::Float)
+            .tr()
             .contiguous();
+        let panels = n.div_ceil(PANEL);
+        // Every word is written below; only a partial last panel needs zeros past `out`.
+        let shape = [panels as i64, inp, PANEL as i64];
+        let data = match n % PANEL {
+            0 => Tensor::empty(shape, (Kind::BFloat16, Device::Cpu)),
+            _ => Tensor::zeros(shape, (Kind::BFloat16, Device::Cpu)),
+        };
+        // SAFETY: t is a contiguous [k, n] f32 tensor and data a fresh contiguous
+        // [panels, k, PANEL] bf16 (16-bit) tensor; both stay alive for these borrows.
+        let (src, dst) = unsafe {
+            (
+                std::slice::from_raw_parts(t.data_ptr() as *const f32, k * n),
+                std::slice::from_raw_parts_mut(
+                    data.data_ptr() as *mut half::bf16,
+                    panels * k * PANEL,
+                ),
+            )
+        };
+        let full = n / PANEL;
+        for (kk, row) in src.chunks_exact(n.max(1)).enumerate().take(k) {
+            let mut j0 = 0;
+            #[cfg(target_arch = "x86_64")]
+            if enabled() {
+                // SAFETY: `enabled()` checked AVX-512F/BW; row holds n ≥ full·PANEL values
+                // and dst every panel's row kk.
+                unsafe { pack_row_simd(row, dst, kk, k, full) };
+                j0 = full;
+            }
+            for j in j0..panels {
+                let out_row = &mut dst[(j * k + kk) * PANEL..(j * k + kk + 1) * PANEL];
+                for (word, &col) in WORD_TO_COLUMN.iter().enumerate() {
+                    let c = j * PANEL + col as usize;
+                    if c < n {
+                        out_row[word] = half::bf16::from_f32(row[c]);
+                    }
+                }
+            }
+        }
         Packed {
             data,
-            out: out as usize,
-            inp: inp as usize,
+            out: n,
+            inp: k,
         }
     }
 
@@ -142,6 +168,29 @@ pub fn try_matmul(x: &Tensor, w: &Packed) -> Option<Tensor> {
     let mut shape = x.size();
     *shape.last_mut().unwrap() = w.out as i64;
     Some(y.view(shape.as_slice()))
+}
+
+/// Row kk of the first `full` panels: 32 f32 a panel rounded to bf16 (to nearest even,
+/// as torch and `half` round finite values) and stored in the kernel's word order, which is
+/// what `packus` gives from the two 16-column halves.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw")]
+unsafe fn pack_row_simd(row: &[f32], dst: &mut [half::bf16], kk: usize, k: usize, full: usize) {
+    use std::arch::x86_64::*;
+    unsafe {
+        let round = |v: __m512i| {
+            let odd = _mm512_and_si512(_mm512_srli_epi32::<16>(v), _mm512_set1_epi32(1));
+            let bias = _mm512_add_epi32(_mm512_set1_epi32(0x7fff), odd);
+            _mm512_srli_epi32::<16>(_mm512_add_epi32(v, bias))
+        };
+        for j in 0..full {
+            let p = row.as_ptr().add(j * PANEL);
+            let lo = round(_mm512_castps_si512(_mm512_loadu_ps(p)));
+            let hi = round(_mm512_castps_si512(_mm512_loadu_ps(p.add(16))));
+            let out = dst.as_mut_ptr().add((j * k + kk) * PANEL);
+            _mm512_storeu_si512(out as *mut __m512i, _mm512_packus_epi32(lo, hi));
+        }
+    }
 }
 
 /// Whether the packed kernel runs: the decode kernel's conditions (AVX-512F, one thread, not
@@ -327,7 +376,13 @@ mod speed {
             .iter()
             .map(|&(n, k)| Tensor::randn([n, k], (Kind::Float, Device::Cpu)))
             .collect();
-        let packed: Vec<Packed> = ws.iter().map(Packed::new).collect();
+        let im: Vec<Tensor> = ws.iter().map(|w| w.tr().contiguous().tr()).collect();
+        let t = std::time::Instant::now();
+        let packed: Vec<Packed> = im.iter().map(Packed::new).collect();
+        eprintln!(
+            "packing the sweep's weights (input-major f32): {:.0} ms",
+            t.elapsed().as_secs_f64() * 1e3
+        );
         let im32: Vec<Tensor> = ws.iter().map(|w| w.tr().contiguous().tr()).collect();
         for m in [1i64, 8] {
             let xs: Vec<Tensor> = shapes

@@ -143,7 +143,7 @@ pub struct GrpoSection {
     /// Precision of those cached weights: f32, bf16 (half the bytes to stream a decode step;
     /// implies the merge) or auto (bf16 where the AVX-512 decode kernel runs). Training
     /// passes never use them; π_old from "generation" then carries bf16's rounding (about
-    /// 0.01 nats a token, tests/sampling_weights.rs), far inside the clip range.
+    /// 0.01 nats a token, tests/precision_modes.rs), far inside the clip range.
     #[serde(default = "d_f32")]
     pub sampling_weights: String,
     /// Where π_old's log-probs come from (see [`OldLogprobs`]).
