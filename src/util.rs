@@ -344,6 +344,39 @@ pub fn parse_device(s: &str) -> Result<tch::Device> {
     Ok(tch::Device::Cuda(index))
 }
 
+/// The values of a contiguous f32 CPU tensor that needs no gradient (what the hand-written
+/// loops over small tensors read), else None. The slice borrows `t`; nothing writes the
+/// storage through another handle while it lives (the loops only read their inputs).
+pub fn plain_f32(t: &tch::Tensor) -> Option<&[f32]> {
+    if t.device() != tch::Device::Cpu
+        || t.kind() != tch::Kind::Float
+        || t.requires_grad()
+        || !t.is_contiguous()
+    {
+        return None;
+    }
+    let n = t.numel();
+    if n == 0 {
+        return Some(&[]);
+    }
+    // SAFETY: checked above: contiguous f32 CPU storage of n elements, alive while t is.
+    Some(unsafe { std::slice::from_raw_parts(t.data_ptr() as *const f32, n) })
+}
+
+/// A new f32 CPU tensor of `shape` whose values `fill` writes (it sees them uninitialised).
+pub fn new_f32(shape: &[i64], fill: impl FnOnce(&mut [f32])) -> tch::Tensor {
+    let t = tch::Tensor::empty(shape, (tch::Kind::Float, tch::Device::Cpu));
+    let n = t.numel();
+    if n > 0 {
+        // SAFETY: t is fresh, contiguous f32 storage of n elements that nothing else sees
+        // until this function returns it.
+        fill(unsafe { std::slice::from_raw_parts_mut(t.data_ptr() as *mut f32, n) });
+    } else {
+        fill(&mut []);
+    }
+    t
+}
+
 /// Parses `f32`, `bf16` or `f16`.
 pub fn parse_dtype(s: &str) -> Result<tch::Kind> {
     Ok(match s {

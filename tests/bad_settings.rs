@@ -210,7 +210,7 @@ fn generate_bad_sampling_flags_are_refused() {
         (&["--max-new-tokens", "0"], &["--max-new-tokens = 0", "≥ 1"]),
         (
             &["--sampling-weights", "int8"],
-            &["--sampling-weights int8", "f32, bf16 or auto"],
+            &["--sampling-weights = int8", "f32, bf16 or auto"],
         ),
     ];
     for (flags, want) in cases {

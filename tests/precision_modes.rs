@@ -185,11 +185,8 @@ fn bf16_matmuls_give_the_f32_loss_and_gradient_direction() {
     let rows: Vec<&[i64]> = prompts.iter().map(|p| p.as_slice()).collect();
     let (ids, mask) = stylerl::infer::generate::left_pad(&rows, 0);
     let loss_and_grad = |model: &Llama| {
-        for p in adapter.parameters() {
-            let mut g = p.grad();
-            if g.defined() {
-                let _ = g.zero_();
-            }
+        for mut p in adapter.parameters() {
+            p.zero_grad();
         }
         let logits = model.forward(&ids, Some(&mask), None);
         let labels = ids.where_self(&mask.gt(0), &Tensor::from(-100i64));

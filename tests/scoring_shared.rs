@@ -172,7 +172,7 @@ fn merged_adapters_give_the_unmerged_forward() {
     let _g = tch::no_grad_guard();
     let ids = Tensor::from_slice(&[5i64, 17, 3, 88, 42, 9]).view([2, 3]);
     let unmerged = m.forward(&ids, None, None);
-    adapters::merge_for_inference(&mut m, true);
+    m.prepare_sampling(Some(m.kind));
     let with_adapter = m
         .linears()
         .iter()
@@ -190,7 +190,7 @@ fn merged_adapters_give_the_unmerged_forward() {
     let base = m.forward(&ids, None, None);
     m.set_adapters_enabled(true);
     assert!((&base - &unmerged).abs().max().double_value(&[]) > 1e-3);
-    adapters::merge_for_inference(&mut m, false);
+    m.prepare_sampling(None);
     assert!(m.linears().iter().all(|l| l.merged.is_none()));
     let _ = ad;
 }

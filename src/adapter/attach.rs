@@ -55,14 +55,6 @@ pub fn attach(model: &mut Llama, handles: Vec<LoraHandle>) -> Result<()> {
     Ok(())
 }
 
-/// Merges every layer's adapters into a cached weight for inference passes (generation),
-/// or drops those caches. The adapters stay attached; training passes must run unmerged.
-pub fn merge_for_inference(model: &mut Llama, on: bool) {
-    for l in model.linears_mut() {
-        l.merge_adapters(on);
-    }
-}
-
 /// Removes every attached adapter (the base model again).
 pub fn detach_all(model: &mut Llama) {
     for l in model.linears_mut() {

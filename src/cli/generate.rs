@@ -200,14 +200,16 @@ pub fn generate(a: &GenerateArgs) -> Result<()> {
         &size,
     )?;
     let t_load = Instant::now();
-    let sampling = Precision::parse(&a.sampling_weights)
-        .map_err(|e| anyhow::anyhow!("--sampling-weights {}: {e}", a.sampling_weights))?;
+    let sampling = Precision::parse_setting("--sampling-weights", &a.sampling_weights)?;
     let mut model = a.m.load()?;
     if !a.compare {
         let kind = sampling.for_sampling(model.device, model.kind);
         model.prepare_sampling(kind);
         if a.sampling_weights != "f32" {
-            eprintln!("sampling weights: {}", precision::name(kind));
+            eprintln!(
+                "{}",
+                precision::choice_line("sampling", &a.sampling_weights, kind)
+            );
         }
     }
     let load_s = t_load.elapsed().as_secs_f64();

@@ -8,6 +8,7 @@ use crate::adapter::attach as adapters;
 use crate::adapter::load::{load_policy, ModelSection};
 use crate::infer::generate::{eos_ids, pad_id};
 use crate::infer::{generate, GenerateConfig, SamplingConfig};
+use crate::model::precision::Precision;
 use crate::train::example_prompts::run_turns;
 use crate::train::run_info::{self, RunInfo};
 use crate::train::sft_data::DEFAULT_INSTRUCTION;
@@ -116,8 +117,7 @@ fn check_flags(a: &RewriteArgs) -> Result<()> {
     at_least_one("--max-new-tokens", a.max_new_tokens as u64)?;
     at_least_one("--n", a.n as u64)?;
     at_least_one("--batch-size", a.batch_size as u64)?;
-    crate::model::precision::Precision::parse(&a.sampling_weights)
-        .map_err(|e| anyhow::anyhow!("--sampling-weights {}: {e}", a.sampling_weights))?;
+    Precision::parse_setting("--sampling-weights", &a.sampling_weights)?;
     device("--device", &a.device)?;
     if let Some(d) = &a.dtype {
         dtype("--dtype", d)?;
@@ -286,7 +286,7 @@ fn rewrite_with(a: &RewriteArgs, k: usize, s: &System, texts: &[String]) -> Resu
     }
     // The adapters are frozen here: folding them into the weights makes sampling cheaper.
     adapters::fold_attached(&mut model);
-    let sampling = crate::model::precision::Precision::parse(&a.sampling_weights)?; // checked in check_flags
+    let sampling = Precision::parse_setting("--sampling-weights", &a.sampling_weights)?;
     model.prepare_sampling(sampling.for_sampling(model.device, model.kind));
     let turns = user_turns(s, texts)?;
     let prompts: Vec<Vec<i64>> = turns

@@ -48,9 +48,8 @@ pub struct Linear {
     pub adapters: Vec<Box<dyn LinearAdapter>>,
     /// When false the layer is the plain base projection (e.g. a reference policy).
     pub adapters_enabled: bool,
-    /// W + Σ adapter weights, set by [`Linear::merge_adapters`] / [`Linear::prepare_sampling`]
-    /// for inference passes: one matmul instead of one plus two per adapter, possibly in a
-    /// narrower kind (bf16 sampling weights). Stale once the adapters change.
+    /// W + Σ adapter weights, set by [`Linear::prepare_sampling`] for inference passes: one
+    /// matmul instead of one plus two per adapter. Stale once the adapters change.
     pub merged: Option<Tensor>,
     /// W in a narrower kind (bf16) for the training matmuls of an f32 model, set by
     /// [`Linear::set_matmul_kind`]: x is rounded to it, multiplied, and the product widened
@@ -90,38 +89,25 @@ impl Linear {
         }
     }
 
-    /// Caches W + Σ delta weights (in W's kind and layout) so forward uses one matmul, or
-    /// drops the cache (`on` false). Layers without adapters, or with one that cannot be
-    /// merged, stay as they are. Call again after the adapters change.
-    pub fn merge_adapters(&mut self, on: bool) {
-        self.prepare_sampling(on.then(|| self.weight.kind()));
-    }
-
-    /// Caches the weight sampling passes use, W + Σ delta weights: in f32 (input-major, for
-    /// the decode kernel) or as bf16 panels (`decode_packed`), or drops it (None). In W's own
-    /// kind a layer without adapters needs no cache; a layer with an adapter that cannot be
-    /// merged keeps none either (its deltas are added in f32 on top of W).
+    /// Caches the weight sampling passes use, W + Σ delta weights, or drops it (None).
+    /// `kind` is W's own kind — an input-major copy for the decode kernel, made only for a
+    /// layer whose adapters all merge — or bf16 on the CPU: packed panels for
+    /// `decode_packed`, made for every layer (W alone where there is no adapter). Call again
+    /// after the adapters change; training passes must run without it.
     pub fn prepare_sampling(&mut self, kind: Option<Kind>) {
         self.merged = None;
         self.packed = None;
         let Some(kind) = kind else { return };
-        let w = if self.adapters.is_empty() {
-            if kind == self.weight.kind() {
-                return;
-            }
-            self.weight.shallow_clone()
-        } else {
-            match self.merged_weight() {
-                Some(w) => w,
-                None => return,
-            }
-        };
         let _g = tch::no_grad_guard();
-        if kind == Kind::BFloat16 && w.device() == tch::Device::Cpu {
-            self.packed = Some(super::decode_packed::Packed::new(&w));
-        } else {
-            self.merged = Some(input_major(&w.to_kind(kind)));
+        if kind == self.weight.kind() {
+            self.merged = self.merged_weight().map(|w| input_major(&w));
+            return;
         }
+        let w = match self.adapters.is_empty() {
+            true => Some(self.weight.shallow_clone()),
+            false => self.merged_weight(),
+        };
+        self.packed = w.map(|w| super::decode_packed::Packed::new(&w));
     }
 
     /// Keeps a copy of W in `kind` for the training matmuls (None drops it); see
@@ -166,42 +152,23 @@ impl Linear {
             .filter(|_| self.adapters_enabled || self.adapters.is_empty())
         {
             if let Some(y) = super::decode_packed::try_matmul(x, p) {
-                return match &self.bias {
-                    Some(b) => y + b,
-                    None => y,
-                };
+                return self.add_bias(y);
             }
         }
-        // A layer without adapters uses its cache (a bf16 copy) even with adapters "off".
-        let merged = self
-            .merged
-            .as_ref()
-            .filter(|_| self.adapters_enabled || self.adapters.is_empty());
+        let merged = self.merged.as_ref().filter(|_| self.adapters_enabled);
         let weight = merged.unwrap_or(&self.weight);
-        let narrow = match merged {
-            Some(m) if m.kind() != x.kind() => Some(m),
-            Some(_) => None,
-            None => self.matmul_weight.as_ref().filter(|w| w.kind() != x.kind()),
-        };
-        let mut y = match super::decode_matmul::try_matmul(x, weight) {
-            Some(y) => match &self.bias {
-                Some(b) => y + b,
-                None => y,
-            },
-            None => match narrow {
-                // Round x to the weight's kind, multiply there, widen the product back.
-                Some(w) => {
-                    let y = x
-                        .to_kind(w.kind())
-                        .linear::<&Tensor>(w, None)
-                        .to_kind(x.kind());
-                    match &self.bias {
-                        Some(b) => y + b,
-                        None => y,
-                    }
-                }
-                None => x.linear(weight, self.bias.as_ref()),
-            },
+        let mut y = if let Some(y) = super::decode_matmul::try_matmul(x, weight) {
+            self.add_bias(y)
+        } else if let Some(w) = self
+            .matmul_weight
+            .as_ref()
+            .filter(|w| merged.is_none() && w.kind() != x.kind())
+        {
+            // Round x to the copy's kind, multiply there, widen the product back.
+            let y = x.to_kind(w.kind()).linear::<&Tensor>(w, None);
+            self.add_bias(y.to_kind(x.kind()))
+        } else {
+            x.linear(weight, self.bias.as_ref())
         };
         if self.adapters_enabled && merged.is_none() {
             for a in &self.adapters {
@@ -209,6 +176,13 @@ impl Linear {
             }
         }
         y
+    }
+
+    fn add_bias(&self, y: Tensor) -> Tensor {
+        match &self.bias {
+            Some(b) => y + b,
+            None => y,
+        }
     }
 }
 

@@ -14,6 +14,7 @@ use super::kv_cache::KvCache;
 use super::linear::{input_major, Linear};
 use super::rope::{self, Rope};
 use super::weights::{SafetensorFiles, Weights};
+use crate::util::{new_f32, plain_f32};
 use anyhow::{bail, Context, Result};
 use std::path::Path;
 use tch::{Device, Kind, Tensor};
@@ -63,42 +64,20 @@ impl Norm {
 /// w · (h · rsqrt(mean(h²) + eps)) in f32. None where it does not apply (gradients, other
 /// kinds or devices, more than 64 rows).
 fn rms_rows(x: &Tensor, weight: &Tensor, eps: f64) -> Option<Tensor> {
-    let h = *x.size().last()?;
-    if x.device() != Device::Cpu
-        || x.kind() != Kind::Float
-        || weight.kind() != Kind::Float
-        || x.requires_grad()
-        || weight.requires_grad()
-        || !x.is_contiguous()
-        || !weight.is_contiguous()
-        || weight.numel() as i64 != h
-        || h == 0
-        || x.numel() as i64 > 64 * h
-    {
+    let h = *x.size().last()? as usize;
+    let (xs, ws) = (plain_f32(x)?, plain_f32(weight)?);
+    if ws.len() != h || h == 0 || xs.len() > 64 * h {
         return None;
     }
-    let y = Tensor::empty(x.size(), (Kind::Float, Device::Cpu));
-    let n = x.numel();
-    // SAFETY: x, weight and y are contiguous f32 CPU tensors of n, h and n elements, alive
-    // for these borrows; y is fresh, so it aliases neither input.
-    let (xs, ws, ys) = unsafe {
-        (
-            std::slice::from_raw_parts(x.data_ptr() as *const f32, n),
-            std::slice::from_raw_parts(weight.data_ptr() as *const f32, h as usize),
-            std::slice::from_raw_parts_mut(y.data_ptr() as *mut f32, n),
-        )
-    };
-    for (xr, yr) in xs
-        .chunks_exact(h as usize)
-        .zip(ys.chunks_exact_mut(h as usize))
-    {
-        let ms = xr.iter().map(|v| v * v).sum::<f32>() / h as f32;
-        let r = 1.0 / (ms + eps as f32).sqrt();
-        for ((y, x), w) in yr.iter_mut().zip(xr).zip(ws) {
-            *y = w * (x * r);
+    Some(new_f32(&x.size(), |ys| {
+        for (xr, yr) in xs.chunks_exact(h).zip(ys.chunks_exact_mut(h)) {
+            let ms = xr.iter().map(|v| v * v).sum::<f32>() / h as f32;
+            let r = 1.0 / (ms + eps as f32).sqrt();
+            for ((y, x), w) in yr.iter_mut().zip(xr).zip(ws) {
+                *y = w * (x * r);
+            }
         }
-    }
-    Some(y)
+    }))
 }
 
 /// The q, k, v projections: three layers, or GPT-2's one `c_attn` split after the product.

@@ -26,6 +26,12 @@ impl Precision {
         })
     }
 
+    /// A config key's or flag's value, naming both on failure (`key = value: …`, as the
+    /// other range checks word it).
+    pub fn parse_setting(key: &str, v: &str) -> Result<Precision> {
+        Precision::parse(v).map_err(|e| anyhow::anyhow!("{key} = {v}: {e}"))
+    }
+
     /// The kind of the cached sampling weights. `Auto` is bf16 where the decode kernel
     /// runs (AVX-512F, one torch thread), the only place bf16 weights stream faster; None
     /// leaves the model's own weights in use (f32, or a model that is not f32 to begin with).
@@ -71,7 +77,9 @@ pub fn cpu_has_bf16_matmul() -> bool {
 pub fn choice_line(what: &str, asked: &str, kind: Option<Kind>) -> String {
     let why = match (asked, kind) {
         ("auto", Some(_)) => " (auto: this CPU has the bf16 path)",
-        ("auto", None) => " (auto: no faster bf16 path on this machine)",
+        ("auto", None) => {
+            " (auto: no faster bf16 path here; matmuls need AVX512-BF16, sampling AVX-512 and one thread)"
+        }
         _ => "",
     };
     format!("{what} weights: {}{why}", name(kind))

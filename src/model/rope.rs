@@ -1,6 +1,7 @@
 //! Rotary position embeddings, computed in f32 exactly as transformers does
 //! (same operation order, so cos/sin agree bit for bit on CPU).
 use super::config::RopeScaling;
+use crate::util::{new_f32, plain_f32};
 use tch::{Device, Kind, Tensor};
 
 /// Inverse frequencies [head_dim/2] (f32, CPU) for the config's RoPE type.
@@ -72,46 +73,29 @@ pub fn apply(x: &Tensor, cos: &Tensor, sin: &Tensor) -> Tensor {
 /// product rounded in f32, then the sum. None where it does not apply.
 fn apply_rows(x: &Tensor, cos: &Tensor, sin: &Tensor) -> Option<Tensor> {
     let (b, n, t, hd) = x.size4().ok()?;
-    if x.device() != Device::Cpu
-        || [x, cos, sin]
-            .iter()
-            .any(|v| v.kind() != Kind::Float || v.requires_grad() || !v.is_contiguous())
-        || cos.size() != [b, 1, t, hd]
-        || sin.size() != [b, 1, t, hd]
-        || hd % 2 != 0
-        || b * n * t > 512
+    let (xs, cs, ss) = (plain_f32(x)?, plain_f32(cos)?, plain_f32(sin)?);
+    if cos.size() != [b, 1, t, hd] || sin.size() != [b, 1, t, hd] || hd % 2 != 0 || b * n * t > 512
     {
         return None;
     }
-    let y = Tensor::empty([b, n, t, hd], (Kind::Float, Device::Cpu));
-    let (len, clen) = ((b * n * t * hd) as usize, (b * t * hd) as usize);
-    // SAFETY: contiguous f32 CPU tensors of the sizes checked above, alive for the borrows;
-    // y is fresh, so it aliases nothing.
-    let (xs, cs, ss, ys) = unsafe {
-        (
-            std::slice::from_raw_parts(x.data_ptr() as *const f32, len),
-            std::slice::from_raw_parts(cos.data_ptr() as *const f32, clen),
-            std::slice::from_raw_parts(sin.data_ptr() as *const f32, clen),
-            std::slice::from_raw_parts_mut(y.data_ptr() as *mut f32, len),
-        )
-    };
     let (hd, half) = (hd as usize, (hd / 2) as usize);
-    for (row, (xr, yr)) in xs.chunks_exact(hd).zip(ys.chunks_exact_mut(hd)).enumerate() {
-        // row = ((bi·n + h)·t + ti): cos/sin row bi·t + ti.
-        let ti = row % t as usize;
-        let bi = row / (n as usize * t as usize);
-        let at = (bi * t as usize + ti) * hd;
-        let (c, s) = (&cs[at..at + hd], &ss[at..at + hd]);
-        for i in 0..hd {
-            let rot = if i < half {
-                -xr[i + half]
-            } else {
-                xr[i - half]
-            };
-            yr[i] = xr[i] * c[i] + rot * s[i];
+    Some(new_f32(&[b, n, t, hd as i64], |ys| {
+        for (row, (xr, yr)) in xs.chunks_exact(hd).zip(ys.chunks_exact_mut(hd)).enumerate() {
+            // row = ((bi·n + h)·t + ti): cos/sin row bi·t + ti.
+            let ti = row % t as usize;
+            let bi = row / (n as usize * t as usize);
+            let at = (bi * t as usize + ti) * hd;
+            let (c, s) = (&cs[at..at + hd], &ss[at..at + hd]);
+            for i in 0..hd {
+                let rot = if i < half {
+                    -xr[i + half]
+                } else {
+                    xr[i - half]
+                };
+                yr[i] = xr[i] * c[i] + rot * s[i];
+            }
         }
-    }
-    Some(y)
+    }))
 }
 
 #[cfg(test)]

@@ -262,8 +262,10 @@ impl GrpoConfig {
             );
         }
         nonneg_finite("grpo.beta", g.beta)?;
-        crate::model::precision::Precision::parse(&g.sampling_weights)
-            .map_err(|e| anyhow::anyhow!("grpo.sampling_weights = {}: {e}", g.sampling_weights))?;
+        crate::model::precision::Precision::parse_setting(
+            "grpo.sampling_weights",
+            &g.sampling_weights,
+        )?;
         g.optimizer.validate("grpo.optimizer")?;
         positive_finite("grpo.max_grad_norm", g.max_grad_norm)
     }

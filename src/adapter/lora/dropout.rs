@@ -18,12 +18,7 @@ pub fn dropout(x: &Tensor, p: f64) -> Tensor {
         return x.dropout(p, true);
     }
     let seed = Tensor::randint(i64::MAX, [1], (Kind::Int64, Device::Cpu)).int64_value(&[0]);
-    let mask = Tensor::empty(x.size(), (Kind::Float, Device::Cpu));
-    let n = mask.numel();
-    // SAFETY: `mask` is a fresh contiguous f32 tensor of n elements, alive for the borrow.
-    let m = unsafe { std::slice::from_raw_parts_mut(mask.data_ptr() as *mut f32, n) };
-    fill_mask(m, p, seed as u64);
-    x * mask
+    x * crate::util::new_f32(&x.size(), |m| fill_mask(m, p, seed as u64))
 }
 
 /// Fills `m` with 0 (probability p, to 2⁻³² resolution) or 1/(1−p), from `seed`.
