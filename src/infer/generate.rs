@@ -262,7 +262,7 @@ pub fn generate_with_stats(
             row_of = keep.iter().map(|&i| row_of[i as usize]).collect();
             rngs = keep.iter().map(|&i| rngs[i as usize].clone()).collect();
         }
-        let h = model.forward_hidden(&next, None, Some(&mut cache));
+        let h = crate::model::fused_step::forward_hidden(model, &next, &mut cache);
         logits = model.lm_head.forward(&h.select(1, 0));
     }
     stats.decode_s = t1.elapsed().as_secs_f64();

@@ -107,6 +107,10 @@ impl Packed {
         self.out as i64
     }
 
+    pub fn in_features(&self) -> i64 {
+        self.inp as i64
+    }
+
     /// The weight back as f32 [out, in] (tests).
     pub fn unpack(&self) -> Tensor {
         let p = self.data.size()[0];
@@ -139,19 +143,36 @@ pub fn try_matmul(x: &Tensor, w: &Packed) -> Option<Tensor> {
         return None;
     }
     let x2 = x.reshape([m as i64, w.inp as i64]).contiguous();
-    let y = Tensor::empty([m as i64, w.out as i64], (Kind::Float, Device::Cpu));
+    let xs = crate::util::plain_f32(&x2)?;
+    let y = crate::util::new_f32(&[m as i64, w.out as i64], |ys| matmul_rows(xs, w, ys));
+    let mut shape = x.size();
+    *shape.last_mut().unwrap() = w.out as i64;
+    Some(y.view(shape.as_slice()))
+}
+
+/// y [m, out] = x [m, in] · Wᵀ on plain slices (m = x.len() / in, at most MAX_ROWS), for
+/// callers that hold their rows as slices (the fused decode step). Only where [`enabled`].
+pub fn matmul_rows(x: &[f32], w: &Packed, y: &mut [f32]) {
+    let m = x.len() / w.inp.max(1);
+    assert!(
+        enabled() && x.len() == m * w.inp && y.len() == m * w.out && m as i64 <= MAX_ROWS,
+        "packed matmul: x {} / y {} values for [{m}, {}]·[{}, {}]ᵀ",
+        x.len(),
+        y.len(),
+        w.inp,
+        w.out,
+        w.inp
+    );
     #[cfg(target_arch = "x86_64")]
-    // SAFETY: x2 is a contiguous [m, in] f32 tensor, w.data a contiguous
-    // [panels, in, PANEL] bf16 tensor, y a fresh [m, out] f32 tensor, all alive for the
-    // call; `enabled()` checked AVX-512F and AVX-512BW.
+    // SAFETY: lengths checked above: x holds m rows of `in`, y m rows of `out`; w.data is
+    // a contiguous [panels, in, PANEL] bf16 tensor alive for the call; `enabled()` checked
+    // AVX-512F and AVX-512BW.
     unsafe {
-        let xp = x2.data_ptr() as *const f32;
         let wp = w.data.data_ptr() as *const u16;
-        let yp = y.data_ptr() as *mut f32;
         let mut r = 0;
         while r < m {
             let rows = (m - r).min(8);
-            let (xr, yr) = (xp.add(r * w.inp), yp.add(r * w.out));
+            let (xr, yr) = (x.as_ptr().add(r * w.inp), y.as_mut_ptr().add(r * w.out));
             match rows {
                 1 => panels_one(xr, wp, yr, w.inp, w.out),
                 2 => panels::<2>(xr, wp, yr, w.inp, w.out),
@@ -165,9 +186,6 @@ pub fn try_matmul(x: &Tensor, w: &Packed) -> Option<Tensor> {
             r += rows;
         }
     }
-    let mut shape = x.size();
-    *shape.last_mut().unwrap() = w.out as i64;
-    Some(y.view(shape.as_slice()))
 }
 
 /// Row kk of the first `full` panels: 32 f32 a panel rounded to bf16 (to nearest even,

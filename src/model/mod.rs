@@ -14,6 +14,7 @@ pub mod chat;
 pub mod config;
 pub mod decode_matmul;
 pub mod decode_packed;
+pub mod fused_step;
 pub mod kv_cache;
 pub mod linear;
 pub mod llama;
