@@ -207,20 +207,30 @@ pub fn step(model: &Llama, ids: &Tensor, cache: &mut KvCache) -> Option<Tensor> 
         .zip(cache.v.iter_mut())
         .map(|(k, v)| Some((cache_slice(k, &d)?, cache_slice(v, &d)?)))
         .collect::<Option<Vec<_>>>()?;
-    // Everything fits: the bookkeeping `forward_hidden` does for an all-ones mask — the new
-    // slot is real, its position is each row's next position, which then moves on.
-    let _ = cache.valid.narrow(1, cache.len, 1).fill_(1);
+    // The new token's cos/sin rows (at each row's next position) and the slots it sees: the
+    // cached ones marked real, and its own.
     let (cos, sin) = rope.cos_sin(&cache.next_pos.unsqueeze(1), Kind::Float);
-    let _ = cache.next_pos.g_add_scalar_(1);
-    let valid: Vec<bool> = Vec::try_from(
-        &cache
-            .valid
-            .narrow(1, 0, cache.len + 1)
-            .contiguous()
-            .reshape([-1]),
-    )
-    .ok()?;
     let (cos, sin) = (plain_f32(&cos)?, plain_f32(&sin)?);
+    let old: Vec<bool> = match d.slot {
+        0 => Vec::new(),
+        n => Vec::try_from(
+            &cache
+                .valid
+                .narrow(1, 0, n as i64)
+                .contiguous()
+                .reshape([-1]),
+        )
+        .ok()?,
+    };
+    let mut valid = Vec::with_capacity(d.rows * (d.slot + 1));
+    for row in 0..d.rows {
+        valid.extend_from_slice(&old[row * d.slot..(row + 1) * d.slot]);
+        valid.push(true);
+    }
+    // Everything fits, so nothing below declines: the bookkeeping `forward_hidden` does for
+    // an all-ones mask (the new slot is real; each row's next position moves on).
+    let _ = cache.valid.narrow(1, cache.len, 1).fill_(1);
+    let _ = cache.next_pos.g_add_scalar_(1);
 
     let (h, hd) = (d.hidden, d.head_dim);
     let mut x = vec![0f32; d.rows * h];
