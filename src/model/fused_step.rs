@@ -11,7 +11,8 @@
 use super::decode_packed::{self, Packed};
 use super::kv_cache::KvCache;
 use super::linear::Linear;
-use super::llama::{Llama, Mlp, Norm, NormKind, Qkv};
+use super::llama::{rms_norm_rows, Llama, Mlp, Norm, NormKind, Qkv};
+use super::rope::rotate_row;
 use crate::util::{new_f32, plain_f32};
 use tch::{Device, Kind, Tensor};
 
@@ -275,17 +276,9 @@ pub fn step(model: &Llama, ids: &Tensor, cache: &mut KvCache) -> Option<Tensor> 
     Some(new_f32(&[b, 1, h as i64], |y| rms_norm(&x, final_norm, y)))
 }
 
-/// y = w · (x · rsqrt(mean(x²) + eps)) for each row of `x` (rows of w.len()), in f32, as
-/// the op path's RMSNorm rounds it.
-pub fn rms_norm(x: &[f32], (w, eps): Rms, y: &mut [f32]) {
-    let n = w.len();
-    for (xr, yr) in x.chunks_exact(n).zip(y.chunks_exact_mut(n)) {
-        let ms = xr.iter().map(|v| v * v).sum::<f32>() / n as f32;
-        let r = 1.0 / (ms + eps).sqrt();
-        for ((y, x), w) in yr.iter_mut().zip(xr).zip(w) {
-            *y = w * (x * r);
-        }
-    }
+/// RMSNorm of every row of `x` (rows of the weight's length).
+fn rms_norm(x: &[f32], (w, eps): Rms, y: &mut [f32]) {
+    rms_norm_rows(x, w, eps, y)
 }
 
 /// The same over every row of `x` in place (Qwen3's per-head q/k norm).
@@ -297,19 +290,13 @@ fn rms_norm_in_place(x: &mut [f32], norm: Rms) {
     }
 }
 
-/// RoPE on `x` [rows, heads, hd] with each row's cos/sin [rows, hd]:
-/// x·cos + rotate_half(x)·sin, rotate_half(x) = [−x₂, x₁].
-pub fn rope_rows(x: &mut [f32], heads: usize, hd: usize, cos: &[f32], sin: &[f32]) {
-    let half = hd / 2;
+/// RoPE on `x` [rows, heads, hd] in place, with each row's cos/sin [rows, hd].
+fn rope_rows(x: &mut [f32], heads: usize, hd: usize, cos: &[f32], sin: &[f32]) {
     let mut r = vec![0f32; hd];
     for (i, head) in x.chunks_exact_mut(hd).enumerate() {
         let at = (i / heads) * hd;
-        let (c, s) = (&cos[at..at + hd], &sin[at..at + hd]);
         r.copy_from_slice(head);
-        for j in 0..hd {
-            let rot = if j < half { -r[j + half] } else { r[j - half] };
-            head[j] = r[j] * c[j] + rot * s[j];
-        }
+        rotate_row(&r, &cos[at..at + hd], &sin[at..at + hd], head);
     }
 }
 

@@ -70,14 +70,21 @@ fn rms_rows(x: &Tensor, weight: &Tensor, eps: f64) -> Option<Tensor> {
         return None;
     }
     Some(new_f32(&x.size(), |ys| {
-        for (xr, yr) in xs.chunks_exact(h).zip(ys.chunks_exact_mut(h)) {
-            let ms = xr.iter().map(|v| v * v).sum::<f32>() / h as f32;
-            let r = 1.0 / (ms + eps as f32).sqrt();
-            for ((y, x), w) in yr.iter_mut().zip(xr).zip(ws) {
-                *y = w * (x * r);
-            }
-        }
+        rms_norm_rows(xs, ws, eps as f32, ys)
     }))
+}
+
+/// y = w · (x · rsqrt(mean(x²) + eps)) for each row of `x` (rows of w.len()), in f32: the
+/// RMSNorm of the decode-sized loops (this file's and the fused decode step's).
+pub fn rms_norm_rows(x: &[f32], w: &[f32], eps: f32, y: &mut [f32]) {
+    let h = w.len();
+    for (xr, yr) in x.chunks_exact(h).zip(y.chunks_exact_mut(h)) {
+        let ms = xr.iter().map(|v| v * v).sum::<f32>() / h as f32;
+        let r = 1.0 / (ms + eps).sqrt();
+        for ((y, x), w) in yr.iter_mut().zip(xr).zip(w) {
+            *y = w * (x * r);
+        }
+    }
 }
 
 /// The q, k, v projections: three layers, or GPT-2's one `c_attn` split after the product.

@@ -78,24 +78,26 @@ fn apply_rows(x: &Tensor, cos: &Tensor, sin: &Tensor) -> Option<Tensor> {
     {
         return None;
     }
-    let (hd, half) = (hd as usize, (hd / 2) as usize);
+    let hd = hd as usize;
     Some(new_f32(&[b, n, t, hd as i64], |ys| {
         for (row, (xr, yr)) in xs.chunks_exact(hd).zip(ys.chunks_exact_mut(hd)).enumerate() {
             // row = ((bi·n + h)·t + ti): cos/sin row bi·t + ti.
             let ti = row % t as usize;
             let bi = row / (n as usize * t as usize);
             let at = (bi * t as usize + ti) * hd;
-            let (c, s) = (&cs[at..at + hd], &ss[at..at + hd]);
-            for i in 0..hd {
-                let rot = if i < half {
-                    -xr[i + half]
-                } else {
-                    xr[i - half]
-                };
-                yr[i] = xr[i] * c[i] + rot * s[i];
-            }
+            rotate_row(xr, &cs[at..at + hd], &ss[at..at + hd], yr);
         }
     }))
+}
+
+/// One head's row: y = x·cos + rotate_half(x)·sin, each product rounded in f32, then the
+/// sum (the decode-sized loops: this file's and the fused decode step's).
+pub fn rotate_row(x: &[f32], cos: &[f32], sin: &[f32], y: &mut [f32]) {
+    let half = x.len() / 2;
+    for i in 0..x.len() {
+        let rot = if i < half { -x[i + half] } else { x[i - half] };
+        y[i] = x[i] * cos[i] + rot * sin[i];
+    }
 }
 
 #[cfg(test)]
