@@ -377,6 +377,20 @@ pub fn new_f32(shape: &[i64], fill: impl FnOnce(&mut [f32])) -> tch::Tensor {
     t
 }
 
+/// A new CPU bf16 tensor of `shape`, its elements written as raw bf16 bits by `fill`.
+pub fn new_bf16_bits(shape: &[i64], fill: impl FnOnce(&mut [u16])) -> tch::Tensor {
+    let t = tch::Tensor::empty(shape, (tch::Kind::BFloat16, tch::Device::Cpu));
+    let n = t.numel();
+    if n > 0 {
+        // SAFETY: t is fresh, contiguous 2-byte storage of n elements that nothing else sees
+        // until this function returns it.
+        fill(unsafe { std::slice::from_raw_parts_mut(t.data_ptr() as *mut u16, n) });
+    } else {
+        fill(&mut []);
+    }
+    t
+}
+
 /// Parses `f32`, `bf16` or `f16`.
 pub fn parse_dtype(s: &str) -> Result<tch::Kind> {
     Ok(match s {

@@ -139,6 +139,55 @@ fn delta_is_scaled_b_a_x_in_f32_and_cast_back() {
     );
 }
 
+/// The mixed bf16 mode's term: the same value as the f32 term to bf16's rounding, in bf16,
+/// with gradients reaching the f32 masters; with dropout, the f32 path's mask (same seed).
+#[test]
+fn delta_low_is_the_f32_term_rounded_and_trains_the_f32_masters() {
+    tch::manual_seed(2);
+    let a = Tensor::randn([8, 64], (Kind::Float, Device::Cpu));
+    let b = Tensor::randn([48, 8], (Kind::Float, Device::Cpu));
+    let l = LoraLayer::from_tensors(&a, &b, 2.0, 0.25, Quant::None, Device::Cpu);
+    let x = Tensor::randn([3, 5, 64], (Kind::Float, Device::Cpu));
+    let xl = x.to_kind(Kind::BFloat16);
+    let want = l.delta(&xl.to_kind(Kind::Float), false);
+    let got = l.delta_low(&x, &xl, false);
+    assert_eq!(got.kind(), Kind::BFloat16);
+    // Three bf16 roundings (A, B, the rank-8 intermediate) on sums of 64 and 8 terms:
+    // a few parts in a thousand of the term's scale.
+    let scale = want.abs().max().double_value(&[]);
+    let err = max_diff(&got, &want) / scale;
+    assert!(err < 0.02, "bf16 term off by {err:.4} of its scale");
+    // With dropout each draw differs, and the mean over draws is the term: the mask is
+    // unscaled, so a missing 1/(1−p) would leave the mean 25 % short. (Not seeded: torch's
+    // generator is shared with the tests running beside this one.)
+    let draws: Vec<Tensor> = (0..400)
+        .map(|_| l.delta_low(&x, &xl, true).to_kind(Kind::Float))
+        .collect();
+    assert!(max_diff(&draws[0], &draws[1]) > 0.0);
+    let mean = Tensor::stack(&draws, 0).mean_dim(0, false, Kind::Float);
+    let err = max_diff(&mean, &want) / scale;
+    assert!(
+        err < 0.1,
+        "mean of dropout draws off by {err:.4} of the term's scale"
+    );
+    let got = l.delta_low(&x, &xl, false);
+    got.to_kind(Kind::Float).sum(Kind::Float).backward();
+    assert_eq!(l.a.grad().kind(), Kind::Float);
+    let (ga, gb) = (l.a.grad(), l.b.grad());
+    assert!(
+        ga.isfinite().all().int64_value(&[]) == 1
+            && ga.abs().sum(Kind::Float).double_value(&[]) > 0.0
+    );
+    assert!(
+        gb.isfinite().all().int64_value(&[]) == 1
+            && gb.abs().sum(Kind::Float).double_value(&[]) > 0.0
+    );
+    // Bit-LoRA keeps the f32 math and rounds the result.
+    let t = LoraLayer::from_tensors(&a, &b, 2.0, 0.0, Quant::Ternary, Device::Cpu);
+    let want = t.delta(&x, false).to_kind(Kind::BFloat16);
+    assert!(max_diff(&t.delta_low(&x, &xl, false), &want) == 0.0);
+}
+
 #[test]
 fn lora_set_composes_adapters_with_weights() {
     tch::manual_seed(2);

@@ -11,6 +11,9 @@ impl LinearAdapter for LoraHandle {
     fn delta(&self, x: &Tensor) -> Tensor {
         LoraHandle::delta(self, x)
     }
+    fn delta_low(&self, x: &Tensor, x_low: &Tensor) -> Tensor {
+        LoraHandle::delta_low(self, x, x_low)
+    }
     fn delta_weight(&self) -> Option<Tensor> {
         // Dropout is random in training mode: such a layer has no single merged weight.
         if self.layer.dropout > 0.0 && self.in_training() {

@@ -10,6 +10,12 @@ use tch::{Kind, Tensor};
 pub trait LinearAdapter: Send {
     /// The term added to the base output for input `x` ([.., in] → [.., out]).
     fn delta(&self, x: &Tensor) -> Tensor;
+    /// The same term in `x_low`'s narrower kind, for a layer whose base matmul runs there
+    /// ([`Linear::matmul_weight`]); `x_low` is `x` rounded to that kind. By default the
+    /// full-precision term, rounded.
+    fn delta_low(&self, x: &Tensor, x_low: &Tensor) -> Tensor {
+        self.delta(x).to_kind(x_low.kind())
+    }
     /// The same term as a weight [out, in] (f32) added to W, when the adapter is linear in x
     /// without randomness at inference; None keeps the layer unmerged.
     fn delta_weight(&self) -> Option<Tensor> {
@@ -52,8 +58,9 @@ pub struct Linear {
     /// matmul instead of one plus two per adapter. Stale once the adapters change.
     pub merged: Option<Tensor>,
     /// W in a narrower kind (bf16) for the training matmuls of an f32 model, set by
-    /// [`Linear::set_matmul_kind`]: x is rounded to it, multiplied, and the product widened
-    /// back, so everything around the matmul stays f32. `weight` keeps the exact values for
+    /// [`Linear::set_matmul_kind`]: x is rounded to it once, the product and the adapters'
+    /// terms ([`LinearAdapter::delta_low`]) are computed and summed there, and the sum widened
+    /// back, so everything around the layer stays f32. `weight` keeps the exact values for
     /// merges, saves and exports.
     pub matmul_weight: Option<Tensor>,
     /// W + Σ adapter weights as bf16 panels for decode steps, set by
@@ -164,9 +171,16 @@ impl Linear {
             .as_ref()
             .filter(|w| merged.is_none() && w.kind() != x.kind())
         {
-            // Round x to the copy's kind, multiply there, widen the product back.
-            let y = x.to_kind(w.kind()).linear::<&Tensor>(w, None);
-            self.add_bias(y.to_kind(x.kind()))
+            // Round x to the copy's kind once, multiply there (adapters too, on the same rounded
+            // x), sum there, widen once: one conversion each way for the whole layer.
+            let x_low = x.to_kind(w.kind());
+            let mut y = x_low.linear::<&Tensor>(w, None);
+            if self.adapters_enabled {
+                for a in &self.adapters {
+                    y = y + a.delta_low(x, &x_low);
+                }
+            }
+            return self.add_bias(y.to_kind(x.kind()));
         } else {
             x.linear(weight, self.bias.as_ref())
         };

@@ -25,7 +25,15 @@ impl LoraHandle {
     }
 
     pub fn delta(&self, x: &Tensor) -> Tensor {
-        let d = self.layer.delta(x, self.training.load(Ordering::Relaxed));
+        self.weighted(self.layer.delta(x, self.in_training()))
+    }
+
+    /// [`LoraLayer::delta_low`], weighted.
+    pub fn delta_low(&self, x: &Tensor, x_low: &Tensor) -> Tensor {
+        self.weighted(self.layer.delta_low(x, x_low, self.in_training()))
+    }
+
+    fn weighted(&self, d: Tensor) -> Tensor {
         if self.weight == 1.0 {
             d
         } else {
