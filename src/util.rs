@@ -365,26 +365,24 @@ pub fn plain_f32(t: &tch::Tensor) -> Option<&[f32]> {
 
 /// A new f32 CPU tensor of `shape` whose values `fill` writes (it sees them uninitialised).
 pub fn new_f32(shape: &[i64], fill: impl FnOnce(&mut [f32])) -> tch::Tensor {
-    let t = tch::Tensor::empty(shape, (tch::Kind::Float, tch::Device::Cpu));
-    let n = t.numel();
-    if n > 0 {
-        // SAFETY: t is fresh, contiguous f32 storage of n elements that nothing else sees
-        // until this function returns it.
-        fill(unsafe { std::slice::from_raw_parts_mut(t.data_ptr() as *mut f32, n) });
-    } else {
-        fill(&mut []);
-    }
-    t
+    new_filled(shape, tch::Kind::Float, fill)
 }
 
 /// A new CPU bf16 tensor of `shape`, its elements written as raw bf16 bits by `fill`.
 pub fn new_bf16_bits(shape: &[i64], fill: impl FnOnce(&mut [u16])) -> tch::Tensor {
-    let t = tch::Tensor::empty(shape, (tch::Kind::BFloat16, tch::Device::Cpu));
+    new_filled(shape, tch::Kind::BFloat16, fill)
+}
+
+/// A new CPU tensor of `kind` whose elements `fill` writes as `T`s of the same size.
+fn new_filled<T>(shape: &[i64], kind: tch::Kind, fill: impl FnOnce(&mut [T])) -> tch::Tensor {
+    // A programming error, not user input: the two public callers pass matching pairs.
+    assert_eq!(kind.elt_size_in_bytes(), std::mem::size_of::<T>());
+    let t = tch::Tensor::empty(shape, (kind, tch::Device::Cpu));
     let n = t.numel();
     if n > 0 {
-        // SAFETY: t is fresh, contiguous 2-byte storage of n elements that nothing else sees
-        // until this function returns it.
-        fill(unsafe { std::slice::from_raw_parts_mut(t.data_ptr() as *mut u16, n) });
+        // SAFETY: t is fresh, contiguous storage of n elements of T's size (checked above)
+        // that nothing else sees until this function returns it.
+        fill(unsafe { std::slice::from_raw_parts_mut(t.data_ptr() as *mut T, n) });
     } else {
         fill(&mut []);
     }
