@@ -8,7 +8,7 @@ stylerl's time is its own generation time (prefill + decode, from --timing), wit
 loading; transformers' time is the generate() call after a warm-up.
 
     .venv/bin/python scripts/bench_generate.py [--model DIR] [--new-tokens 64] [--batch-sizes 1,8]
-        [--sampling-weights f32,bf16] [--llamacpp f32,f16,q8_0]
+        [--sampling-weights f32,bf16,int8] [--llamacpp f32,f16,q8_0]
 
 --sampling-weights measures stylerl once per `--sampling-weights` mode in the same run.
 --llamacpp exports the model with `stylerl export-gguf --type T` for each type and measures
@@ -110,7 +110,7 @@ def main():
     ap.add_argument("--threads", type=int, default=0, help="CPU threads for both (0: torch's default; 1 is steadier on a shared machine)")
     ap.add_argument("--dtype", default="f32")
     ap.add_argument("--repeats", type=int, default=3, help="runs per side, interleaved; the best counts")
-    ap.add_argument("--sampling-weights", default="f32", help="stylerl modes, comma-separated (f32, bf16, auto)")
+    ap.add_argument("--sampling-weights", default="f32", help="stylerl modes, comma-separated (f32, bf16, int8, auto)")
     ap.add_argument("--llamacpp", default="", help="also measure llama.cpp at batch 1 on these GGUF types (f32, f16, bf16, q8_0)")
     args = ap.parse_args()
 

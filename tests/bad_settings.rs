@@ -151,12 +151,23 @@ fn grpo_bad_sampling_settings_are_refused() {
             ("grpo.top_p=1.5", &["grpo.top_p = 1.5", "(0, 1]"]),
             ("grpo.top_k=0", &["grpo.top_k = 0", "≥ 1"]),
             (
+                "grpo.sampling_weights=int4",
+                &["grpo.sampling_weights = int4", "f32, bf16, int8"],
+            ),
+            (
                 "grpo.sampling_weights=int8",
-                &["grpo.sampling_weights = int8", "f32, bf16 or auto"],
+                &[
+                    "grpo.sampling_weights = int8",
+                    "old_logprobs = \"recompute\"",
+                ],
             ),
             (
                 "model.matmul=fp8",
                 &["model.matmul = fp8", "f32, bf16 or auto"],
+            ),
+            (
+                "model.matmul=int8",
+                &["model.matmul = int8", "sampling weights only"],
             ),
         ],
     );
@@ -209,8 +220,8 @@ fn generate_bad_sampling_flags_are_refused() {
         (&["--top-k", "0"], &["--top-k = 0", "≥ 1"]),
         (&["--max-new-tokens", "0"], &["--max-new-tokens = 0", "≥ 1"]),
         (
-            &["--sampling-weights", "int8"],
-            &["--sampling-weights = int8", "f32, bf16 or auto"],
+            &["--sampling-weights", "int4"],
+            &["--sampling-weights = int4", "f32, bf16, int8"],
         ),
     ];
     for (flags, want) in cases {

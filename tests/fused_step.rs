@@ -56,13 +56,13 @@ fn prefilled(m: &Llama) -> (stylerl::model::KvCache, stylerl::model::KvCache) {
     (a, b)
 }
 
-fn agrees_with_the_op_path(family: &str) {
+fn agrees_with_the_op_path(family: &str, kind: Kind) {
     let mut m = model(family, 11);
     if !decode_packed::enabled() {
         eprintln!("skipped: the packed kernel needs AVX-512F/BW and one thread");
         return;
     }
-    m.prepare_sampling(Some(Kind::BFloat16));
+    m.prepare_sampling(Some(kind));
     let _g = tch::no_grad_guard();
     let (mut fused, mut ops) = prefilled(&m);
     for step in 0..8i64 {
@@ -110,17 +110,22 @@ fn agrees_with_the_op_path(family: &str) {
 
 #[test]
 fn llama_steps_agree_with_the_op_path() {
-    agrees_with_the_op_path("llama");
+    agrees_with_the_op_path("llama", Kind::BFloat16);
+}
+
+#[test]
+fn llama_steps_on_int8_weights_agree_with_the_op_path() {
+    agrees_with_the_op_path("llama", Kind::Int8);
 }
 
 #[test]
 fn qwen2_steps_with_biases_agree_with_the_op_path() {
-    agrees_with_the_op_path("qwen2");
+    agrees_with_the_op_path("qwen2", Kind::BFloat16);
 }
 
 #[test]
 fn qwen3_steps_with_qk_norms_agree_with_the_op_path() {
-    agrees_with_the_op_path("qwen3");
+    agrees_with_the_op_path("qwen3", Kind::BFloat16);
 }
 
 #[test]

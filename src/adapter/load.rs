@@ -113,7 +113,7 @@ impl ModelSection {
     pub fn validate(&self, prefix: &str) -> Result<()> {
         crate::config::check::device(&format!("{prefix}.device"), &self.device)?;
         crate::config::check::dtype(&format!("{prefix}.dtype"), &self.dtype)?;
-        Precision::parse_setting(&format!("{prefix}.matmul"), &self.matmul)?;
+        Precision::parse_matmul_setting(&format!("{prefix}.matmul"), &self.matmul)?;
         Ok(())
     }
 

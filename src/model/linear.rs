@@ -63,8 +63,8 @@ pub struct Linear {
     /// back, so everything around the layer stays f32. `weight` keeps the exact values for
     /// merges, saves and exports.
     pub matmul_weight: Option<Tensor>,
-    /// W + Σ adapter weights as bf16 panels for decode steps, set by
-    /// [`Linear::prepare_sampling`] with bf16; passes the packed kernel cannot serve
+    /// W + Σ adapter weights as bf16 or int8 panels for decode steps, set by
+    /// [`Linear::prepare_sampling`] with bf16 or int8; passes the packed kernel cannot serve
     /// (prefill, gradients) use `weight` and the adapters as usual.
     pub packed: Option<super::decode_packed::Packed>,
 }
@@ -98,7 +98,7 @@ impl Linear {
 
     /// Caches the weight sampling passes use, W + Σ delta weights, or drops it (None).
     /// `kind` is W's own kind — an input-major copy for the decode kernel, made only for a
-    /// layer whose adapters all merge — or bf16 on the CPU: packed panels for
+    /// layer whose adapters all merge — or bf16 / int8 on the CPU: packed panels for
     /// `decode_packed`, made for every layer (W alone where there is no adapter). Call again
     /// after the adapters change; training passes must run without it.
     pub fn prepare_sampling(&mut self, kind: Option<Kind>) {
@@ -114,7 +114,10 @@ impl Linear {
             true => Some(self.weight.shallow_clone()),
             false => self.merged_weight(),
         };
-        self.packed = w.map(|w| super::decode_packed::Packed::new(&w));
+        self.packed = w.map(|w| match kind {
+            Kind::Int8 => super::decode_packed::Packed::new_int8(&w),
+            _ => super::decode_packed::Packed::new(&w),
+        });
     }
 
     /// Keeps a copy of W in `kind` for the training matmuls (None drops it); see

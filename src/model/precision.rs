@@ -1,9 +1,12 @@
-//! Which precision a pass's weights use on this CPU, chosen by name ("f32", "bf16", "auto").
+//! Which precision a pass's weights use on this CPU, chosen by name ("f32", "bf16", "int8"
+//! for sampling only, "auto").
 //!
 //! Two independent choices: the weights a sampling pass streams (decode is bound by reading
 //! them, so bf16 halves the time) and the weights the training matmuls multiply (compute
 //! bound, and bf16 matmuls run about twice as fast where the CPU has AVX512-BF16). In both
 //! the activations, norms, adapters, optimizer and loss stay f32; only the weights round.
+//! int8 (a scale per 32 inputs of a column) quarters a sampling pass's bytes; it rounds
+//! about four times as far as bf16, so it is never chosen by `auto`.
 use anyhow::{bail, Result};
 use tch::{Device, Kind};
 
@@ -12,6 +15,8 @@ use tch::{Device, Kind};
 pub enum Precision {
     F32,
     Bf16,
+    /// int8 with bf16 scales per column and 32 inputs; sampling weights only.
+    Int8,
     /// bf16 where this machine runs it faster, f32 elsewhere.
     Auto,
 }
@@ -21,9 +26,24 @@ impl Precision {
         Ok(match s {
             "f32" | "float32" => Precision::F32,
             "bf16" | "bfloat16" => Precision::Bf16,
+            "int8" => Precision::Int8,
             "auto" => Precision::Auto,
-            _ => bail!("unknown precision '{s}': use f32, bf16 or auto"),
+            _ => bail!(
+                "unknown precision '{s}': use f32, bf16, int8 (sampling weights only) or auto"
+            ),
         })
+    }
+
+    /// A training-matmul setting: as [`Precision::parse_setting`], without int8 (the packed
+    /// int8 kernel only serves decode steps).
+    pub fn parse_matmul_setting(key: &str, v: &str) -> Result<Precision> {
+        match Precision::parse(v) {
+            Ok(Precision::Int8) => {
+                bail!("{key} = {v}: int8 is for sampling weights only; use f32, bf16 or auto")
+            }
+            Ok(p) => Ok(p),
+            Err(_) => bail!("{key} = {v}: unknown precision; use f32, bf16 or auto"),
+        }
     }
 
     /// A config key's or flag's value, naming both on failure (`key = value: …`, as the
@@ -33,7 +53,8 @@ impl Precision {
     }
 
     /// The kind of the cached sampling weights. `Auto` is bf16 where the decode kernel
-    /// runs (AVX-512F, one torch thread), the only place bf16 weights stream faster; None
+    /// runs (AVX-512F, one torch thread), the only place bf16 weights stream faster; int8
+    /// packs where asked (where the kernel cannot run, passes use the f32 weights); None
     /// leaves the model's own weights in use (f32, or a model that is not f32 to begin with).
     pub fn for_sampling(self, device: Device, model_kind: Kind) -> Option<Kind> {
         if device != Device::Cpu || model_kind != Kind::Float {
@@ -42,6 +63,7 @@ impl Precision {
         match self {
             Precision::F32 => None,
             Precision::Bf16 => Some(Kind::BFloat16),
+            Precision::Int8 => Some(Kind::Int8),
             Precision::Auto => super::decode_matmul::enabled().then_some(Kind::BFloat16),
         }
     }
@@ -53,7 +75,7 @@ impl Precision {
             return None;
         }
         match self {
-            Precision::F32 => None,
+            Precision::F32 | Precision::Int8 => None,
             Precision::Bf16 => Some(Kind::BFloat16),
             Precision::Auto => cpu_has_bf16_matmul().then_some(Kind::BFloat16),
         }
@@ -85,11 +107,12 @@ pub fn choice_line(what: &str, asked: &str, kind: Option<Kind>) -> String {
     format!("{what} weights: {}{why}", name(kind))
 }
 
-/// "bf16" or "f32", for the line a command prints about its choice.
+/// "bf16", "int8" or "f32", for the line a command prints about its choice.
 pub fn name(kind: Option<Kind>) -> &'static str {
     match kind {
         Some(Kind::BFloat16) => "bf16",
         Some(Kind::Half) => "f16",
+        Some(Kind::Int8) => "int8",
         _ => "f32",
     }
 }
@@ -103,6 +126,16 @@ mod tests {
         assert_eq!(Precision::parse("bf16").unwrap(), Precision::Bf16);
         assert_eq!(Precision::parse("auto").unwrap(), Precision::Auto);
         assert!(Precision::parse("int4").is_err());
+        assert_eq!(Precision::parse("int8").unwrap(), Precision::Int8);
+        assert!(Precision::parse_matmul_setting("model.matmul", "int8").is_err());
+        assert_eq!(
+            Precision::parse_matmul_setting("model.matmul", "bf16").unwrap(),
+            Precision::Bf16
+        );
+        assert_eq!(
+            Precision::Int8.for_sampling(Device::Cpu, Kind::Float),
+            Some(Kind::Int8)
+        );
         let cpu = Device::Cpu;
         assert_eq!(Precision::F32.for_sampling(cpu, Kind::Float), None);
         assert_eq!(

@@ -141,9 +141,10 @@ pub struct GrpoSection {
     #[serde(default = "d_true")]
     pub merge_for_generation: bool,
     /// Precision of those cached weights: f32, bf16 (half the bytes to stream a decode step;
-    /// implies the merge) or auto (bf16 where the AVX-512 decode kernel runs). Training
-    /// passes never use them; π_old from "generation" then carries bf16's rounding (about
-    /// 0.01 nats a token, tests/precision_modes.rs), far inside the clip range.
+    /// implies the merge), int8 (a quarter; needs `old_logprobs = "recompute"`) or auto
+    /// (bf16 where the AVX-512 decode kernel runs). Training passes never use them; π_old
+    /// from "generation" then carries bf16's rounding (about 0.01 nats a token,
+    /// tests/precision_modes.rs), far inside the clip range.
     #[serde(default = "d_f32")]
     pub sampling_weights: String,
     /// Where π_old's log-probs come from (see [`OldLogprobs`]).
@@ -262,10 +263,17 @@ impl GrpoConfig {
             );
         }
         nonneg_finite("grpo.beta", g.beta)?;
-        crate::model::precision::Precision::parse_setting(
+        let sampling = crate::model::precision::Precision::parse_setting(
             "grpo.sampling_weights",
             &g.sampling_weights,
         )?;
+        if sampling == crate::model::precision::Precision::Int8
+            && g.old_logprobs == OldLogprobs::Generation
+        {
+            anyhow::bail!(
+                "grpo.sampling_weights = int8 needs grpo.old_logprobs = \"recompute\": int8 sampling log-probs are off by ~0.03 nats a token on average and 0.2 at the 99th percentile (tests/precision_modes.rs), as wide as the clip range"
+            );
+        }
         g.optimizer.validate("grpo.optimizer")?;
         positive_finite("grpo.max_grad_norm", g.max_grad_norm)
     }
