@@ -119,7 +119,8 @@ impl Packed {
 
     /// Packs a [out, in] weight as int8 with a bf16 scale per column and GROUP input rows:
     /// the scale is the group's largest |w| / 127 rounded up to bf16 (so every q fits in
-    /// ±127), q = w / scale rounded to nearest. A weight's error is at most half its scale.
+    /// ±127), q = w / scale rounded to nearest (ties to even). A weight's error is at most
+    /// half its scale.
     pub fn new_int8(weight: &Tensor) -> Packed {
         let _g = tch::no_grad_guard();
         let (out, inp) = weight.size2().expect("a weight is [out, in]");
@@ -171,9 +172,11 @@ impl Packed {
             }
             for (r, row) in rows.chunks_exact(n).enumerate() {
                 let kk = g * GROUP + r;
-                for (c, (&w, &i)) in row.iter().zip(&inv).enumerate() {
-                    let v = (w * i).round().clamp(-127.0, 127.0);
-                    qd[((c / PANEL) * k + kk) * PANEL + c % PANEL] = v as i8;
+                for (j, (ws, is)) in row.chunks(PANEL).zip(inv.chunks(PANEL)).enumerate() {
+                    let dst = &mut qd[(j * k + kk) * PANEL..][..ws.len()];
+                    for ((d, &w), &i) in dst.iter_mut().zip(ws).zip(is) {
+                        *d = round_even(w * i).clamp(-127.0, 127.0) as i8;
+                    }
                 }
             }
         }
@@ -513,6 +516,14 @@ unsafe fn panels_one<const Q8: bool>(
     }
 }
 
+/// v rounded to the nearest integer, ties to even, for |v| < 2²²: adding 1.5·2²³ leaves no
+/// fraction bits, so the addition itself rounds. Plain float ops, which vectorize where
+/// `f32::round` (a library call) does not.
+fn round_even(v: f32) -> f32 {
+    const M: f32 = 12_582_912.0;
+    (v + M) - M
+}
+
 /// `bits` of the smallest bf16 ≥ v (v ≥ 0, finite), as the top 16 bits of its f32.
 fn round_up_bf16(v: f32) -> u32 {
     let b = v.to_bits();
@@ -599,6 +610,19 @@ mod tests {
                 d <= 1e-5 * scale,
                 "int8 [{m},{k}]x[{k},{n}]: {d} vs max {scale}"
             );
+        }
+    }
+
+    #[test]
+    fn rounds_to_nearest_even() {
+        for (v, want) in [
+            (2.5f32, 2.0f32),
+            (3.5, 4.0),
+            (-2.5, -2.0),
+            (1.4, 1.0),
+            (-126.6, -127.0),
+        ] {
+            assert_eq!(round_even(v), want, "{v}");
         }
     }
 
