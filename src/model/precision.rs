@@ -102,6 +102,11 @@ pub fn choice_line(what: &str, asked: &str, kind: Option<Kind>) -> String {
         ("auto", None) => {
             " (auto: no faster bf16 path here; matmuls need AVX512-BF16, sampling AVX-512 and one thread)"
         }
+        // Packed sampling weights serve only the decode kernel; without it every pass runs
+        // on the f32 weights, and the line should say so.
+        (_, Some(_)) if what == "sampling" && !super::decode_packed::enabled() => {
+            " asked, but decode steps use the f32 weights here (the packed kernel needs AVX-512F/BW and one thread)"
+        }
         _ => "",
     };
     format!("{what} weights: {}{why}", name(kind))
@@ -126,6 +131,18 @@ mod tests {
         assert_eq!(Precision::parse("bf16").unwrap(), Precision::Bf16);
         assert_eq!(Precision::parse("auto").unwrap(), Precision::Auto);
         assert!(Precision::parse("int4").is_err());
+        // An explicit packed kind says when the kernel that would use it cannot run here.
+        let line = choice_line("sampling", "int8", Some(Kind::Int8));
+        assert!(line.starts_with("sampling weights: int8"), "{line}");
+        assert_eq!(
+            line.contains("use the f32 weights"),
+            !super::super::decode_packed::enabled(),
+            "{line}"
+        );
+        assert_eq!(
+            choice_line("training matmul", "bf16", Some(Kind::BFloat16)),
+            "training matmul weights: bf16"
+        );
         assert_eq!(Precision::parse("int8").unwrap(), Precision::Int8);
         assert!(Precision::parse_matmul_setting("model.matmul", "int8").is_err());
         assert_eq!(
