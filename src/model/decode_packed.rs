@@ -33,6 +33,17 @@ const WORD_TO_COLUMN: [i64; PANEL] = {
     }
     m
 };
+/// The stored word of each column: the inverse of `WORD_TO_COLUMN`.
+const COLUMN_TO_WORD: [usize; PANEL] = {
+    let mut m = [0usize; PANEL];
+    let mut word = 0;
+    while word < PANEL {
+        m[WORD_TO_COLUMN[word] as usize] = word;
+        word += 1;
+    }
+    m
+};
+
 /// Input rows that share one int8 scale per column.
 const GROUP: usize = 32;
 
@@ -64,14 +75,8 @@ impl Packed {
     /// packing runs before every rollout of a GRPO step.
     pub fn new(weight: &Tensor) -> Packed {
         let _g = tch::no_grad_guard();
-        let (out, inp) = weight.size2().expect("a weight is [out, in]");
-        let (n, k) = (out as usize, inp as usize);
-        // [in, out] contiguous f32: a view when the weight is input-major already.
-        let t = weight
-            .to_device(Device::Cpu)
-            .to_kind(Kind::Float)
-            .tr()
-            .contiguous();
+        let (t, n, k) = input_major_f32(weight);
+        let inp = k as i64;
         let panels = n.div_ceil(PANEL);
         // Every word is written below; only a partial last panel needs zeros past `out`.
         let shape = [panels as i64, inp, PANEL as i64];
@@ -123,13 +128,8 @@ impl Packed {
     /// half its scale.
     pub fn new_int8(weight: &Tensor) -> Packed {
         let _g = tch::no_grad_guard();
-        let (out, inp) = weight.size2().expect("a weight is [out, in]");
-        let (n, k) = (out as usize, inp as usize);
-        let t = weight
-            .to_device(Device::Cpu)
-            .to_kind(Kind::Float)
-            .tr()
-            .contiguous();
+        let (t, n, k) = input_major_f32(weight);
+        let inp = k as i64;
         let (panels, groups) = (n.div_ceil(PANEL), k.div_ceil(GROUP));
         let q = Tensor::zeros(
             [panels as i64, inp, PANEL as i64],
@@ -152,10 +152,6 @@ impl Packed {
                 ),
             )
         };
-        let mut column_to_word = [0usize; PANEL];
-        for (word, &col) in WORD_TO_COLUMN.iter().enumerate() {
-            column_to_word[col as usize] = word;
-        }
         let (mut scale, mut inv) = (vec![0f32; n], vec![0f32; n]);
         for (g, rows) in src.chunks(GROUP * n.max(1)).enumerate().take(groups) {
             scale.fill(0.0);
@@ -168,7 +164,7 @@ impl Packed {
                 let bits = round_up_bf16(*s / 127.0);
                 *s = f32::from_bits(bits << 16);
                 *i = if *s > 0.0 { 1.0 / *s } else { 0.0 };
-                sd[((c / PANEL) * groups + g) * PANEL + column_to_word[c % PANEL]] = bits as u16;
+                sd[((c / PANEL) * groups + g) * PANEL + COLUMN_TO_WORD[c % PANEL]] = bits as u16;
             }
             for (r, row) in rows.chunks_exact(n).enumerate() {
                 let kk = g * GROUP + r;
@@ -205,10 +201,7 @@ impl Packed {
 
     /// The weight the kernel multiplies, as f32 [out, in] (tests).
     pub fn unpack(&self) -> Tensor {
-        let mut column_to_word = [0i64; PANEL];
-        for (word, &col) in WORD_TO_COLUMN.iter().enumerate() {
-            column_to_word[col as usize] = word as i64;
-        }
+        let column_to_word = COLUMN_TO_WORD.map(|w| w as i64);
         let in_columns = |t: &Tensor| {
             t.index_select(2, &Tensor::from_slice(&column_to_word))
                 .to_kind(Kind::Float)
@@ -227,6 +220,18 @@ impl Packed {
             .reshape([p * PANEL as i64, self.inp as i64])
             .narrow(0, 0, self.out as i64)
     }
+}
+
+/// A [out, in] weight as a contiguous [in, out] f32 tensor (a view when the weight is
+/// input-major already), with out and in.
+fn input_major_f32(weight: &Tensor) -> (Tensor, usize, usize) {
+    let (out, inp) = weight.size2().expect("a weight is [out, in]");
+    let t = weight
+        .to_device(Device::Cpu)
+        .to_kind(Kind::Float)
+        .tr()
+        .contiguous();
+    (t, out as usize, inp as usize)
 }
 
 /// x [.., in] · Wᵀ from the panels when the kernel applies (AVX-512F, one thread, f32 x
@@ -355,7 +360,7 @@ const fn row_bytes(q8: bool) -> usize {
 /// One panel row at `p` widened to f32 columns 0–15 and 16–31: bf16 placed above a zero
 /// word; int8 sign-extended, converted and times the group's scales `s`.
 macro_rules! widen_row {
-    ($q8:expr, $p:expr, $s:expr, $zero:expr) => {
+    ($q8:expr, $p:expr, $s:expr) => {
         if $q8 {
             let q0 = _mm512_cvtepi8_epi32(_mm_loadu_si128($p as *const __m128i));
             let q1 = _mm512_cvtepi8_epi32(_mm_loadu_si128($p.add(16) as *const __m128i));
@@ -364,13 +369,26 @@ macro_rules! widen_row {
                 _mm512_mul_ps(_mm512_cvtepi32_ps(q1), $s.1),
             )
         } else {
-            let v = _mm512_loadu_si512($p as *const __m512i);
-            (
-                _mm512_castsi512_ps(_mm512_unpacklo_epi16($zero, v)),
-                _mm512_castsi512_ps(_mm512_unpackhi_epi16($zero, v)),
-            )
+            widen_bf16($p as *const u16)
         }
     };
+}
+
+/// 32 bf16 words at `p` (in `WORD_TO_COLUMN` order) as f32 columns 0–15 and 16–31: each
+/// word placed above a zero word.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw")]
+#[inline]
+unsafe fn widen_bf16(p: *const u16) -> (std::arch::x86_64::__m512, std::arch::x86_64::__m512) {
+    use std::arch::x86_64::*;
+    unsafe {
+        let v = _mm512_loadu_si512(p as *const __m512i);
+        let zero = _mm512_setzero_si512();
+        (
+            _mm512_castsi512_ps(_mm512_unpacklo_epi16(zero, v)),
+            _mm512_castsi512_ps(_mm512_unpackhi_epi16(zero, v)),
+        )
+    }
 }
 
 /// The scales of panel `panel`'s group `g` as two f32 vectors (int8; ones for bf16).
@@ -387,12 +405,7 @@ unsafe fn group_scales<const Q8: bool>(
         if !Q8 {
             return (_mm512_set1_ps(1.0), _mm512_set1_ps(1.0));
         }
-        let v = _mm512_loadu_si512(s.add((panel * groups + g) * PANEL) as *const __m512i);
-        let zero = _mm512_setzero_si512();
-        (
-            _mm512_castsi512_ps(_mm512_unpacklo_epi16(zero, v)),
-            _mm512_castsi512_ps(_mm512_unpackhi_epi16(zero, v)),
-        )
+        widen_bf16(s.add((panel * groups + g) * PANEL))
     }
 }
 
@@ -434,7 +447,6 @@ unsafe fn panels<const M: usize, const Q8: bool>(
 ) {
     use std::arch::x86_64::*;
     unsafe {
-        let zero = _mm512_setzero_si512();
         let (rb, group) = (row_bytes(Q8), if Q8 { GROUP } else { k.max(1) });
         let groups = k.div_ceil(GROUP);
         let (mut j, mut panel) = (0, w);
@@ -448,7 +460,7 @@ unsafe fn panels<const M: usize, const Q8: bool>(
                     let p = panel.add(kq * rb);
                     // 1 KiB ahead: the stream is sequential, this only hides latency.
                     _mm_prefetch::<_MM_HINT_T0>((p as *const i8).add(1024));
-                    let (w0, w1) = widen_row!(Q8, p, sc, zero);
+                    let (w0, w1) = widen_row!(Q8, p, sc);
                     for r in 0..M {
                         let xv = _mm512_set1_ps(*x.add(r * k + kq));
                         lo[r] = _mm512_fmadd_ps(xv, w0, lo[r]);
@@ -481,7 +493,6 @@ unsafe fn panels_one<const Q8: bool>(
 ) {
     use std::arch::x86_64::*;
     unsafe {
-        let zero = _mm512_setzero_si512();
         let (rb, group) = (row_bytes(Q8), if Q8 { GROUP } else { k.max(1) });
         let groups = k.div_ceil(GROUP);
         let (mut j, mut panel) = (0, w);
@@ -499,7 +510,7 @@ unsafe fn panels_one<const Q8: bool>(
                         let p = panel.add((kq + q) * rb);
                         _mm_prefetch::<_MM_HINT_T0>((p as *const i8).add(1024));
                         let xv = _mm512_set1_ps(*x.add(kq + q));
-                        let (w0, w1) = widen_row!(Q8, p, sc, zero);
+                        let (w0, w1) = widen_row!(Q8, p, sc);
                         lo[q] = _mm512_fmadd_ps(xv, w0, lo[q]);
                         hi[q] = _mm512_fmadd_ps(xv, w1, hi[q]);
                     }
@@ -537,6 +548,23 @@ fn round_up_bf16(v: f32) -> u32 {
 mod tests {
     use super::*;
 
+    /// The kernel on `p` against torch's x·Wᵀ on `reference` (the weight the panels stand
+    /// for), to 1e-5 of the product's magnitude, for a random [m, in] x.
+    fn assert_kernel_matches(m: i64, p: &Packed, reference: &Tensor) {
+        let k = p.in_features();
+        let x = Tensor::randn([m, k], (Kind::Float, Device::Cpu));
+        let got = try_matmul(&x, p).expect("kernel should apply");
+        let want = x.matmul(&reference.tr());
+        let d = (&got - &want).abs().max().double_value(&[]);
+        let scale = want.abs().max().double_value(&[]).max(1e-6);
+        assert!(
+            d <= 1e-5 * scale,
+            "{:?} [{m},{k}]x[{k},{}]: {d} vs max {scale}",
+            p.kind(),
+            p.out_features()
+        );
+    }
+
     #[test]
     fn packs_losslessly_and_multiplies_like_torch_on_the_rounded_weights() {
         tch::set_num_threads(1);
@@ -552,15 +580,9 @@ mod tests {
             let p = Packed::new(&w);
             let rounded = w.to_kind(Kind::BFloat16).to_kind(Kind::Float);
             assert!(p.unpack().equal(&rounded), "pack/unpack [{n},{k}]");
-            if !enabled() {
-                continue;
+            if enabled() {
+                assert_kernel_matches(m, &p, &rounded);
             }
-            let x = Tensor::randn([m, k], (Kind::Float, Device::Cpu));
-            let got = try_matmul(&x, &p).expect("kernel should apply");
-            let want = x.matmul(&rounded.tr());
-            let d = (&got - &want).abs().max().double_value(&[]);
-            let scale = want.abs().max().double_value(&[]).max(1e-6);
-            assert!(d <= 1e-5 * scale, "[{m},{k}]x[{k},{n}]: {d} vs max {scale}");
         }
     }
 
@@ -598,18 +620,9 @@ mod tests {
                 over.max().double_value(&[]) <= 1e-7,
                 "[{n},{k}]: an int8 weight off by more than half its step"
             );
-            if !enabled() {
-                continue;
+            if enabled() {
+                assert_kernel_matches(m, &p, &got);
             }
-            let x = Tensor::randn([m, k], (Kind::Float, Device::Cpu));
-            let y = try_matmul(&x, &p).expect("kernel should apply");
-            let want = x.matmul(&got.tr());
-            let d = (&y - &want).abs().max().double_value(&[]);
-            let scale = want.abs().max().double_value(&[]).max(1e-6);
-            assert!(
-                d <= 1e-5 * scale,
-                "int8 [{m},{k}]x[{k},{n}]: {d} vs max {scale}"
-            );
         }
     }
 
