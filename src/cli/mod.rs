@@ -16,6 +16,7 @@ pub mod perplexity;
 pub mod plot;
 pub mod prompts;
 pub mod review;
+pub mod review_agree;
 pub mod reward;
 pub mod rewrite;
 pub mod sft;

@@ -1,4 +1,4 @@
-//! `stylerl review make | score`: a blind A/B review of two systems from an evaluation's
+//! `stylerl review make | score | pool | agree`: a blind A/B review of two systems from an evaluation's
 //! outputs.jsonl (docs/method.md#blind-review).
 use crate::eval::review::{self, Key, Pair, Verdict};
 use anyhow::{bail, Context, Result};
@@ -19,6 +19,8 @@ pub enum ReviewCmd {
     Score(ScoreArgs),
     /// Pool several scores (`review score --json`, e.g. one sheet per seed) into one.
     Pool(PoolArgs),
+    /// How often each automatic measure picks the output the reader picked (reviewed sheets).
+    Agree(super::review_agree::AgreeArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -85,6 +87,7 @@ pub fn run(a: &ReviewArgs) -> Result<()> {
         ReviewCmd::Make(m) => make(m),
         ReviewCmd::Score(s) => score(s),
         ReviewCmd::Pool(p) => pool(p),
+        ReviewCmd::Agree(g) => super::review_agree::agree(g),
     }
 }
 

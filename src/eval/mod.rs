@@ -14,4 +14,5 @@ pub mod prompts;
 pub mod quality;
 pub mod quality_table;
 pub mod review;
+pub mod review_agree;
 pub mod table;

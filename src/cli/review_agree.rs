@@ -1,0 +1,234 @@
+//! `stylerl review agree`: how often each automatic measure of an evaluation picks the output
+//! a blind reader picked (docs/method.md#agreement-with-readers).
+use crate::eval::review::{parse_verdict, Key, Verdict};
+use crate::eval::review_agree::{agreement, Agreement, OutputId, Reading};
+use anyhow::{bail, Context, Result};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+#[derive(clap::Args, Debug)]
+pub struct AgreeArgs {
+    /// Reviewed sheet folders (from `review make --out`), each with verdicts.jsonl inside and
+    /// its key at <folder>.key.json beside it; pooled.
+    #[arg(long, num_args = 1.., required = true)]
+    pub sheets: Vec<PathBuf>,
+    /// The evaluation's outputs.jsonl the sheets were made from (default: the one two folders
+    /// above each sheet, as in results/<name>/review/<pair>).
+    #[arg(long)]
+    pub outputs: Option<PathBuf>,
+    /// Also write the agreements as JSON here.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    /// Replace an existing --json file.
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// The measures read off one outputs.jsonl record, oriented so that higher is better (the
+/// last two are plain descriptors: longer, closer to the input).
+pub fn measures(v: &serde_json::Value) -> BTreeMap<String, f64> {
+    let num = |path: &[&str]| -> Option<f64> {
+        let mut x = v;
+        for k in path {
+            x = x.get(k)?;
+        }
+        x.as_f64().filter(|f| f.is_finite())
+    };
+    let mut m = BTreeMap::new();
+    let mut put = |name: &str, x: Option<f64>| {
+        if let Some(x) = x {
+            m.insert(name.to_string(), x);
+        }
+    };
+    put(
+        "style similarity (reward encoder)",
+        num(&["style_similarity"]),
+    );
+    put("meaning kept", num(&["meaning_kept"]));
+    put("entity F1", num(&["entity_f1"]));
+    put(
+        "fluency (lower NLL under the base model)",
+        num(&["reader_checks", "fluency_nll"]).map(|x| -x),
+    );
+    put(
+        "not defective (detectors)",
+        v.pointer("/reader_checks/defective")
+            .and_then(|d| d.as_bool())
+            .map(|d| if d { 0.0 } else { 1.0 }),
+    );
+    put("longer (words)", num(&["words"]));
+    put(
+        "closer to the input (edit similarity)",
+        num(&["edit_similarity"]),
+    );
+    if let Some(j) = v
+        .get("judge_encoder_style_similarity")
+        .and_then(|j| j.as_object())
+    {
+        for (name, x) in j {
+            put(
+                &format!("style similarity ({name})"),
+                x.as_f64().filter(|f| f.is_finite()),
+            );
+        }
+    }
+    m
+}
+
+struct Loaded {
+    key: Key,
+    verdicts: Vec<Verdict>,
+    values: BTreeMap<OutputId, BTreeMap<String, f64>>,
+    flagged: BTreeMap<OutputId, bool>,
+}
+
+fn read(path: &Path, what: &str) -> Result<String> {
+    std::fs::read_to_string(path).with_context(|| format!("cannot read {what} {}", path.display()))
+}
+
+fn load(sheet: &Path, outputs: Option<&Path>) -> Result<Loaded> {
+    // "DIR/" and "DIR" name the same sheet: drop a trailing separator before adding ".key.json".
+    let sheet: PathBuf = sheet.components().collect();
+    let sheet = sheet.as_path();
+    let key_path = PathBuf::from(format!("{}.key.json", sheet.display()));
+    let key: Key =
+        serde_json::from_str(&read(&key_path, "the sheet's key")?).with_context(|| {
+            format!(
+                "{}: not a review key (made by `stylerl review make`)",
+                key_path.display()
+            )
+        })?;
+    let vpath = sheet.join("verdicts.jsonl");
+    let verdicts: Vec<Verdict> = read(&vpath, "the sheet's verdicts")?
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .map(|(n, l)| parse_verdict(l, n + 1, &key.sheet_id))
+        .collect::<Result<_>>()
+        .with_context(|| format!("{}", vpath.display()))?;
+    let out_path = match outputs {
+        Some(p) => p.to_path_buf(),
+        None => sheet
+            .parent()
+            .and_then(Path::parent)
+            .map(|p| p.join("outputs.jsonl"))
+            .with_context(|| {
+                format!(
+                    "{}: no folder two levels up; give --outputs",
+                    sheet.display()
+                )
+            })?,
+    };
+    let text = read(&out_path, "the evaluation's outputs (--outputs)")?;
+    let (mut values, mut flagged) = (BTreeMap::new(), BTreeMap::new());
+    for (n, line) in text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+    {
+        let v: serde_json::Value = serde_json::from_str(line)
+            .with_context(|| format!("{} line {}: not JSON", out_path.display(), n + 1))?;
+        let (Some(sys), Some(idx)) = (
+            v.get("system").and_then(|s| s.as_str()),
+            v.get("index").and_then(|i| i.as_u64()),
+        ) else {
+            bail!(
+                "{} line {}: no 'system' or 'index' field (is it an evaluation's outputs.jsonl?)",
+                out_path.display(),
+                n + 1
+            );
+        };
+        let id: OutputId = (sys.to_string(), idx as usize);
+        if let Some(d) = v
+            .pointer("/reader_checks/defective")
+            .and_then(|d| d.as_bool())
+        {
+            flagged.insert(id.clone(), d);
+        }
+        values.insert(id, measures(&v));
+    }
+    Ok(Loaded {
+        key,
+        verdicts,
+        values,
+        flagged,
+    })
+}
+
+pub fn agree(a: &AgreeArgs) -> Result<()> {
+    let loaded: Vec<Loaded> = a
+        .sheets
+        .iter()
+        .map(|s| load(s, a.outputs.as_deref()).with_context(|| format!("--sheets {}", s.display())))
+        .collect::<Result<_>>()?;
+    if let Some(p) = &a.json {
+        let mut inputs: Vec<(&str, &Path)> =
+            a.sheets.iter().map(|s| ("--sheets", s.as_path())).collect();
+        if let Some(o) = &a.outputs {
+            inputs.push(("--outputs", o.as_path()));
+        }
+        super::args::check_not_input("--json", p, &inputs)?;
+        if p.exists() && !a.force {
+            bail!(
+                "{} exists: pass --force to replace it, or choose another --json",
+                p.display()
+            );
+        }
+    }
+    let readings: Vec<Reading> = loaded
+        .iter()
+        .map(|l| Reading {
+            key: &l.key,
+            verdicts: &l.verdicts,
+            values: &l.values,
+            flagged: &l.flagged,
+        })
+        .collect();
+    let (rows, defects) = agreement(&readings)?;
+    let items: usize = loaded.iter().map(|l| l.verdicts.len()).sum();
+    println!(
+        "{} sheet(s), {items} items read: share of decided items where the reader's pick is the one the measure calls better (chance 0.5)",
+        loaded.len()
+    );
+    print_table(&rows);
+    let pct = |x: Option<f64>| x.map_or("n/a".into(), |v| format!("{:.0} %", 100.0 * v));
+    println!(
+        "detectors vs reader's defect marks: both {}, reader only {}, detectors only {}, neither {} (detectors catch {} of the reader's marks; {} of their flags are the reader's)",
+        defects.both,
+        defects.reader_only,
+        defects.detectors_only,
+        defects.neither,
+        pct(defects.recall()),
+        pct(defects.precision())
+    );
+    if let Some(p) = &a.json {
+        let j = serde_json::json!({ "items": items, "agreement": rows, "defects": defects });
+        crate::util::write_atomic(p, serde_json::to_string_pretty(&j)?.as_bytes())?;
+    }
+    Ok(())
+}
+
+fn print_table(rows: &[Agreement]) {
+    let dims = crate::eval::review::DIMENSIONS;
+    println!("| measure | {} |", dims.join(" | "));
+    println!("|---|{}", "---|".repeat(dims.len()));
+    let mut by: BTreeMap<&str, Vec<&Agreement>> = BTreeMap::new();
+    for r in rows {
+        by.entry(r.measure.as_str()).or_default().push(r);
+    }
+    for (m, rs) in by {
+        let cells: Vec<String> = dims
+            .iter()
+            .map(|d| match rs.iter().find(|r| r.dimension == *d) {
+                Some(r) => match (r.share, r.share_lo, r.share_hi) {
+                    (Some(s), Some(lo), Some(hi)) => {
+                        format!("{s:.2} [{lo:.2}, {hi:.2}] of {}", r.agree + r.disagree)
+                    }
+                    _ => "n/a".into(),
+                },
+                None => "n/a".into(),
+            })
+            .collect();
+        println!("| {m} | {} |", cells.join(" | "));
+    }
+}
