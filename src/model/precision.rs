@@ -3,12 +3,14 @@
 //!
 //! Two independent choices: the weights a sampling pass streams (decode is bound by reading
 //! them, so bf16 halves the time) and the weights the training matmuls multiply (compute
-//! bound, and bf16 matmuls run about twice as fast where the CPU has AVX512-BF16). In both
+//! bound: bf16 matmuls ran about twice as fast on an AMD Zen 4 with AVX512-BF16, and slower on an
+//! Intel Xeon that has the same instructions). In both
 //! the activations, norms, adapters, optimizer and loss stay f32; only the weights round.
+//! Whether bf16 training matmuls are faster is measured, not assumed from the instruction set.
 //! int8 (a scale per 32 inputs of a column) quarters a sampling pass's bytes; it rounds
 //! about four times as far as bf16, so it is never chosen by `auto`.
 use anyhow::{bail, Result};
-use tch::{Device, Kind};
+use tch::{Device, Kind, Tensor};
 
 /// A weight precision as named in configs and flags.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,8 +70,9 @@ impl Precision {
         }
     }
 
-    /// The kind of the training matmuls' weights. `Auto` is bf16 on a CPU with AVX512-BF16
-    /// (oneDNN's native bf16 matmuls), f32 elsewhere; None keeps the model's own weights.
+    /// The kind of the training matmuls' weights. `Auto` is bf16 where this CPU has
+    /// AVX512-BF16 *and* a bf16 matmul measures faster than the f32 one
+    /// ([`bf16_matmul_is_faster`]), f32 elsewhere; None keeps the model's own weights.
     pub fn for_matmul(self, device: Device, model_kind: Kind) -> Option<Kind> {
         if device != Device::Cpu || model_kind != Kind::Float {
             return None;
@@ -77,8 +80,45 @@ impl Precision {
         match self {
             Precision::F32 | Precision::Int8 => None,
             Precision::Bf16 => Some(Kind::BFloat16),
-            Precision::Auto => cpu_has_bf16_matmul().then_some(Kind::BFloat16),
+            Precision::Auto => bf16_matmul_is_faster().then_some(Kind::BFloat16),
         }
+    }
+}
+
+/// Whether a bf16 matmul of a training shape runs clearly faster here than the f32 one.
+/// Having AVX512-BF16 is not enough: on an AMD Zen 4 oneDNN's bf16 matmuls ran ~2× the f32
+/// ones, on an Intel Xeon (AVX512-BF16, no AMX) ~0.6× (MKL's f32 is the faster path there).
+/// Measured once per process at the current thread count (~0.2 s), best of three a side.
+pub fn bf16_matmul_is_faster() -> bool {
+    static FASTER: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *FASTER.get_or_init(|| cpu_has_bf16_matmul() && bf16_speedup() > BF16_MARGIN)
+}
+
+/// bf16 must beat f32 by this factor for `auto` to take it: the bf16 path also rounds the
+/// inputs and widens the outputs, which the bare matmul does not time.
+pub const BF16_MARGIN: f64 = 1.15;
+
+/// f32 time / bf16 time of one [512, 576] × [576, 1536] matmul (SmolLM2's MLP width), best of
+/// three after one warm-up each.
+pub fn bf16_speedup() -> f64 {
+    let _g = tch::no_grad_guard();
+    let time = |kind: Kind| {
+        let a = Tensor::ones([512, 576], (kind, Device::Cpu));
+        let b = Tensor::ones([576, 1536], (kind, Device::Cpu));
+        let _ = a.matmul(&b);
+        (0..3)
+            .map(|_| {
+                let t = std::time::Instant::now();
+                let _ = a.matmul(&b);
+                t.elapsed().as_secs_f64()
+            })
+            .fold(f64::INFINITY, f64::min)
+    };
+    let (f, h) = (time(Kind::Float), time(Kind::BFloat16));
+    if h > 0.0 {
+        f / h
+    } else {
+        0.0
     }
 }
 
@@ -98,7 +138,10 @@ pub fn cpu_has_bf16_matmul() -> bool {
 /// the kinds in use, `asked` what the config said).
 pub fn choice_line(what: &str, asked: &str, kind: Option<Kind>) -> String {
     let why = match (asked, kind) {
-        ("auto", Some(_)) => " (auto: this CPU has the bf16 path)",
+        ("auto", Some(_)) => " (auto: this CPU has the faster bf16 path)",
+        ("auto", None) if what != "sampling" && cpu_has_bf16_matmul() => {
+            " (auto: this CPU has AVX512-BF16, but its bf16 matmuls measured no faster than f32)"
+        }
         ("auto", None) => {
             " (auto: no faster bf16 path here; matmuls need AVX512-BF16, sampling AVX-512 and one thread)"
         }
@@ -171,7 +214,23 @@ mod tests {
         );
         assert_eq!(
             Precision::Auto.for_matmul(cpu, Kind::Float).is_some(),
-            cpu_has_bf16_matmul()
+            bf16_matmul_is_faster()
         );
+        // Measured once: the same answer every time, and never bf16 without the instructions.
+        assert_eq!(bf16_matmul_is_faster(), bf16_matmul_is_faster());
+        assert!(!bf16_matmul_is_faster() || cpu_has_bf16_matmul());
+        let line = choice_line("training matmul", "auto", None);
+        assert_eq!(
+            line.contains("measured no faster"),
+            cpu_has_bf16_matmul(),
+            "{line}"
+        );
+    }
+
+    #[test]
+    fn the_bf16_speedup_is_a_finite_positive_ratio() {
+        tch::set_num_threads(1);
+        let r = bf16_speedup();
+        assert!(r.is_finite() && r > 0.0, "{r}");
     }
 }
