@@ -115,10 +115,17 @@ fn agreement_follows_the_readers_picks() {
         &slashed,
         "--json",
         json.to_str().unwrap(),
+        "--plot",
+        d.path().join("agree.svg").to_str().unwrap(),
     ]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let out = String::from_utf8_lossy(&o.stdout);
     assert!(out.contains("8 items read"), "{out}");
+    let svg = std::fs::read_to_string(d.path().join("agree.svg")).unwrap();
+    assert!(
+        svg.contains("style picks") && svg.contains("style: reward enc."),
+        "{svg}"
+    );
     let j: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
     let row = |m: &str, dim: &str| {

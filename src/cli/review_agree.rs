@@ -1,7 +1,7 @@
 //! `stylerl review agree`: how often each automatic measure of an evaluation picks the output
 //! a blind reader picked (docs/method.md#agreement-with-readers).
 use crate::eval::review::{parse_verdict, Key, Verdict};
-use crate::eval::review_agree::{agreement, Agreement, OutputId, Reading};
+use crate::eval::review_agree::{self, agreement, Agreement, OutputId, Reading};
 use anyhow::{bail, Context, Result};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -19,6 +19,9 @@ pub struct AgreeArgs {
     /// Also write the agreements as JSON here.
     #[arg(long)]
     pub json: Option<PathBuf>,
+    /// Also draw them (SVG): a panel per dimension, a point per measure, chance dashed.
+    #[arg(long)]
+    pub plot: Option<PathBuf>,
     /// Replace an existing --json file.
     #[arg(long)]
     pub force: bool,
@@ -161,16 +164,17 @@ pub fn agree(a: &AgreeArgs) -> Result<()> {
         .iter()
         .map(|s| load(s, a.outputs.as_deref()).with_context(|| format!("--sheets {}", s.display())))
         .collect::<Result<_>>()?;
-    if let Some(p) = &a.json {
-        let mut inputs: Vec<(&str, &Path)> =
-            a.sheets.iter().map(|s| ("--sheets", s.as_path())).collect();
-        if let Some(o) = &a.outputs {
-            inputs.push(("--outputs", o.as_path()));
-        }
-        super::args::check_not_input("--json", p, &inputs)?;
+    let mut inputs: Vec<(&str, &Path)> =
+        a.sheets.iter().map(|s| ("--sheets", s.as_path())).collect();
+    if let Some(o) = &a.outputs {
+        inputs.push(("--outputs", o.as_path()));
+    }
+    for (flag, p) in [("--json", &a.json), ("--plot", &a.plot)] {
+        let Some(p) = p else { continue };
+        super::args::check_not_input(flag, p, &inputs)?;
         if p.exists() && !a.force {
             bail!(
-                "{} exists: pass --force to replace it, or choose another --json",
+                "{} exists: pass --force to replace it, or choose another {flag}",
                 p.display()
             );
         }
@@ -205,7 +209,29 @@ pub fn agree(a: &AgreeArgs) -> Result<()> {
         let j = serde_json::json!({ "items": items, "agreement": rows, "defects": defects });
         crate::util::write_atomic(p, serde_json::to_string_pretty(&j)?.as_bytes())?;
     }
+    if let Some(p) = &a.plot {
+        let mut names: Vec<String> = rows.iter().map(|r| r.measure.clone()).collect();
+        names.dedup();
+        let labels: Vec<String> = names.iter().map(|n| short_label(n)).collect();
+        crate::eval::chart::draw_panels(&review_agree::panels(&rows, &names), &labels, 1, p)?;
+        println!("plot: {}", p.display());
+    }
     Ok(())
+}
+
+/// A label short enough for the chart's x axis (eight measures across 1100 px).
+fn short_label(measure: &str) -> String {
+    match measure {
+        "style similarity (reward encoder)" => "style: reward enc.".into(),
+        "fluency (lower NLL under the base model)" => "fluency: -NLL".into(),
+        "not defective (detectors)" => "not defective".into(),
+        "longer (words)" => "longer".into(),
+        "closer to the input (edit similarity)" => "closer to input".into(),
+        m => match m.strip_prefix("style similarity (") {
+            Some(rest) => format!("style: {}", rest.trim_end_matches(')')),
+            None => m.to_string(),
+        },
+    }
 }
 
 fn print_table(rows: &[Agreement]) {

@@ -86,17 +86,24 @@ pub fn draw(rows: &[SystemMetrics], o: &TableOptions, out: &Path) -> Result<usiz
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }
     let names: Vec<String> = rows.iter().map(|m| m.name.clone()).collect();
-    let cols = 2usize;
+    draw_panels(&ps, &names, 2, out)?;
+    Ok(ps.len())
+}
+
+/// Draws `ps` in a grid of `cols` columns, 1100 px wide, each panel's points at the x
+/// positions labelled `names`.
+pub fn draw_panels(ps: &[Panel], names: &[String], cols: usize, out: &Path) -> Result<()> {
+    let cols = cols.max(1);
     let nrows = ps.len().div_ceil(cols);
     let root = SVGBackend::new(out, (1100, 300 * nrows as u32)).into_drawing_area();
     root.fill(&WHITE)
         .map_err(|e| anyhow::anyhow!("chart: {e}"))?;
     for (p, area) in ps.iter().zip(root.split_evenly((nrows, cols))) {
-        draw_panel(&area, p, &names).map_err(|e| anyhow::anyhow!("chart {}: {e}", p.title))?;
+        draw_panel(&area, p, names).map_err(|e| anyhow::anyhow!("chart {}: {e}", p.title))?;
     }
     root.present()
         .map_err(|e| anyhow::anyhow!("chart: cannot write {}: {e}", out.display()))?;
-    Ok(ps.len())
+    Ok(())
 }
 
 fn draw_panel<DB: DrawingBackend>(

@@ -150,6 +150,31 @@ pub fn agreement(readings: &[Reading]) -> Result<(Vec<Agreement>, DefectAgreemen
     Ok((out, defects))
 }
 
+/// One chart panel per dimension: each measure's agreement share with its Wilson interval, in
+/// the order of `measures`, and chance (0.5) as the dashed line.
+pub fn panels(rows: &[Agreement], measures: &[String]) -> Vec<super::chart::Panel> {
+    DIMENSIONS
+        .iter()
+        .map(|d| super::chart::Panel {
+            title: format!(
+                "reader's {d} picks: share of decided items the measure agrees with (95 % Wilson); dashed: chance"
+            ),
+            points: measures
+                .iter()
+                .map(|m| {
+                    let r = rows.iter().find(|r| &r.measure == m && r.dimension == *d)?;
+                    Some(super::bootstrap::Interval {
+                        mean: r.share?,
+                        lo: r.share_lo?,
+                        hi: r.share_hi?,
+                    })
+                })
+                .collect(),
+            level: Some(0.5),
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
