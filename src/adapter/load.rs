@@ -83,7 +83,7 @@ pub struct ModelSection {
     #[serde(default)]
     pub adapters: Vec<String>,
     /// Weights of the training matmuls: f32, bf16 (rounded copies; activations, adapters,
-    /// optimizer and loss stay f32) or auto (bf16 where the CPU has AVX512-BF16).
+    /// optimizer and loss stay f32) or auto (bf16 where a bf16 matmul times faster here).
     #[serde(default = "d_matmul")]
     pub matmul: String,
 }
