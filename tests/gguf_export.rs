@@ -4,6 +4,7 @@
 //! line and leaves no file behind.
 mod common;
 
+use common::stylerl;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -13,14 +14,6 @@ use stylerl::gguf::dequant::{dequantize, GgmlType};
 use stylerl::gguf::reader::{GgufFile, Value};
 use stylerl::gguf::tensors::permute_rows;
 use tch::{Device, Kind, Tensor};
-
-fn stylerl(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_stylerl"))
-        .args(args)
-        .env("STYLERL_PROGRESS", "0")
-        .output()
-        .unwrap()
-}
 
 fn ok(o: &Output) {
     assert!(

@@ -1,25 +1,9 @@
 //! `stylerl review agree` through the binary: a reader who always picks the output with the
 //! higher style score gives that measure full agreement on style, a measure the reader goes
 //! against gives none, and bad input gives one error line.
+mod common;
+use common::{one_error_line, stylerl};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-
-fn stylerl(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_stylerl"))
-        .args(args)
-        .env("STYLERL_PROGRESS", "0")
-        .output()
-        .unwrap()
-}
-
-fn one_error_line(o: &Output) -> String {
-    assert!(!o.status.success(), "expected a failure");
-    let err = String::from_utf8_lossy(&o.stderr).to_string();
-    let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
-    assert_eq!(lines.len(), 1, "one error line expected: {err}");
-    assert!(!err.contains("panicked"), "{err}");
-    lines[0].to_string()
-}
 
 /// style_similarity of (system, input i): rl's is higher on every input; meaning_kept is
 /// higher for sft; rl's outputs are flagged defective by the detectors on even inputs.
@@ -170,67 +154,44 @@ fn agreement_follows_the_readers_picks() {
     assert_eq!(def["neither"], 12);
 }
 
+/// The one error line of `stylerl review agree --sheets SHEET ARGS…`.
+fn agree_error(sheet: &Path, args: &[&str]) -> String {
+    let mut all = vec!["review", "agree", "--sheets", sheet.to_str().unwrap()];
+    all.extend_from_slice(args);
+    one_error_line(&stylerl(&all))
+}
+
 #[test]
 fn bad_input_gives_one_error_line() {
     let d = tempfile::tempdir().unwrap();
     let sheet = made_sheet(d.path(), 4);
     // No verdicts yet.
-    let e = one_error_line(&stylerl(&[
-        "review",
-        "agree",
-        "--sheets",
-        sheet.to_str().unwrap(),
-    ]));
+    let e = agree_error(&sheet, &[]);
     assert!(e.contains("verdicts.jsonl"), "{e}");
     write_verdicts(&sheet);
     // Outputs of another evaluation (inputs the sheet does not know).
     let other = d.path().join("other.jsonl");
+    let other_s = other.to_str().unwrap();
     std::fs::write(
         &other,
         "{\"system\":\"rl\",\"index\":99,\"output\":\"x\"}\n",
     )
     .unwrap();
-    let e = one_error_line(&stylerl(&[
-        "review",
-        "agree",
-        "--sheets",
-        sheet.to_str().unwrap(),
-        "--outputs",
-        other.to_str().unwrap(),
-    ]));
+    let e = agree_error(&sheet, &["--outputs", other_s]);
     assert!(
         e.contains("is it the evaluation the sheet was made from"),
         "{e}"
     );
     // Not JSON.
     std::fs::write(&other, "not json\n").unwrap();
-    let e = one_error_line(&stylerl(&[
-        "review",
-        "agree",
-        "--sheets",
-        sheet.to_str().unwrap(),
-        "--outputs",
-        other.to_str().unwrap(),
-    ]));
+    let e = agree_error(&sheet, &["--outputs", other_s]);
     assert!(e.contains("line 1: not JSON"), "{e}");
     // A missing sheet folder.
-    let e = one_error_line(&stylerl(&[
-        "review",
-        "agree",
-        "--sheets",
-        d.path().join("nope").to_str().unwrap(),
-    ]));
+    let e = agree_error(&d.path().join("nope"), &[]);
     assert!(e.contains("key"), "{e}");
     // --json onto an existing file without --force.
     let j = d.path().join("a.json");
     std::fs::write(&j, "{}").unwrap();
-    let e = one_error_line(&stylerl(&[
-        "review",
-        "agree",
-        "--sheets",
-        sheet.to_str().unwrap(),
-        "--json",
-        j.to_str().unwrap(),
-    ]));
+    let e = agree_error(&sheet, &["--json", j.to_str().unwrap()]);
     assert!(e.contains("--force"), "{e}");
 }

@@ -1,25 +1,9 @@
 //! `stylerl review make | score` through the binary: a blind sheet without system names, a
 //! key kept apart, verdicts scored from the first system's side, and one error line with a
 //! non-zero exit for every bad input.
+mod common;
+use common::{one_error_line, stylerl};
 use std::path::Path;
-use std::process::{Command, Output};
-
-fn stylerl(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_stylerl"))
-        .args(args)
-        .env("STYLERL_PROGRESS", "0")
-        .output()
-        .unwrap()
-}
-
-fn one_error_line(o: &Output) -> String {
-    assert!(!o.status.success(), "expected a failure");
-    let err = String::from_utf8_lossy(&o.stderr).to_string();
-    let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
-    assert_eq!(lines.len(), 1, "one error line expected: {err}");
-    assert!(!err.contains("panicked"), "{err}");
-    lines[0].to_string()
-}
 
 /// An outputs.jsonl of systems "rl" and "sft" over `n` inputs; rl's outputs say "RL".
 fn outputs(dir: &Path, n: usize) -> std::path::PathBuf {

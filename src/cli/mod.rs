@@ -17,6 +17,7 @@ pub mod plot;
 pub mod prompts;
 pub mod review;
 pub mod review_agree;
+pub mod review_io;
 pub mod reward;
 pub mod rewrite;
 pub mod sft;

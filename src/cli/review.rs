@@ -1,6 +1,7 @@
 //! `stylerl review make | score | pool | agree`: a blind A/B review of two systems from an evaluation's
 //! outputs.jsonl (docs/method.md#blind-review).
-use crate::eval::review::{self, Key, Pair, Verdict};
+use super::review_io::{read, read_key, read_verdicts, refuse_existing};
+use crate::eval::review::{self, Pair};
 use anyhow::{bail, Context, Result};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -89,23 +90,6 @@ pub fn run(a: &ReviewArgs) -> Result<()> {
         ReviewCmd::Pool(p) => pool(p),
         ReviewCmd::Agree(g) => super::review_agree::agree(g),
     }
-}
-
-fn read(path: &Path, what: &str) -> Result<String> {
-    std::fs::read_to_string(path).with_context(|| format!("cannot read {what} {}", path.display()))
-}
-
-fn refuse_existing(paths: &[&Path], force: bool) -> Result<()> {
-    if force {
-        return Ok(());
-    }
-    if let Some(p) = paths.iter().find(|p| p.exists()) {
-        bail!(
-            "{} exists: pass --force to replace it, or choose another --out/--key",
-            p.display()
-        );
-    }
-    Ok(())
 }
 
 fn make(a: &MakeArgs) -> Result<()> {
@@ -215,7 +199,7 @@ fn make(a: &MakeArgs) -> Result<()> {
     for p in &all {
         super::args::check_not_input("--out/--key", p, &inputs)?;
     }
-    refuse_existing(&all, a.force)?;
+    refuse_existing(&all, a.force, "--out/--key")?;
     std::fs::create_dir_all(&a.out)
         .with_context(|| format!("cannot create {}", a.out.display()))?;
     let w = |p: &Path, s: &str| crate::util::write_atomic(p, s.as_bytes());
@@ -238,20 +222,8 @@ fn make(a: &MakeArgs) -> Result<()> {
 }
 
 fn score(a: &ScoreArgs) -> Result<()> {
-    let key: Key = serde_json::from_str(&read(&a.key, "--key")?).with_context(|| {
-        format!(
-            "--key {}: not a review key (made by `stylerl review make`)",
-            a.key.display()
-        )
-    })?;
-    let text = read(&a.verdicts, "--verdicts")?;
-    let verdicts: Vec<Verdict> = text
-        .lines()
-        .enumerate()
-        .filter(|(_, l)| !l.trim().is_empty())
-        .map(|(n, l)| review::parse_verdict(l, n + 1, &key.sheet_id))
-        .collect::<Result<_>>()
-        .with_context(|| format!("--verdicts {}", a.verdicts.display()))?;
+    let key = read_key(&a.key, "--key")?;
+    let verdicts = read_verdicts(&a.verdicts, "--verdicts", &key.sheet_id)?;
     let s = review::score(&key, &verdicts)
         .with_context(|| format!("--verdicts {}", a.verdicts.display()))?;
     if let Some(p) = &a.json {
@@ -263,7 +235,7 @@ fn score(a: &ScoreArgs) -> Result<()> {
                 ("--verdicts", a.verdicts.as_path()),
             ],
         )?;
-        refuse_existing(&[p], a.force)?;
+        refuse_existing(&[p], a.force, "--json")?;
     }
     println!(
         "{} vs {}: {} of {} items judged (sheet {})",
@@ -315,7 +287,7 @@ fn pool(a: &PoolArgs) -> Result<()> {
         let inputs: Vec<(&str, &Path)> =
             a.scores.iter().map(|s| ("--scores", s.as_path())).collect();
         super::args::check_not_input("--json", p, &inputs)?;
-        refuse_existing(&[p], a.force)?;
+        refuse_existing(&[p], a.force, "--json")?;
     }
     let s = review::pool(&scores)?;
     println!(

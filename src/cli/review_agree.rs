@@ -1,7 +1,8 @@
 //! `stylerl review agree`: how often each automatic measure of an evaluation picks the output
 //! a blind reader picked (docs/method.md#agreement-with-readers).
-use crate::eval::review::{parse_verdict, Key, Verdict};
-use crate::eval::review_agree::{self, agreement, Agreement, OutputId, Reading};
+use super::review_io::{read, read_key, read_verdicts, refuse_existing};
+use crate::eval::review::{Key, Verdict};
+use crate::eval::review_agree::{self, agreement, Agreement, OutputId, Reading, NOT_DEFECTIVE};
 use anyhow::{bail, Context, Result};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -22,7 +23,7 @@ pub struct AgreeArgs {
     /// Also draw them (SVG): a panel per dimension, a point per measure, chance dashed.
     #[arg(long)]
     pub plot: Option<PathBuf>,
-    /// Replace an existing --json file.
+    /// Replace an existing --json or --plot file.
     #[arg(long)]
     pub force: bool,
 }
@@ -30,13 +31,7 @@ pub struct AgreeArgs {
 /// The measures read off one outputs.jsonl record, oriented so that higher is better (the
 /// last two are plain descriptors: longer, closer to the input).
 pub fn measures(v: &serde_json::Value) -> BTreeMap<String, f64> {
-    let num = |path: &[&str]| -> Option<f64> {
-        let mut x = v;
-        for k in path {
-            x = x.get(k)?;
-        }
-        x.as_f64().filter(|f| f.is_finite())
-    };
+    let num = |pointer: &str| v.pointer(pointer)?.as_f64().filter(|f| f.is_finite());
     let mut m = BTreeMap::new();
     let mut put = |name: &str, x: Option<f64>| {
         if let Some(x) = x {
@@ -45,24 +40,24 @@ pub fn measures(v: &serde_json::Value) -> BTreeMap<String, f64> {
     };
     put(
         "style similarity (reward encoder)",
-        num(&["style_similarity"]),
+        num("/style_similarity"),
     );
-    put("meaning kept", num(&["meaning_kept"]));
-    put("entity F1", num(&["entity_f1"]));
+    put("meaning kept", num("/meaning_kept"));
+    put("entity F1", num("/entity_f1"));
     put(
         "fluency (lower NLL under the base model)",
-        num(&["reader_checks", "fluency_nll"]).map(|x| -x),
+        num("/reader_checks/fluency_nll").map(|x| -x),
     );
     put(
-        "not defective (detectors)",
+        NOT_DEFECTIVE,
         v.pointer("/reader_checks/defective")
             .and_then(|d| d.as_bool())
             .map(|d| if d { 0.0 } else { 1.0 }),
     );
-    put("longer (words)", num(&["words"]));
+    put("longer (words)", num("/words"));
     put(
         "closer to the input (edit similarity)",
-        num(&["edit_similarity"]),
+        num("/edit_similarity"),
     );
     if let Some(j) = v
         .get("judge_encoder_style_similarity")
@@ -82,11 +77,6 @@ struct Loaded {
     key: Key,
     verdicts: Vec<Verdict>,
     values: BTreeMap<OutputId, BTreeMap<String, f64>>,
-    flagged: BTreeMap<OutputId, bool>,
-}
-
-fn read(path: &Path, what: &str) -> Result<String> {
-    std::fs::read_to_string(path).with_context(|| format!("cannot read {what} {}", path.display()))
 }
 
 fn load(sheet: &Path, outputs: Option<&Path>) -> Result<Loaded> {
@@ -94,21 +84,12 @@ fn load(sheet: &Path, outputs: Option<&Path>) -> Result<Loaded> {
     let sheet: PathBuf = sheet.components().collect();
     let sheet = sheet.as_path();
     let key_path = PathBuf::from(format!("{}.key.json", sheet.display()));
-    let key: Key =
-        serde_json::from_str(&read(&key_path, "the sheet's key")?).with_context(|| {
-            format!(
-                "{}: not a review key (made by `stylerl review make`)",
-                key_path.display()
-            )
-        })?;
-    let vpath = sheet.join("verdicts.jsonl");
-    let verdicts: Vec<Verdict> = read(&vpath, "the sheet's verdicts")?
-        .lines()
-        .enumerate()
-        .filter(|(_, l)| !l.trim().is_empty())
-        .map(|(n, l)| parse_verdict(l, n + 1, &key.sheet_id))
-        .collect::<Result<_>>()
-        .with_context(|| format!("{}", vpath.display()))?;
+    let key = read_key(&key_path, "the sheet's key")?;
+    let verdicts = read_verdicts(
+        &sheet.join("verdicts.jsonl"),
+        "the sheet's verdicts",
+        &key.sheet_id,
+    )?;
     let out_path = match outputs {
         Some(p) => p.to_path_buf(),
         None => sheet
@@ -123,7 +104,7 @@ fn load(sheet: &Path, outputs: Option<&Path>) -> Result<Loaded> {
             })?,
     };
     let text = read(&out_path, "the evaluation's outputs (--outputs)")?;
-    let (mut values, mut flagged) = (BTreeMap::new(), BTreeMap::new());
+    let mut values = BTreeMap::new();
     for (n, line) in text
         .lines()
         .enumerate()
@@ -141,20 +122,12 @@ fn load(sheet: &Path, outputs: Option<&Path>) -> Result<Loaded> {
                 n + 1
             );
         };
-        let id: OutputId = (sys.to_string(), idx as usize);
-        if let Some(d) = v
-            .pointer("/reader_checks/defective")
-            .and_then(|d| d.as_bool())
-        {
-            flagged.insert(id.clone(), d);
-        }
-        values.insert(id, measures(&v));
+        values.insert((sys.to_string(), idx as usize), measures(&v));
     }
     Ok(Loaded {
         key,
         verdicts,
         values,
-        flagged,
     })
 }
 
@@ -172,12 +145,7 @@ pub fn agree(a: &AgreeArgs) -> Result<()> {
     for (flag, p) in [("--json", &a.json), ("--plot", &a.plot)] {
         let Some(p) = p else { continue };
         super::args::check_not_input(flag, p, &inputs)?;
-        if p.exists() && !a.force {
-            bail!(
-                "{} exists: pass --force to replace it, or choose another {flag}",
-                p.display()
-            );
-        }
+        refuse_existing(&[p], a.force, flag)?;
     }
     let readings: Vec<Reading> = loaded
         .iter()
@@ -185,7 +153,6 @@ pub fn agree(a: &AgreeArgs) -> Result<()> {
             key: &l.key,
             verdicts: &l.verdicts,
             values: &l.values,
-            flagged: &l.flagged,
         })
         .collect();
     let (rows, defects) = agreement(&readings)?;
@@ -224,7 +191,7 @@ fn short_label(measure: &str) -> String {
     match measure {
         "style similarity (reward encoder)" => "style: reward enc.".into(),
         "fluency (lower NLL under the base model)" => "fluency: -NLL".into(),
-        "not defective (detectors)" => "not defective".into(),
+        NOT_DEFECTIVE => "not defective".into(),
         "longer (words)" => "longer".into(),
         "closer to the input (edit similarity)" => "closer to input".into(),
         m => match m.strip_prefix("style similarity (") {

@@ -82,17 +82,17 @@ pub fn draw(rows: &[SystemMetrics], o: &TableOptions, out: &Path) -> Result<usiz
     if ps.is_empty() {
         bail!("chart: no metric has a value to draw");
     }
-    if let Some(dir) = out.parent() {
-        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    }
     let names: Vec<String> = rows.iter().map(|m| m.name.clone()).collect();
     draw_panels(&ps, &names, 2, out)?;
     Ok(ps.len())
 }
 
 /// Draws `ps` in a grid of `cols` columns, 1100 px wide, each panel's points at the x
-/// positions labelled `names`.
+/// positions labelled `names`; creates the file's folder.
 pub fn draw_panels(ps: &[Panel], names: &[String], cols: usize, out: &Path) -> Result<()> {
+    if let Some(dir) = out.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
     let cols = cols.max(1);
     let nrows = ps.len().div_ceil(cols);
     let root = SVGBackend::new(out, (1100, 300 * nrows as u32)).into_drawing_area();

@@ -12,14 +12,16 @@ use std::collections::BTreeMap;
 /// One output of one system: (system, input index).
 pub type OutputId = (String, usize);
 
+/// The measure that carries the detectors' verdict: 1 when they find no defect, 0 when they do;
+/// also what the reader's defect marks are counted against.
+pub const NOT_DEFECTIVE: &str = "not defective (detectors)";
+
 /// What one sheet contributes: its key, the reader's verdicts, and per output the measures'
-/// values (oriented so that higher is better, or for plain descriptors, higher is "more") and
-/// the detectors' defective flag.
+/// values (oriented so that higher is better, or for plain descriptors, higher is "more").
 pub struct Reading<'a> {
     pub key: &'a Key,
     pub verdicts: &'a [Verdict],
     pub values: &'a BTreeMap<OutputId, BTreeMap<String, f64>>,
-    pub flagged: &'a BTreeMap<OutputId, bool>,
 }
 
 /// One measure against one dimension's verdicts, pooled over the readings.
@@ -91,15 +93,14 @@ pub fn agreement(readings: &[Reading]) -> Result<(Vec<Agreement>, DefectAgreemen
                     r.key.sheet_id, k.a, k.b, k.index
                 );
             };
+            let names: std::collections::BTreeSet<&String> = va.keys().chain(vb.keys()).collect();
             for (d, choice) in v.choices.iter().enumerate() {
                 let (win, lose) = match choice {
                     Choice::A => (va, vb),
                     Choice::B => (vb, va),
                     Choice::Tie => continue,
                 };
-                let names: std::collections::BTreeSet<&String> =
-                    va.keys().chain(vb.keys()).collect();
-                for name in names {
+                for &name in &names {
                     let c = counts.entry((name.clone(), d)).or_default();
                     match (win.get(name), lose.get(name)) {
                         (Some(w), Some(l)) if w > l => c[0] += 1,
@@ -108,11 +109,11 @@ pub fn agreement(readings: &[Reading]) -> Result<(Vec<Agreement>, DefectAgreemen
                     }
                 }
             }
-            for (id, mark) in [(&a, v.a_defective), (&b, v.b_defective)] {
-                let (Some(reader), Some(&det)) = (mark, r.flagged.get(id)) else {
+            for (vals, mark) in [(va, v.a_defective), (vb, v.b_defective)] {
+                let (Some(reader), Some(&ok)) = (mark, vals.get(NOT_DEFECTIVE)) else {
                     continue;
                 };
-                match (reader, det) {
+                match (reader, ok == 0.0) {
                     (true, true) => defects.both += 1,
                     (true, false) => defects.reader_only += 1,
                     (false, true) => defects.detectors_only += 1,
@@ -197,6 +198,21 @@ mod tests {
         }
     }
 
+    type Values = BTreeMap<OutputId, BTreeMap<String, f64>>;
+
+    /// One sheet's agreement.
+    fn agree_one(
+        k: &Key,
+        vs: &[Verdict],
+        values: &Values,
+    ) -> Result<(Vec<Agreement>, DefectAgreement)> {
+        agreement(&[Reading {
+            key: k,
+            verdicts: vs,
+            values,
+        }])
+    }
+
     fn verdict(i: usize, style: Choice, a_def: Option<bool>, b_def: Option<bool>) -> Verdict {
         Verdict {
             id: format!("item-{i}"),
@@ -241,14 +257,7 @@ mod tests {
             values.insert(("rl".to_string(), i), rl);
             values.insert(("sft".to_string(), i), sft);
         }
-        let flagged = BTreeMap::new();
-        let (rows, _) = agreement(&[Reading {
-            key: &k,
-            verdicts: &vs,
-            values: &values,
-            flagged: &flagged,
-        }])
-        .unwrap();
+        let (rows, _) = agree_one(&k, &vs, &values).unwrap();
         let get = |m: &str| {
             rows.iter()
                 .find(|r| r.measure == m && r.dimension == "style")
@@ -279,26 +288,18 @@ mod tests {
             verdict(0, Choice::Tie, Some(true), Some(false)), // a = rl, b = sft
             verdict(1, Choice::Tie, Some(true), None),        // a = sft; b unmarked
         ];
-        let values: BTreeMap<OutputId, BTreeMap<String, f64>> = [
-            (("rl".to_string(), 0), BTreeMap::new()),
-            (("sft".to_string(), 0), BTreeMap::new()),
-            (("rl".to_string(), 1), BTreeMap::new()),
-            (("sft".to_string(), 1), BTreeMap::new()),
+        // The detectors flag rl on both inputs and sft on input 0 (NOT_DEFECTIVE = 0).
+        let flag = |defective: bool| {
+            BTreeMap::from([(NOT_DEFECTIVE.to_string(), if defective { 0.0 } else { 1.0 })])
+        };
+        let values: Values = [
+            (("rl".to_string(), 0), flag(true)),
+            (("sft".to_string(), 0), flag(true)),
+            (("rl".to_string(), 1), flag(true)),
+            (("sft".to_string(), 1), flag(false)),
         ]
         .into();
-        let flagged = BTreeMap::from([
-            (("rl".to_string(), 0), true),
-            (("sft".to_string(), 0), true),
-            (("sft".to_string(), 1), false),
-            (("rl".to_string(), 1), true),
-        ]);
-        let (_, d) = agreement(&[Reading {
-            key: &k,
-            verdicts: &vs,
-            values: &values,
-            flagged: &flagged,
-        }])
-        .unwrap();
+        let (_, d) = agree_one(&k, &vs, &values).unwrap();
         assert_eq!(
             d,
             DefectAgreement {
@@ -316,25 +317,11 @@ mod tests {
     fn a_missing_output_or_a_foreign_item_is_an_error() {
         let k = key(2);
         let vs = vec![verdict(1, Choice::A, None, None)];
-        let values: BTreeMap<OutputId, BTreeMap<String, f64>> =
-            [(("rl".to_string(), 1), BTreeMap::new())].into();
-        let flagged = BTreeMap::new();
-        let r = Reading {
-            key: &k,
-            verdicts: &vs,
-            values: &values,
-            flagged: &flagged,
-        };
-        let e = agreement(&[r]).unwrap_err().to_string();
+        let values: Values = [(("rl".to_string(), 1), BTreeMap::new())].into();
+        let e = agree_one(&k, &vs, &values).unwrap_err().to_string();
         assert!(e.contains("no output of 'sft' or 'rl' for input 1"), "{e}");
         let vs = vec![verdict(7, Choice::A, None, None)];
-        let r = Reading {
-            key: &k,
-            verdicts: &vs,
-            values: &values,
-            flagged: &flagged,
-        };
-        let e = agreement(&[r]).unwrap_err().to_string();
+        let e = agree_one(&k, &vs, &values).unwrap_err().to_string();
         assert!(e.contains("'item-7', which is not in its key"), "{e}");
         assert!(agreement(&[]).is_err());
     }

@@ -226,3 +226,22 @@ impl stylerl::encoder::SentenceEncoder for Lookup {
         "lookup".into()
     }
 }
+
+/// Runs the release binary with progress bars off.
+pub fn stylerl(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_stylerl"))
+        .args(args)
+        .env("STYLERL_PROGRESS", "0")
+        .output()
+        .unwrap()
+}
+
+/// The single stderr line of a run that must fail without a panic.
+pub fn one_error_line(o: &std::process::Output) -> String {
+    assert!(!o.status.success(), "expected a failure");
+    let err = String::from_utf8_lossy(&o.stderr).to_string();
+    let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines.len(), 1, "one error line expected: {err}");
+    assert!(!err.contains("panicked"), "{err}");
+    lines[0].to_string()
+}
