@@ -67,6 +67,21 @@ fn defaults_and_bad_values() {
         .to_string()
         .contains("judge.baseline"));
     assert_eq!(c.generation.jobs, 1);
+    assert_eq!(c.systems[0].best_of, 1, "one sample as drawn unless asked");
+    let best = |n: &str| {
+        parse(&base("").replace(
+            "kind = \"model\"",
+            &format!("kind = \"model\"\nbest_of = {n}"),
+        ))
+    };
+    assert_eq!(best("8").unwrap().systems[0].best_of, 8);
+    for bad in ["0", "33"] {
+        let e = best(bad).unwrap_err().to_string();
+        assert!(
+            e.contains("system 'a': best_of = ") && e.contains("1 to 32"),
+            "{e}"
+        );
+    }
     for bad in ["0", "65"] {
         let e = parse(&format!(
             "{}

@@ -547,3 +547,74 @@ fn pairwise_judge_removes_position_bias_and_writes_a_review() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert!(String::from_utf8_lossy(&o.stdout).contains(&format!("| style | {wins} | {losses} |")));
 }
+
+/// `best_of = 4`: every input's four samples are recorded with what the choice looked at,
+/// the kept one is the output scored, and it is the one `select::pick` prefers.
+#[test]
+fn best_of_keeps_the_sample_the_choice_prefers_and_records_every_candidate() {
+    if smol_missing() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let extra = format!(
+        "[[systems]]\nname = \"best4\"\nkind = \"model\"\nbest_of = 4\n[systems.model]\npath = \"{}\"\n",
+        d.join("tiny").display()
+    );
+    let inputs = setup(d, &extra);
+    let run = evaluate(
+        d,
+        &["--systems", "trained,best4", "--set", "baseline=trained"],
+    );
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let out = d.join("results");
+    let lines: Vec<serde_json::Value> = std::fs::read_to_string(out.join("outputs.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let best: Vec<&serde_json::Value> = lines.iter().filter(|l| l["system"] == "best4").collect();
+    assert_eq!(best.len(), inputs.len());
+    let mut differ = false;
+    for l in &best {
+        let b = &l["best_of"];
+        let cands = b["candidates"].as_array().unwrap();
+        assert_eq!(cands.len(), 4);
+        let kept = b["kept"].as_u64().unwrap() as usize;
+        assert_eq!(
+            l["output"], cands[kept]["text"],
+            "the scored output is the kept sample"
+        );
+        assert_eq!(l["meaning_kept"], cands[kept]["meaning_kept"]);
+        assert_eq!(l["reader_checks"]["defective"], cands[kept]["defective"]);
+        let parsed: Vec<stylerl::eval::select::Candidate> = cands
+            .iter()
+            .map(|c| stylerl::eval::select::Candidate {
+                defective: c["defective"].as_bool().unwrap(),
+                copy: c["copy"].as_bool().unwrap(),
+                meaning: c["meaning_kept"].as_f64(),
+            })
+            .collect();
+        assert_eq!(stylerl::eval::select::pick(&parsed), Some(kept));
+        differ |= cands.iter().any(|c| c["text"] != cands[0]["text"]);
+    }
+    assert!(
+        differ,
+        "four samples of a random model should not all be equal"
+    );
+    assert!(lines
+        .iter()
+        .filter(|l| l["system"] == "trained")
+        .all(|l| l.get("best_of").is_none()));
+    let m: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("metrics.json")).unwrap()).unwrap();
+    let sys = m["systems"].as_array().unwrap();
+    assert_eq!(
+        sys.iter().find(|s| s["name"] == "best4").unwrap()["best_of"],
+        4
+    );
+}

@@ -431,3 +431,57 @@ fn each_broken_run_is_one_error_line_naming_what_is_missing_and_how_to_make_it()
         }
     }
 }
+
+/// `--best-of 3` samples exactly what `--n 3` samples and prints one of them per input: the
+/// one `eval::select` keeps, numbered as among the three; 0 and a clash with --n are refused.
+#[test]
+fn best_of_keeps_one_of_the_samples_n_would_give() {
+    if !smol_present() {
+        return;
+    }
+    let d = sft_run();
+    let run = d.path().join("sft");
+    let common = [
+        "--run",
+        s(&run),
+        "--json",
+        "--seed",
+        "5",
+        "--max-new-tokens",
+        "10",
+    ];
+    let all = json_lines(&ok_stdout(&rewrite(
+        &[&common[..], &["--n", "3"], &INPUTS[..]].concat(),
+    )));
+    assert_eq!(all.len(), 6);
+    let best = json_lines(&ok_stdout(&rewrite(
+        &[
+            &common[..],
+            &["--best-of", "3", "--meaning-encoder", "none"],
+            &INPUTS[..],
+        ]
+        .concat(),
+    )));
+    assert_eq!(best.len(), 2, "one rewrite per input");
+    for (i, b) in best.iter().enumerate() {
+        assert_eq!(b["index"], i);
+        assert_eq!(b["best_of"], 3);
+        let same = all
+            .iter()
+            .find(|a| a["index"] == b["index"] && a["sample"] == b["sample"])
+            .expect("the kept sample's number is one of --n 3's");
+        assert_eq!(same["tokens"], b["tokens"]);
+    }
+    for (args, want) in [
+        (vec!["--best-of", "0", "x"], "--best-of 0"),
+        (
+            vec!["--best-of", "2", "--n", "2", "x"],
+            "cannot be used with",
+        ),
+    ] {
+        let o = rewrite(&[&["--run", s(&run)][..], &args[..]].concat());
+        assert!(!o.status.success());
+        let e = String::from_utf8_lossy(&o.stderr);
+        assert!(e.contains(want), "{e}");
+    }
+}

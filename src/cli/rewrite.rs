@@ -68,6 +68,15 @@ pub struct RewriteArgs {
     /// Samples per input.
     #[arg(long, default_value_t = 1)]
     pub n: usize,
+    /// Sample N rewrites of each input and keep the most faithful one: no detector flag
+    /// (changed facts, lost negations, loops), not a copy of the input, then the highest
+    /// meaning kept (docs/method.md#best-of-n).
+    #[arg(long, value_name = "N", conflicts_with = "n")]
+    pub best_of: Option<usize>,
+    /// --best-of's content encoder for "meaning kept" [default: models/all-minilm-l6-v2
+    /// when present]; "none": the detectors and the copy check alone.
+    #[arg(long, requires = "best_of")]
+    pub meaning_encoder: Option<String>,
     #[arg(long, default_value_t = 1.0)]
     pub temperature: f64,
     #[arg(long)]
@@ -118,6 +127,12 @@ fn check_flags(a: &RewriteArgs) -> Result<()> {
     top_p("--top-p", a.top_p)?;
     at_least_one("--max-new-tokens", a.max_new_tokens as u64)?;
     at_least_one("--n", a.n as u64)?;
+    if let Some(n) = a.best_of {
+        let max = crate::eval::config::MAX_BEST_OF;
+        if !(1..=max).contains(&n) {
+            bail!("--best-of {n}: use 1 to {max} (rewrites sampled per input)");
+        }
+    }
     at_least_one("--batch-size", a.batch_size as u64)?;
     Precision::parse_setting("--sampling-weights", &a.sampling_weights)?;
     device("--device", &a.device)?;
@@ -298,7 +313,7 @@ fn rewrite_with(a: &RewriteArgs, k: usize, s: &System, texts: &[String]) -> Resu
     super::prompts::check_context(&prompts, model.config.max_position_embeddings, "input")?;
     let size = super::prompts::GenerationSize {
         batch: a.batch_size,
-        samples: a.n,
+        samples: samples_per_input(a),
         max_new_tokens: a.max_new_tokens,
         flags: ["--batch-size", "--n", "--max-new-tokens"],
     };
@@ -324,7 +339,7 @@ fn rewrite_with(a: &RewriteArgs, k: usize, s: &System, texts: &[String]) -> Resu
             rng_prompt_offset: b * a.batch_size,
             ..gc.clone()
         };
-        let samples = generate(&model, chunk, a.n, &gc)
+        let samples = generate(&model, chunk, samples_per_input(a), &gc)
             .with_context(|| format!("{}: generation failed", s.name))?;
         for smp in samples {
             rows.push(Row {
@@ -339,6 +354,77 @@ fn rewrite_with(a: &RewriteArgs, k: usize, s: &System, texts: &[String]) -> Resu
         }
     }
     Ok(rows)
+}
+
+/// Rewrites sampled per input: --best-of's N, else --n.
+fn samples_per_input(a: &RewriteArgs) -> usize {
+    a.best_of.unwrap_or(a.n)
+}
+
+/// --best-of: keeps, per system and input, the sample `eval::select::pick` prefers; the
+/// others are dropped. The copied-reference check uses a run's recorded reference, if any.
+fn keep_best(
+    a: &RewriteArgs,
+    systems: &[System],
+    texts: &[String],
+    rows: Vec<Row>,
+) -> Result<Vec<Row>> {
+    use crate::eval::config::DEFAULT_NOT_REWRITTEN;
+    use crate::eval::select::{choose, Sampled};
+    let spec = match a.meaning_encoder.as_deref() {
+        Some("none") => None,
+        Some(e) => Some(e.to_string()),
+        None => crate::eval::config::MeaningSection::default().resolved(),
+    };
+    let enc = match &spec {
+        Some(e) => Some(crate::encoder::load(e).with_context(|| {
+            format!("--meaning-encoder '{e}' (or give --meaning-encoder none)")
+        })?),
+        None => None,
+    };
+    let mut keep = vec![false; rows.len()];
+    for (k, s) in systems.iter().enumerate() {
+        let refs = match s.run.as_ref().filter(|r| !r.reference.is_empty()) {
+            Some(r) => example_pool(&s.name, r)?,
+            None => Vec::new(),
+        };
+        let runs = crate::text::defects::ReferenceRuns::from_sentences(&refs);
+        // rows are sorted by (input, system, sample): this system's samples of each input.
+        let mut at: Vec<Vec<usize>> = vec![Vec::new(); texts.len()];
+        for (j, r) in rows.iter().enumerate().filter(|(_, r)| r.system == k) {
+            at[r.index].push(j);
+        }
+        let samples: Vec<Vec<Sampled>> = at
+            .iter()
+            .map(|js| {
+                js.iter()
+                    .map(|&j| Sampled {
+                        text: rows[j].output.clone(),
+                        stopped_at_eos: rows[j].stopped_at_eos,
+                    })
+                    .collect()
+            })
+            .collect();
+        let chosen = choose(
+            texts,
+            &samples,
+            &runs,
+            DEFAULT_NOT_REWRITTEN,
+            enc.as_deref(),
+        )
+        .context("--best-of: scoring the sampled rewrites")?;
+        for (js, (kept, _)) in at.iter().zip(chosen) {
+            if let Some(&j) = js.get(kept) {
+                keep[j] = true;
+            }
+        }
+    }
+    Ok(rows
+        .into_iter()
+        .zip(keep)
+        .filter(|(_, k)| *k)
+        .map(|(r, _)| r)
+        .collect())
 }
 
 /// The style scorer of --explain: the flags, else the first run that recorded a reward.
@@ -383,6 +469,9 @@ pub fn run(a: &RewriteArgs) -> Result<()> {
     }
     // Input order, then system, then sample: the same input's rewrites stand together.
     rows.sort_by_key(|r| (r.index, r.system, r.sample));
+    if a.best_of.is_some() {
+        rows = keep_best(a, &systems, &texts, rows)?;
+    }
     let outputs: Vec<&str> = rows.iter().map(|r| r.output.as_str()).collect();
     let explained = match &scorer {
         Some(sc) => Some((sc.match_texts(&outputs)?, sc.references())),
@@ -395,6 +484,10 @@ pub fn run(a: &RewriteArgs) -> Result<()> {
     for (i, r) in rows.iter().enumerate() {
         let mut v = json!({"run": systems[r.system].name, "index": r.index, "sample": r.sample,
             "input": texts[r.index], "output": r.output, "tokens": r.tokens, "logprobs": r.logprobs, "stopped_at_eos": r.stopped_at_eos});
+        if let (Some(n), Some(o)) = (a.best_of, v.as_object_mut()) {
+            // `sample` is the kept one's number among the n drawn.
+            o.insert("best_of".into(), json!(n));
+        }
         if let (Some((m, refs)), Some(o)) = (&explained, v.as_object_mut()) {
             let sim = crate::eval::aggregate::text_mean(&m[i].best_sim);
             o.insert("style_similarity".into(), json!(sim));
@@ -441,7 +534,8 @@ fn print_texts(
         return Ok(out.flush()?);
     }
     for (i, r) in rows.iter().enumerate() {
-        if r.system == 0 && r.sample == 0 {
+        // The first row of each input (with --best-of the kept sample need not be sample 0).
+        if i == 0 || rows[i - 1].index != r.index {
             writeln!(
                 out,
                 "### input {}\n{}",

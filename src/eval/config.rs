@@ -43,8 +43,10 @@ pub struct EvalConfig {
     pub systems: Vec<SystemConfig>,
 }
 fn d_threshold() -> f64 {
-    0.95
+    DEFAULT_NOT_REWRITTEN
 }
+/// The default not-rewritten threshold (also `rewrite --best-of`'s copy check).
+pub const DEFAULT_NOT_REWRITTEN: f64 = 0.95;
 
 /// `[bootstrap]`: the paired bootstrap behind every interval.
 #[derive(Deserialize, Serialize, Debug, Clone)]
@@ -212,7 +214,16 @@ pub struct SystemConfig {
     pub instruction: Option<String>,
     /// The command that creates this system's files, quoted when they are missing.
     pub created_by: Option<String>,
+    /// Rewrites sampled per input; the one kept is the most faithful (`select::pick`:
+    /// no detector flag, not a copy, highest meaning kept). 1: the one sample as drawn.
+    #[serde(default = "d_best_of")]
+    pub best_of: usize,
 }
+fn d_best_of() -> usize {
+    1
+}
+/// The most rewrites `best_of` may sample per input.
+pub const MAX_BEST_OF: usize = 32;
 impl SystemConfig {
     pub fn kind_name(&self) -> &'static str {
         match self.kind {
@@ -266,6 +277,13 @@ impl EvalConfig {
         for s in &self.systems {
             if !seen.insert(s.name.as_str()) {
                 bail!("two systems are named '{}': names must be unique", s.name);
+            }
+            if !(1..=MAX_BEST_OF).contains(&s.best_of) {
+                bail!(
+                    "system '{}': best_of = {}: use 1 to {MAX_BEST_OF} (rewrites sampled per input)",
+                    s.name,
+                    s.best_of
+                );
             }
             if s.kind == SystemKind::Prompted {
                 if s.examples == 0 {

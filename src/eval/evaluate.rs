@@ -1,5 +1,6 @@
 //! `stylerl evaluate`: every configured system rewrites the held-out inputs (one seeded
-//! completion each, batched), the outputs are matched sentence by sentence against the
+//! completion each, batched; or `best_of` samples of which the most faithful is kept,
+//! `select.rs`), the outputs are matched sentence by sentence against the
 //! reference with the `[reward]` encoder, and the metrics of docs/method.md#evaluation-metrics
 //! go to results/<name>/{table.md, table.csv, metrics.json, outputs.jsonl}.
 //!
@@ -21,6 +22,7 @@ use super::metrics::{edit_similarity, is_not_rewritten};
 use super::prompts::{shared_examples, user_turns};
 use super::quality;
 use super::quality_table;
+use super::select::{self, Candidate, Sampled};
 use super::table::{self, TableOptions};
 use crate::adapter::attach as adapters;
 use crate::adapter::load::load_policy;
@@ -51,6 +53,10 @@ struct Generated {
     stopped_at_eos: Vec<bool>,
     examples: Vec<usize>,
     seconds: f64,
+    /// With `best_of` > 1: every input's samples, in sample order (`texts` holds the kept one
+    /// once `keep_best` has run), and the choice (kept index, candidates).
+    samples: Vec<Vec<Sampled>>,
+    chosen: Vec<(usize, Vec<Candidate>)>,
 }
 
 /// The extra scorers of an evaluation: the content encoder of "meaning kept" and the judge
@@ -117,8 +123,11 @@ pub fn evaluate(cfg: &EvalConfig) -> Result<Report> {
     let mut lines: Vec<String> = Vec::new();
     let mut sys_json: Vec<Value> = Vec::new();
     let mut all_outputs: Vec<Vec<String>> = Vec::new();
-    let generated = generate_all(cfg, &refs, &inputs)?;
+    let mut generated = generate_all(cfg, &refs, &inputs)?;
     let ref_runs = ReferenceRuns::from_sentences(&refs);
+    for g in generated.iter_mut() {
+        keep_best(g, &inputs, &ref_runs, cfg, &scorers)?;
+    }
     let fluency = score_fluency(cfg, &inputs, &generated)?;
     for (k, (sys, g)) in cfg.systems.iter().zip(generated).enumerate() {
         let out_refs: Vec<&str> = g.texts.iter().map(|s| s.as_str()).collect();
@@ -190,12 +199,19 @@ pub fn evaluate(cfg: &EvalConfig) -> Result<Report> {
                 o.insert("judge_encoder_style_similarity".into(), Value::Object(js));
                 let f = fluency.as_ref().and_then(|f| f.outputs[k][i]);
                 o.insert("reader_checks".into(), quality::record(&checked[i], f));
+                if let Some((kept, cands)) = g.chosen.get(i) {
+                    o.insert(
+                        "best_of".into(),
+                        best_of_record(*kept, cands, &g.samples[i]),
+                    );
+                }
             }
             lines.push(v.to_string());
         }
         sys_json.push(json!({
             "name": sys.name, "kind": sys.kind_name(), "model": sys.model.path,
             "adapters": sys.model.adapters, "examples": g.examples, "seconds": g.seconds,
+            "best_of": sys.best_of,
         }));
         eprintln!(
             "{}: {} outputs in {:.1}s",
@@ -496,6 +512,40 @@ fn pairwise_review(
     Ok(format!("| {sys} vs {base} | {} |\n", cells.join(" | ")))
 }
 
+/// With `best_of` > 1, replaces each output by the sample `select::pick` keeps.
+fn keep_best(
+    g: &mut Generated,
+    inputs: &[String],
+    refs: &ReferenceRuns,
+    cfg: &EvalConfig,
+    scorers: &Scorers,
+) -> Result<()> {
+    if g.samples.is_empty() {
+        return Ok(());
+    }
+    let enc = scorers.meaning.as_ref().map(|(_, e)| e.as_ref());
+    g.chosen = select::choose(inputs, &g.samples, refs, cfg.not_rewritten_threshold, enc)
+        .context("best_of: scoring the sampled rewrites")?;
+    for (i, (kept, _)) in g.chosen.iter().enumerate() {
+        let s = &g.samples[i][*kept];
+        g.texts[i] = s.text.clone();
+        g.stopped_at_eos[i] = s.stopped_at_eos;
+    }
+    Ok(())
+}
+
+/// outputs.jsonl's account of a best-of-N choice: which sample was kept and why.
+fn best_of_record(kept: usize, cands: &[Candidate], samples: &[Sampled]) -> Value {
+    let c: Vec<Value> = cands
+        .iter()
+        .zip(samples)
+        .map(|(c, s)| {
+            json!({"text": s.text, "defective": c.defective, "copy": c.copy, "meaning_kept": c.meaning})
+        })
+        .collect();
+    json!({"kept": kept, "candidates": c})
+}
+
 /// Every system's outputs, in `cfg.systems` order: one after another, or `generation.jobs`
 /// at a time, each job on one libtorch thread. The first failing system (in config order)
 /// is the error.
@@ -587,7 +637,7 @@ fn generate_system(
         ),
         &crate::infer::limits::GenerationSize {
             batch: g.batch_size,
-            samples: 1,
+            samples: sys.best_of,
             max_new_tokens: g.max_new_tokens,
             flags: [
                 "generation.batch_size",
@@ -615,8 +665,8 @@ fn generate_system(
     // Length-sorted order (stable), so a batch holds prompts of similar length.
     let mut order: Vec<usize> = (0..prompts.len()).collect();
     order.sort_by_key(|&i| prompts[i].len());
-    let mut texts = vec![String::new(); inputs.len()];
-    let mut stopped = vec![false; inputs.len()];
+    let n = sys.best_of;
+    let mut all: Vec<Vec<Sampled>> = vec![Vec::with_capacity(n); inputs.len()];
     for (c, chunk) in order.chunks(g.batch_size).enumerate() {
         let batch: Vec<Vec<i64>> = chunk.iter().map(|&i| prompts[i].clone()).collect();
         // Random streams keyed by the place in the sorted order, so batch_size does not change outputs.
@@ -624,21 +674,32 @@ fn generate_system(
             rng_prompt_offset: c * g.batch_size,
             ..gc.clone()
         };
-        let samples = generate(&model, &batch, 1, &gc)
+        let mut samples = generate(&model, &batch, n, &gc)
             .with_context(|| format!("system '{}': generation failed", sys.name))?;
+        samples.sort_by_key(|s| (s.prompt_index, s.sample_index));
         for s in samples {
-            let i = chunk[s.prompt_index];
-            texts[i] = tok.decode(&s.tokens, true)?.trim().to_string();
-            stopped[i] = s.stopped_at_eos;
+            all[chunk[s.prompt_index]].push(Sampled {
+                text: tok.decode(&s.tokens, true)?.trim().to_string(),
+                stopped_at_eos: s.stopped_at_eos,
+            });
         }
         pb.inc(chunk.len() as u64);
     }
     pb.finish_and_clear();
+    if let Some(i) = all.iter().position(|s| s.len() != n) {
+        bail!(
+            "system '{}': input {i} got {} samples, not {n}",
+            sys.name,
+            all[i].len()
+        );
+    }
     Ok(Generated {
-        texts,
-        stopped_at_eos: stopped,
+        texts: all.iter().map(|s| s[0].text.clone()).collect(),
+        stopped_at_eos: all.iter().map(|s| s[0].stopped_at_eos).collect(),
         examples,
         seconds: t0.elapsed().as_secs_f64(),
+        samples: if n > 1 { all } else { Vec::new() },
+        chosen: Vec::new(),
     })
 }
 

@@ -15,4 +15,5 @@ pub mod quality;
 pub mod quality_table;
 pub mod review;
 pub mod review_agree;
+pub mod select;
 pub mod table;
