@@ -49,7 +49,7 @@ pub fn run(a: &EvaluateArgs) -> anyhow::Result<()> {
             keep.join(", ")
         );
     }
-    let report = crate::eval::evaluate::evaluate(&cfg)?;
+    let report = crate::eval::evaluate::evaluate(&cfg, &super::console::Console)?;
     print!("{}", report.markdown);
     eprintln!("results: {}", report.out_dir.display());
     Ok(())

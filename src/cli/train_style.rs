@@ -159,7 +159,7 @@ pub fn run(a: &TrainStyleArgs) -> Result<()> {
         "[train-style] evaluation: warm-up vs your style on {}",
         s(&a.heldout)
     );
-    let r = crate::eval::evaluate::evaluate(&eval)?;
+    let r = crate::eval::evaluate::evaluate(&eval, &report)?;
 
     // 3. What it gives: the table, three rewrites side by side, and how to use it.
     print!("{}", r.markdown);

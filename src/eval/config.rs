@@ -373,8 +373,8 @@ impl EvalConfig {
         // without the Δ vs baseline column rather than fail a partial re-run.
         if let Some(b) = &self.baseline {
             if self.systems.iter().any(|s| &s.name == b) && !only.contains(b) {
-                eprintln!(
-                    "warning: baseline '{b}' is not among --systems: no differences to it are reported (add it to --systems to get them)"
+                tracing::warn!(
+                    "baseline '{b}' is not among --systems: no differences to it are reported (add it to --systems to get them)"
                 );
                 self.baseline = None;
             }

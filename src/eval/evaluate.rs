@@ -100,8 +100,9 @@ fn load_scorers(cfg: &EvalConfig, refs: &[String], inputs: &[&str]) -> Result<Sc
     })
 }
 
-/// Runs the whole evaluation and writes the result files.
-pub fn evaluate(cfg: &EvalConfig) -> Result<Report> {
+/// Runs the whole evaluation and writes the result files; per-system timings and judge
+/// warnings go to `report`.
+pub fn evaluate(cfg: &EvalConfig, report: &dyn crate::report::Report) -> Result<Report> {
     cfg.validate()?;
     check_systems_exist(&cfg.systems)?;
     let mut inputs = crate::data::load_texts(&cfg.data.heldout, Some(&cfg.data.field))
@@ -213,17 +214,18 @@ pub fn evaluate(cfg: &EvalConfig) -> Result<Report> {
             "adapters": sys.model.adapters, "examples": g.examples, "seconds": g.seconds,
             "best_of": sys.best_of,
         }));
-        eprintln!(
+        report.note(&format!(
             "{}: {} outputs in {:.1}s",
             sys.name,
             inputs.len(),
             g.seconds
-        );
+        ));
         rows.push(m);
         all_series.push(ser);
         all_outputs.push(g.texts);
     }
-    let (judge_failure, pairwise_md) = judge_all(cfg, &refs, &inputs, &all_outputs, &mut rows);
+    let (judge_failure, pairwise_md) =
+        judge_all(cfg, &refs, &inputs, &all_outputs, &mut rows, report);
 
     // One set of resamples for every system and metric: differences are paired.
     let rs = Resamples::new(inputs.len(), cfg.bootstrap.resamples, cfg.bootstrap.seed);
@@ -374,6 +376,7 @@ fn judge_all(
     inputs: &[String],
     outputs: &[Vec<String>],
     rows: &mut [SystemMetrics],
+    report: &dyn crate::report::Report,
 ) -> (Option<String>, String) {
     let Some(judge) = Judge::new(&cfg.judge) else {
         return (None, String::new());
@@ -409,7 +412,10 @@ fn judge_all(
             Ok(p) => JudgeCell::Percent(p),
             Err(e) => {
                 let msg = format!("{e:#}");
-                eprintln!("warning: judge failed for system '{}': {msg}", row.name);
+                report.note(&format!(
+                    "warning: judge failed for system '{}': {msg}",
+                    row.name
+                ));
                 failure.get_or_insert(format!("judge failed for system '{}': {msg}", row.name));
                 JudgeCell::Error(msg)
             }
@@ -422,10 +428,10 @@ fn judge_all(
                 Ok(md) => pairwise_md.push_str(&md),
                 Err(e) => {
                     let msg = format!("{e:#}");
-                    eprintln!(
+                    report.note(&format!(
                         "warning: pairwise judge failed for system '{}': {msg}",
                         row.name
-                    );
+                    ));
                     failure.get_or_insert(format!(
                         "pairwise judge failed for system '{}': {msg}",
                         row.name

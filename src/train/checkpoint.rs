@@ -358,8 +358,8 @@ pub fn check_resume(
 ) -> Result<()> {
     let Some(saved) = state.extra.get("fingerprint") else {
         // Checkpoints written before fingerprints existed: nothing to compare.
-        eprintln!(
-            "warning: {} records no run fingerprint: resuming unchecked",
+        tracing::warn!(
+            "{} records no run fingerprint: resuming unchecked",
             dir.display()
         );
         return check_steps(dir, state, steps_key, total_steps);

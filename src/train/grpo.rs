@@ -343,11 +343,16 @@ impl GrpoTrainer {
 
     /// Restores the newest checkpoint under `root`, if any.
     pub fn resume(&mut self, root: &std::path::Path) -> Result<bool> {
-        self.resume_checked(root, false)
+        Ok(self.resume_checked(root, false)?.is_some())
     }
 
-    /// [`Self::resume`], refusing a checkpoint of a different run (`anyway`: more steps are fine).
-    pub fn resume_checked(&mut self, root: &std::path::Path, anyway: bool) -> Result<bool> {
+    /// [`Self::resume`], refusing a checkpoint of a different run (`anyway`: more steps are
+    /// fine); the checkpoint resumed from and its step, if any.
+    pub fn resume_checked(
+        &mut self,
+        root: &std::path::Path,
+        anyway: bool,
+    ) -> Result<Option<(std::path::PathBuf, u64)>> {
         let fp = fingerprint(&self.cfg);
         let loaded = checkpoint::load_latest_checked(
             root,
@@ -360,7 +365,6 @@ impl GrpoTrainer {
         )?;
         match loaded {
             Some((dir, s)) => {
-                eprintln!("resuming from {} (step {})", dir.display(), s.step);
                 self.order = epoch_order(s.data.order_seed, s.data.epoch, self.texts.len());
                 // The NaN streak continues across a resume, as in SFT.
                 if let Some(saved) = NanGuard::saved_in(&s.extra)? {
@@ -371,10 +375,11 @@ impl GrpoTrainer {
                 // Usage-keyed dropout and R_balance continue from the saved counts.
                 restore_counts(&mut self.rm.usage, &s.extra, "style_usage")?;
                 restore_counts(&mut self.rm.balance, &s.extra, "style_balance")?;
+                let step = s.step;
                 self.state = s;
-                Ok(true)
+                Ok(Some((dir, step)))
             }
-            None => Ok(false),
+            None => Ok(None),
         }
     }
 
@@ -651,9 +656,14 @@ pub fn train_with(
     let _lock = crate::util::lock_dir(&cfg.out_dir)?;
     let base_name = cfg.model.path.display().to_string();
     if resume {
-        if !tr.resume_checked(&ckpt_root, anyway)? {
-            checkpoint::refuse_finished(&cfg.out_dir)?;
-            report.note(&checkpoint::fresh_note(&ckpt_root));
+        match tr.resume_checked(&ckpt_root, anyway)? {
+            Some((dir, step)) => {
+                report.note(&format!("resuming from {} (step {step})", dir.display()))
+            }
+            None => {
+                checkpoint::refuse_finished(&cfg.out_dir)?;
+                report.note(&checkpoint::fresh_note(&ckpt_root));
+            }
         }
     } else {
         checkpoint::refuse_existing(&ckpt_root)?;

@@ -122,6 +122,7 @@ fn encode_all(
     tok: &Tokenizer,
     tpl: &ChatTemplate,
     model_ctx: i64,
+    report: &dyn Report,
 ) -> Result<Vec<SftExample>> {
     let convs = load_conversations(&cfg.data, path)?;
     let ex = convs
@@ -147,13 +148,13 @@ fn encode_all(
     let (ex, rep) = fit_length(ex, cfg.data.max_length, cfg.data.overlong)
         .with_context(|| path.display().to_string())?;
     if rep.truncated + rep.dropped > 0 {
-        eprintln!(
+        report.note(&format!(
             "{}: {} examples truncated, {} dropped (longer than data.max_length = {})",
             path.display(),
             rep.truncated,
             rep.dropped,
             cfg.data.max_length
-        );
+        ));
     }
     if ex.is_empty() {
         bail!(
@@ -292,10 +293,10 @@ pub fn train_with(
     let (mut model, tok, tpl) = load_policy(&cfg.model)?;
     let pad = crate::infer::generate::pad_id(&model.config, Some(&tok));
     let ctx = model.config.max_position_embeddings;
-    let train_ex = encode_all(cfg, &cfg.data.train, &tok, &tpl, ctx)?;
+    let train_ex = encode_all(cfg, &cfg.data.train, &tok, &tpl, ctx, report)?;
     // `--set data.eval=` (an empty path) turns the eval loss off.
     let eval_ex = match &cfg.data.eval {
-        Some(p) if !p.as_os_str().is_empty() => encode_all(cfg, p, &tok, &tpl, ctx)?,
+        Some(p) if !p.as_os_str().is_empty() => encode_all(cfg, p, &tok, &tpl, ctx, report)?,
         _ => Vec::new(),
     };
     check_step_memory(cfg, &model, &train_ex)?;
