@@ -14,7 +14,11 @@ Several outputs.jsonl of evaluations with the same settings and inputs may be gi
 evaluated at different times); a system present in more than one must have the same rows in
 each (SFT, say), which also checks that the evaluations agree.
 
-usage: scripts/seed_mean.py results/seed_noise/outputs.jsonl [more.jsonl ...] [--baseline sft] [--resamples 2000]
+With --draws the files are sampling draws of the same systems (one evaluation per
+`--set generation.seed=K`): file k's systems count as NAME-s{k-1}, so every system, the
+baseline included, is its mean over draws.
+
+usage: scripts/seed_mean.py results/seed_noise/outputs.jsonl [more.jsonl ...] [--baseline sft] [--resamples 2000] [--draws]
 """
 import argparse
 import json
@@ -22,7 +26,7 @@ import random
 import sys
 from collections import defaultdict
 
-METRICS = ["style_similarity", "judge_encoder_style_similarity", "meaning_kept", "entity_f1", "not_rewritten", "words",
+METRICS = ["style_similarity", "judge_encoder_style_similarity", "meaning_kept", "entity_f1", "not_rewritten", "edit_similarity", "words",
            "reader_checks.fluency_nll", "reader_checks.defective"]
 
 
@@ -53,10 +57,12 @@ def main():
     ap.add_argument("--baseline", default="sft")
     ap.add_argument("--resamples", type=int, default=2000)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--draws", action="store_true",
+                    help="the files are generation-seed draws of the same systems: file k's systems are NAME-s{k-1}")
     a = ap.parse_args()
     by = defaultdict(dict)
     seen_in = {}
-    for path in a.outputs:
+    for j, path in enumerate(a.outputs):
         try:
             with open(path) as f:
                 rows = [json.loads(line) for line in f if line.strip()]
@@ -64,7 +70,8 @@ def main():
             sys.exit(f"cannot read {path}: {e}: pass the outputs.jsonl an evaluation wrote")
         this = defaultdict(dict)
         for r in rows:
-            this[r["system"]][r["index"]] = r
+            name = r["system"] if not (a.draws and j) else f"{r['system']}-s{j}"
+            this[name][r["index"]] = r
         for name, got in this.items():
             if name in by and by[name] != got:
                 sys.exit(f"system {name!r} differs between {seen_in[name]} and {path}: "
