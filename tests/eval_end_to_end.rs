@@ -595,6 +595,8 @@ fn best_of_keeps_the_sample_the_choice_prefers_and_records_every_candidate() {
             .iter()
             .map(|c| stylerl::eval::select::Candidate {
                 defective: c["defective"].as_bool().unwrap(),
+                question_changed: c["question_changed"].as_bool().unwrap(),
+                phrase_repeated: c["phrase_repeated"].as_bool().unwrap(),
                 copy: c["copy"].as_bool().unwrap(),
                 meaning: c["meaning_kept"].as_f64(),
             })

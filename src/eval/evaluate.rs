@@ -546,7 +546,8 @@ fn best_of_record(kept: usize, cands: &[Candidate], samples: &[Sampled]) -> Valu
         .iter()
         .zip(samples)
         .map(|(c, s)| {
-            json!({"text": s.text, "defective": c.defective, "copy": c.copy, "meaning_kept": c.meaning})
+            json!({"text": s.text, "defective": c.defective, "question_changed": c.question_changed, "phrase_repeated": c.phrase_repeated,
+                "copy": c.copy, "meaning_kept": c.meaning})
         })
         .collect();
     json!({"kept": kept, "candidates": c})

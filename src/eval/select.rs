@@ -2,7 +2,8 @@
 //! each input and keeps the one a reader is most likely to accept. Blind readers reward a
 //! faithful rewrite first (results/reader-agreement/: meaning kept agrees with their meaning
 //! picks 83 % of the time, the style scores at chance), so the order is: no detector flag,
-//! then a rewrite rather than a copy of the input, then the highest meaning kept.
+//! then the input's question (or statement) kept as one, then a rewrite rather than a copy
+//! of the input, then the highest meaning kept.
 use super::metrics::is_not_rewritten;
 use super::quality;
 use crate::encoder::SentenceEncoder;
@@ -16,6 +17,10 @@ use std::cmp::Ordering;
 pub struct Candidate {
     /// Flagged by the defect or fact detectors.
     pub defective: bool,
+    /// A question of the input dropped, or one added (`FactCheck::question_changed`).
+    pub question_changed: bool,
+    /// A two-word phrase said more often than the input says it (`defects::phrase_repeated`).
+    pub phrase_repeated: bool,
     /// Edit similarity to the input at or above the not-rewritten threshold.
     pub copy: bool,
     /// Meaning kept (content-encoder cosine to the input); `None` without an encoder.
@@ -23,14 +28,18 @@ pub struct Candidate {
 }
 
 /// The index of the candidate to keep: not defective before defective (a faithful copy is
-/// harmless, a broken rewrite is not), then a rewrite before a copy, then the highest meaning
-/// kept (missing or non-finite counts lowest), then the earliest. `None` for no candidates.
+/// harmless, a broken rewrite is not), then the fewer doubts — a question dropped or added
+/// (readers mark "Is the room free?" → "The room is free." as changed meaning), a phrase
+/// said again ("… announced that the winner will be announced") — then a rewrite before a
+/// copy, then the highest meaning kept (missing or non-finite counts lowest), then the
+/// earliest. `None` for no candidates.
 pub fn pick(cands: &[Candidate]) -> Option<usize> {
     let meaning = |c: &Candidate| c.meaning.filter(|m| m.is_finite());
     (0..cands.len()).min_by(|&i, &j| {
         let (a, b) = (&cands[i], &cands[j]);
         a.defective
             .cmp(&b.defective)
+            .then(a.doubts().cmp(&b.doubts()))
             .then(a.copy.cmp(&b.copy))
             .then_with(|| match (meaning(a), meaning(b)) {
                 (Some(x), Some(y)) => y.partial_cmp(&x).unwrap_or(Ordering::Equal),
@@ -40,6 +49,13 @@ pub fn pick(cands: &[Candidate]) -> Option<usize> {
             })
             .then(i.cmp(&j))
     })
+}
+
+impl Candidate {
+    /// How many of the milder signs (not defects) the rewrite shows.
+    pub fn doubts(&self) -> u8 {
+        u8::from(self.question_changed) + u8::from(self.phrase_repeated)
+    }
 }
 
 /// One sampled rewrite: its text and whether it ended at an end-of-sequence token.
@@ -78,9 +94,11 @@ pub fn choose(
             .map(|c| {
                 let m = kept.as_ref().map(|k| k[at]);
                 at += 1;
+                let checked = quality::check(input, &c.text, refs, Some(c.stopped_at_eos));
                 Candidate {
-                    defective: quality::check(input, &c.text, refs, Some(c.stopped_at_eos))
-                        .defective(),
+                    defective: checked.defective(),
+                    question_changed: checked.facts.question_changed(),
+                    phrase_repeated: crate::text::defects::phrase_repeated(input, &c.text),
                     copy: is_not_rewritten(input, &c.text, not_rewritten_threshold),
                     meaning: m,
                 }
@@ -98,9 +116,38 @@ mod tests {
     fn c(defective: bool, copy: bool, meaning: Option<f64>) -> Candidate {
         Candidate {
             defective,
+            question_changed: false,
+            phrase_repeated: false,
             copy,
             meaning,
         }
+    }
+
+    #[test]
+    fn a_kept_question_beats_a_closer_rewrite_that_drops_it_and_a_copy_beats_both() {
+        let q = |changed, copy, m| Candidate {
+            question_changed: changed,
+            ..c(false, copy, Some(m))
+        };
+        assert_eq!(
+            pick(&[q(true, false, 0.99), q(false, false, 0.90)]),
+            Some(1)
+        );
+        assert_eq!(pick(&[q(true, false, 0.99), q(false, true, 1.0)]), Some(1));
+        assert_eq!(
+            pick(&[c(true, false, Some(0.9)), q(true, false, 0.5)]),
+            Some(1),
+            "a changed question is not worse than a detector flag"
+        );
+        let both = Candidate {
+            phrase_repeated: true,
+            ..q(true, false, 0.99)
+        };
+        assert_eq!(
+            pick(&[both, q(true, false, 0.5)]),
+            Some(1),
+            "two doubts before one"
+        );
     }
 
     #[test]
@@ -152,11 +199,13 @@ mod tests {
         let samples = vec![vec![
             s("Please park in bay 12 on Friday."),
             s("Please don't park in bay 12 on Friday."),
+            s("Kindly do not leave your car in bay 12 this Friday. Can you do that?"),
             s("Kindly do not leave your car in bay 12 this Friday."),
         ]];
         let got = choose(&inputs, &samples, &refs, 0.95, None).unwrap();
-        assert_eq!(got[0].0, 2, "{:?}", got[0].1);
+        assert_eq!(got[0].0, 3, "{:?}", got[0].1);
         assert!(got[0].1[0].defective, "the lost negation is flagged");
         assert!(got[0].1[1].copy);
+        assert!(got[0].1[2].question_changed && !got[0].1[2].defective);
     }
 }
