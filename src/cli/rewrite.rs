@@ -334,6 +334,8 @@ fn rewrite_with(a: &RewriteArgs, k: usize, s: &System, texts: &[String]) -> Resu
         rng_prompt_offset: 0,
     };
     let mut rows = Vec::new();
+    // Inputs done, with an ETA (hidden off a terminal or with STYLERL_PROGRESS=0).
+    let pb = crate::util::progress_bar(prompts.len() as u64, &s.name);
     for (b, chunk) in prompts.chunks(a.batch_size).enumerate() {
         let gc = GenerateConfig {
             rng_prompt_offset: b * a.batch_size,
@@ -352,7 +354,9 @@ fn rewrite_with(a: &RewriteArgs, k: usize, s: &System, texts: &[String]) -> Resu
                 stopped_at_eos: smp.stopped_at_eos,
             });
         }
+        pb.inc(chunk.len() as u64);
     }
+    pb.finish_and_clear();
     Ok(rows)
 }
 
