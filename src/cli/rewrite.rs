@@ -69,8 +69,9 @@ pub struct RewriteArgs {
     #[arg(long, default_value_t = 1)]
     pub n: usize,
     /// Sample N rewrites of each input and keep the most faithful one: no detector flag
-    /// (changed facts, lost negations, loops), not a copy of the input, then the highest
-    /// meaning kept (docs/method.md#best-of-n).
+    /// (changed facts, lost negations, loops), then no question dropped or added and no
+    /// phrase repeated, then not a copy of the input, then the highest meaning kept
+    /// (docs/method.md#best-of-n).
     #[arg(long, value_name = "N", conflicts_with = "n")]
     pub best_of: Option<usize>,
     /// --best-of's content encoder for "meaning kept" [default: models/all-minilm-l6-v2
@@ -315,7 +316,15 @@ fn rewrite_with(a: &RewriteArgs, k: usize, s: &System, texts: &[String]) -> Resu
         batch: a.batch_size,
         samples: samples_per_input(a),
         max_new_tokens: a.max_new_tokens,
-        flags: ["--batch-size", "--n", "--max-new-tokens"],
+        flags: [
+            "--batch-size",
+            if a.best_of.is_some() {
+                "--best-of"
+            } else {
+                "--n"
+            },
+            "--max-new-tokens",
+        ],
     };
     super::prompts::check_generation(&model.config, model.kind, &prompts, "input", &size)?;
     let gc = GenerateConfig {
