@@ -384,11 +384,11 @@ fn keep_best(
 ) -> Result<Vec<Row>> {
     use crate::eval::config::DEFAULT_NOT_REWRITTEN;
     use crate::eval::select::{choose, Sampled};
-    let spec = match a.meaning_encoder.as_deref() {
-        Some("none") => None,
-        Some(e) => Some(e.to_string()),
-        None => crate::eval::config::MeaningSection::default().resolved(),
-    };
+    // Resolved as an evaluation's `[meaning] encoder`: "none" skips, unset takes the default.
+    let spec = crate::eval::config::MeaningSection {
+        encoder: a.meaning_encoder.clone(),
+    }
+    .resolved();
     let enc = match &spec {
         Some(e) => Some(crate::encoder::load(e).with_context(|| {
             format!("--meaning-encoder '{e}' (or give --meaning-encoder none)")

@@ -214,8 +214,8 @@ pub struct SystemConfig {
     pub instruction: Option<String>,
     /// The command that creates this system's files, quoted when they are missing.
     pub created_by: Option<String>,
-    /// Rewrites sampled per input; the one kept is the most faithful (`select::pick`:
-    /// no detector flag, not a copy, highest meaning kept). 1: the one sample as drawn.
+    /// Rewrites sampled per input; the one kept is the most faithful, in `select::pick`'s
+    /// order (docs/method.md#best-of-n). 1: the one sample as drawn.
     #[serde(default = "d_best_of")]
     pub best_of: usize,
 }

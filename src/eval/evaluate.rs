@@ -546,8 +546,11 @@ fn best_of_record(kept: usize, cands: &[Candidate], samples: &[Sampled]) -> Valu
         .iter()
         .zip(samples)
         .map(|(c, s)| {
-            json!({"text": s.text, "defective": c.defective, "question_changed": c.question_changed, "phrase_repeated": c.phrase_repeated,
-                "copy": c.copy, "meaning_kept": c.meaning})
+            let mut v = serde_json::to_value(c).unwrap_or(Value::Null);
+            if let Some(o) = v.as_object_mut() {
+                o.insert("text".into(), json!(s.text));
+            }
+            v
         })
         .collect();
     json!({"kept": kept, "candidates": c})

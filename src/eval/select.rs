@@ -12,8 +12,8 @@ use crate::text::defects::ReferenceRuns;
 use anyhow::Result;
 use std::cmp::Ordering;
 
-/// What the choice looks at for one sampled rewrite.
-#[derive(Debug, Clone, PartialEq)]
+/// What the choice looks at for one sampled rewrite (also outputs.jsonl's record of it).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct Candidate {
     /// Flagged by the defect or fact detectors.
     pub defective: bool,
@@ -24,6 +24,7 @@ pub struct Candidate {
     /// Edit similarity to the input at or above the not-rewritten threshold.
     pub copy: bool,
     /// Meaning kept (content-encoder cosine to the input); `None` without an encoder.
+    #[serde(rename = "meaning_kept")]
     pub meaning: Option<f64>,
 }
 

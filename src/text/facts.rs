@@ -122,8 +122,6 @@ fn number_word_values(text: &str) -> HashSet<String> {
         .collect()
 }
 
-/// Negation cues: not, n't (also written without the apostrophe: "cant", "dont"), never,
-/// no, nobody, nothing, none, nowhere, neither, nor, cannot, without, unable, refrain.
 /// Questions in `text`: runs of '?' (so "really??" is one), '？' included.
 pub fn question_count(text: &str) -> usize {
     let mut n = 0;
@@ -136,6 +134,8 @@ pub fn question_count(text: &str) -> usize {
     n
 }
 
+/// Negation cues: not, n't (also written without the apostrophe: "cant", "dont"), never,
+/// no, nobody, nothing, none, nowhere, neither, nor, cannot, without, unable, refrain.
 /// Idioms that do not negate the message are removed first: "don't forget" (= remember),
 /// "no later than", "no sooner", "no matter", "no doubt", "not only".
 pub fn negation_count(text: &str) -> usize {
