@@ -472,12 +472,49 @@ fn best_of_keeps_one_of_the_samples_n_would_give() {
             .expect("the kept sample's number is one of --n 3's");
         assert_eq!(same["tokens"], b["tokens"]);
     }
+    // --clean-only keeps exactly the inputs whose kept sample `select` calls clean.
+    let mut samples = vec![Vec::new(); INPUTS.len()];
+    for a in &all {
+        samples[a["index"].as_u64().unwrap() as usize].push(stylerl::eval::select::Sampled {
+            text: a["output"].as_str().unwrap().to_string(),
+            stopped_at_eos: a["stopped_at_eos"].as_bool().unwrap(),
+        });
+    }
+    let inputs: Vec<String> = INPUTS.iter().map(|i| i.to_string()).collect();
+    let none = stylerl::text::defects::ReferenceRuns::from_sentences::<String>(&[]);
+    let chosen = stylerl::eval::select::choose(&inputs, &samples, &none, 0.95, None).unwrap();
+    let want: Vec<u64> = (0..INPUTS.len() as u64)
+        .filter(|&i| chosen[i as usize].1[chosen[i as usize].0].clean())
+        .collect();
+    let o = rewrite(
+        &[
+            &common[..],
+            &[
+                "--best-of",
+                "3",
+                "--meaning-encoder",
+                "none",
+                "--clean-only",
+            ],
+            &INPUTS[..],
+        ]
+        .concat(),
+    );
+    let clean = json_lines(&ok_stdout(&o));
+    let got: Vec<u64> = clean.iter().map(|c| c["index"].as_u64().unwrap()).collect();
+    assert_eq!(got, want, "{chosen:?}");
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        e.contains(&format!("{} of 2 inputs have a clean rewrite", want.len())),
+        "{e}"
+    );
     for (args, want) in [
         (vec!["--best-of", "0", "x"], "--best-of 0"),
         (
             vec!["--best-of", "2", "--n", "2", "x"],
             "cannot be used with",
         ),
+        (vec!["--clean-only", "x"], "--best-of"),
     ] {
         let o = rewrite(&[&["--run", s(&run)][..], &args[..]].concat());
         assert!(!o.status.success());

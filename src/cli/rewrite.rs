@@ -78,6 +78,11 @@ pub struct RewriteArgs {
     /// when present]; "none": the detectors and the copy check alone.
     #[arg(long, requires = "best_of")]
     pub meaning_encoder: Option<String>,
+    /// With --best-of: leave out every input whose kept rewrite is still flagged, doubtful or
+    /// a copy, so --out holds only pairs worth training on (a rejection-sampling round:
+    /// docs/method.md#rejection-sampling).
+    #[arg(long, requires = "best_of")]
+    pub clean_only: bool,
     #[arg(long, default_value_t = 1.0)]
     pub temperature: f64,
     #[arg(long)]
@@ -426,11 +431,19 @@ fn keep_best(
             enc.as_deref(),
         )
         .context("--best-of: scoring the sampled rewrites")?;
-        for (js, (kept, _)) in at.iter().zip(chosen) {
-            if let Some(&j) = js.get(kept) {
+        for (js, (kept, cands)) in at.iter().zip(chosen) {
+            let clean = cands.get(kept).is_some_and(|c| c.clean());
+            if let Some(&j) = js.get(kept).filter(|_| clean || !a.clean_only) {
                 keep[j] = true;
             }
         }
+    }
+    if a.clean_only {
+        let kept = keep.iter().filter(|&&k| k).count();
+        let asked = texts.len() * systems.len();
+        eprintln!(
+            "--clean-only: {kept} of {asked} inputs have a clean rewrite (the rest left out)"
+        );
     }
     Ok(rows
         .into_iter()

@@ -57,6 +57,12 @@ impl Candidate {
     pub fn doubts(&self) -> u8 {
         u8::from(self.question_changed) + u8::from(self.phrase_repeated)
     }
+
+    /// A rewrite to learn from: no detector flag, no doubt, not a copy of the input (what a
+    /// rejection-sampling round keeps; docs/method.md#rejection-sampling).
+    pub fn clean(&self) -> bool {
+        !self.defective && self.doubts() == 0 && !self.copy
+    }
 }
 
 /// One sampled rewrite: its text and whether it ended at an end-of-sequence token.
@@ -149,6 +155,18 @@ mod tests {
             Some(1),
             "two doubts before one"
         );
+    }
+
+    #[test]
+    fn clean_means_no_flag_no_doubt_and_no_copy() {
+        assert!(c(false, false, None).clean());
+        assert!(!c(true, false, Some(0.9)).clean());
+        assert!(!c(false, true, Some(0.9)).clean());
+        let doubt = Candidate {
+            phrase_repeated: true,
+            ..c(false, false, Some(0.9))
+        };
+        assert!(!doubt.clean());
     }
 
     #[test]
