@@ -121,6 +121,9 @@ fn make_then_score_counts_wins_from_the_first_systems_side() {
     assert!(s["dimensions"][0]["sign_test_p"].as_f64().unwrap() < 0.001);
     assert_eq!(s["defective_percent"]["rl"].as_f64().unwrap(), 100.0);
     assert_eq!(s["defective_percent"]["sft"].as_f64().unwrap(), 0.0);
+    // The sheet beside the key gives the style tally over items neither side copied: here all.
+    assert_eq!(s["style_both_rewrote"]["wins"].as_u64(), Some(12));
+    assert!(String::from_utf8_lossy(&sc.stdout).contains("style where both sides rewrote"));
 
     // Bad inputs: one line, non-zero exit, nothing replaced.
     let bad = |name: &str, text: String| {

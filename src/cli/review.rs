@@ -75,6 +75,10 @@ pub struct ScoreArgs {
     /// JSONL verdicts, one per item.
     #[arg(long)]
     pub verdicts: PathBuf,
+    /// The sheet.json the key was made with, for the style tally on items both sides rewrote
+    /// [default: <key without .key.json>/sheet.json, where `review make` puts it, if present].
+    #[arg(long)]
+    pub sheet: Option<PathBuf>,
     /// Also write the score as JSON here.
     #[arg(long)]
     pub json: Option<PathBuf>,
@@ -224,8 +228,22 @@ fn make(a: &MakeArgs) -> Result<()> {
 fn score(a: &ScoreArgs) -> Result<()> {
     let key = read_key(&a.key, "--key")?;
     let verdicts = read_verdicts(&a.verdicts, "--verdicts", &key.sheet_id)?;
-    let s = review::score(&key, &verdicts)
+    let mut s = review::score(&key, &verdicts)
         .with_context(|| format!("--verdicts {}", a.verdicts.display()))?;
+    if let Some(p) = sheet_path(a) {
+        let sheet: review::Sheet =
+            serde_json::from_str(&read(&p, "--sheet")?).with_context(|| {
+                format!(
+                    "--sheet {}: not a sheet.json (written by `stylerl review make`)",
+                    p.display()
+                )
+            })?;
+        let threshold = crate::eval::config::DEFAULT_NOT_REWRITTEN;
+        s.style_both_rewrote = Some(
+            review::style_both_rewrote(&key, &sheet, &verdicts, threshold)
+                .with_context(|| format!("--sheet {}", p.display()))?,
+        );
+    }
     if let Some(p) = &a.json {
         super::args::check_not_input(
             "--json",
@@ -252,6 +270,15 @@ fn score(a: &ScoreArgs) -> Result<()> {
     Ok(())
 }
 
+/// --sheet, else the sheet.json beside the key as `review make` writes them, if present.
+fn sheet_path(a: &ScoreArgs) -> Option<PathBuf> {
+    if let Some(p) = &a.sheet {
+        return Some(p.clone());
+    }
+    let key = a.key.to_str()?.strip_suffix(".key.json")?;
+    Some(PathBuf::from(key).join("sheet.json")).filter(|p| p.exists())
+}
+
 fn print_score(s: &review::Score) {
     println!("| dimension | {} wins | {} wins | ties | {} win share among decided [95 % Wilson] | sign test p |", s.systems[0], s.systems[1], s.systems[0]);
     println!("|---|---|---|---|---|---|");
@@ -267,6 +294,16 @@ fn print_score(s: &review::Score) {
     }
     for (sys, p) in &s.defective_percent {
         println!("reader marked {sys} seriously defective in {p:.1} % of items");
+    }
+    if let Some(d) = &s.style_both_rewrote {
+        let share = match (d.win_share, d.win_share_lo, d.win_share_hi) {
+            (Some(w), Some(lo), Some(hi)) => format!("share {w:.2} [{lo:.2}, {hi:.2}]"),
+            _ => "no decided item".into(),
+        };
+        println!(
+            "style where both sides rewrote (neither output a copy of the input): {} wins {}, {} wins {}, ties {} ({share}, sign test p {:.3})",
+            s.systems[0], d.wins, s.systems[1], d.losses, d.ties, d.sign_test_p
+        );
     }
 }
 

@@ -220,6 +220,11 @@ pub struct Score {
     pub dimensions: Vec<DimensionScore>,
     /// % of items the reader marked seriously defective, per system (when marked).
     pub defective_percent: BTreeMap<String, f64>,
+    /// Style on the items where both outputs are rewrites (neither a copy of the input): with
+    /// no style on either side a reader's "closer in style" follows the intact text, so a
+    /// copier can win the plain tally (results/rft-grpo-nocopy/). Needs the sheet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub style_both_rewrote: Option<DimensionScore>,
 }
 
 /// 95 % Wilson score interval for k successes out of n.
@@ -326,6 +331,20 @@ pub fn pool(scores: &[Score]) -> Result<Score> {
         items: scores.iter().map(|s| s.items).sum(),
         dimensions: dims,
         defective_percent,
+        // Summed only when every reading has it.
+        style_both_rewrote: scores
+            .iter()
+            .map(|s| s.style_both_rewrote.as_ref())
+            .collect::<Option<Vec<_>>>()
+            .map(|ds| {
+                let sum = |f: fn(&DimensionScore) -> usize| ds.iter().map(|d| f(d)).sum();
+                dimension_score(
+                    DIMENSIONS[0],
+                    sum(|d| d.wins),
+                    sum(|d| d.losses),
+                    sum(|d| d.ties),
+                )
+            }),
     })
 }
 
@@ -384,7 +403,45 @@ pub fn score(key: &Key, verdicts: &[Verdict]) -> Result<Score> {
         items: verdicts.len(),
         dimensions: dims,
         defective_percent,
+        style_both_rewrote: None,
     })
+}
+
+/// The style tally over the items where neither output is a copy of its input (edit
+/// similarity below `threshold`, as the evaluation's not-rewritten share), from the key's
+/// first system's side. The sheet gives each item's input and outputs.
+pub fn style_both_rewrote(
+    key: &Key,
+    sheet: &Sheet,
+    verdicts: &[Verdict],
+    threshold: f64,
+) -> Result<DimensionScore> {
+    if sheet.sheet_id != key.sheet_id {
+        bail!(
+            "the sheet is {}, the key's is {}: give the sheet this key was made with",
+            sheet.sheet_id,
+            key.sheet_id
+        );
+    }
+    let items: BTreeMap<&str, &SheetItem> =
+        sheet.items.iter().map(|i| (i.id.as_str(), i)).collect();
+    let keys: BTreeMap<&str, &KeyItem> = key.items.iter().map(|k| (k.id.as_str(), k)).collect();
+    let (mut w, mut l, mut t) = (0, 0, 0);
+    for v in verdicts {
+        let (Some(it), Some(k)) = (items.get(v.id.as_str()), keys.get(v.id.as_str())) else {
+            bail!("verdict for item '{}', which is not in the sheet", v.id);
+        };
+        let copy = |out: &str| super::metrics::is_not_rewritten(&it.input, out, threshold);
+        if copy(&it.a) || copy(&it.b) {
+            continue;
+        }
+        match (v.choices[0], k.a == key.systems[0]) {
+            (Choice::Tie, _) => t += 1,
+            (Choice::A, true) | (Choice::B, false) => w += 1,
+            _ => l += 1,
+        }
+    }
+    Ok(dimension_score(DIMENSIONS[0], w, l, t))
 }
 
 #[cfg(test)]
@@ -402,6 +459,7 @@ mod tests {
                 .map(|d| dimension_score(d, w, l, t))
                 .collect(),
             defective_percent: BTreeMap::from([(first.to_string(), def), ("sft".into(), 50.0)]),
+            style_both_rewrote: None,
         };
         // 6 of 8 decided in each of two readings: p 0.29 alone, 12 of 16 pooled: p 0.077.
         let (a, b) = (
@@ -422,6 +480,67 @@ mod tests {
         assert!((p.defective_percent["grpo-s0/grpo-s1"] - 20.0).abs() < 1e-9);
         assert!((p.defective_percent["sft"] - 50.0).abs() < 1e-9);
         assert!(pool(&[]).is_err());
+    }
+
+    #[test]
+    fn style_where_both_rewrote_skips_items_with_a_copy() {
+        let input = "Please don't park in bay 12 on Friday.";
+        let rewrite = "Kindly leave bay 12 free this Friday, if you would.";
+        let item = |id: &str, a: &str, b: &str| SheetItem {
+            id: id.into(),
+            input: input.into(),
+            a: a.into(),
+            b: b.into(),
+        };
+        let sheet = Sheet {
+            sheet_id: "s".into(),
+            title: "t".into(),
+            reference_excerpt: vec![],
+            items: vec![
+                item("i1", input, rewrite),
+                item("i2", rewrite, "Do not park in bay 12 on Friday, please."),
+                item("i3", "Bay 12 stays empty on Friday, please.", rewrite),
+            ],
+        };
+        let k = |id: &str, a: &str, b: &str| KeyItem {
+            id: id.into(),
+            index: 0,
+            a: a.into(),
+            b: b.into(),
+        };
+        let key = Key {
+            sheet_id: "s".into(),
+            seed: 0,
+            systems: ["rl".into(), "sft".into()],
+            items: vec![
+                k("i1", "rl", "sft"),
+                k("i2", "sft", "rl"),
+                k("i3", "rl", "sft"),
+            ],
+        };
+        let v = |id: &str, style: &str| {
+            let line = format!(
+                r#"{{"sheet_id": "s", "id": "{id}", "style": "{style}", "meaning": "tie", "fluency": "tie"}}"#
+            );
+            parse_verdict(&line, 1, "s").unwrap()
+        };
+        // i1: the copy (rl's A) wins style; i2: rl's B wins; i3: sft's B wins.
+        let verdicts = [v("i1", "A"), v("i2", "B"), v("i3", "B")];
+        let all = score(&key, &verdicts).unwrap();
+        assert_eq!((all.dimensions[0].wins, all.dimensions[0].losses), (2, 1));
+        let both = style_both_rewrote(&key, &sheet, &verdicts, 0.95).unwrap();
+        assert_eq!((both.wins, both.losses, both.ties), (1, 1, 0));
+        let other = Sheet {
+            sheet_id: "x".into(),
+            ..sheet.clone()
+        };
+        assert!(style_both_rewrote(&key, &other, &verdicts, 0.95).is_err());
+        let mut one = all.clone();
+        one.style_both_rewrote = Some(both);
+        let p = pool(&[one.clone(), one.clone()]).unwrap();
+        let d = p.style_both_rewrote.unwrap();
+        assert_eq!((d.wins, d.losses), (2, 2));
+        assert!(pool(&[one, all]).unwrap().style_both_rewrote.is_none());
     }
 
     #[test]
