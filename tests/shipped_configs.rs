@@ -29,44 +29,36 @@ fn tomls(dir: &Path, out: &mut Vec<PathBuf>) {
 /// The command whose config `path` is, or every kind's error.
 fn kind(path: &Path, set: &[String]) -> Result<&'static str, String> {
     let mut errors = Vec::new();
-    match stylerl::config::load::<SftConfig>(path, set) {
-        Ok(c) => {
-            return c
-                .validate()
-                .map(|_| "sft")
-                .map_err(|e| format!("sft: {e:#}"))
+    as_kind(path, set, "sft", SftConfig::validate, &mut errors)
+        .or_else(|| as_kind(path, set, "grpo", GrpoConfig::validate, &mut errors))
+        .or_else(|| as_kind(path, set, "evaluate", EvalConfig::validate, &mut errors))
+        .or_else(|| {
+            let reward = |f: &RewardFile| f.reward.validate();
+            as_kind(path, set, "reward", reward, &mut errors)
+        })
+        .unwrap_or_else(|| Err(errors.join("\n  ")))
+}
+
+/// `None` when `path` does not parse as a `T` (the error kept in `errors`), else whether it
+/// validates.
+fn as_kind<T: serde::de::DeserializeOwned>(
+    path: &Path,
+    set: &[String],
+    name: &'static str,
+    validate: impl Fn(&T) -> anyhow::Result<()>,
+    errors: &mut Vec<String>,
+) -> Option<Result<&'static str, String>> {
+    match stylerl::config::load::<T>(path, set) {
+        Ok(c) => Some(
+            validate(&c)
+                .map(|_| name)
+                .map_err(|e| format!("{name}: {e:#}")),
+        ),
+        Err(e) => {
+            errors.push(format!("{name}: {e:#}"));
+            None
         }
-        Err(e) => errors.push(format!("sft: {e:#}")),
     }
-    match stylerl::config::load::<GrpoConfig>(path, set) {
-        Ok(c) => {
-            return c
-                .validate()
-                .map(|_| "grpo")
-                .map_err(|e| format!("grpo: {e:#}"))
-        }
-        Err(e) => errors.push(format!("grpo: {e:#}")),
-    }
-    match stylerl::config::load::<EvalConfig>(path, set) {
-        Ok(c) => {
-            return c
-                .validate()
-                .map(|_| "evaluate")
-                .map_err(|e| format!("evaluate: {e:#}"))
-        }
-        Err(e) => errors.push(format!("evaluate: {e:#}")),
-    }
-    match stylerl::config::load::<RewardFile>(path, set) {
-        Ok(c) => {
-            return c
-                .reward
-                .validate()
-                .map(|_| "reward")
-                .map_err(|e| format!("reward: {e:#}"))
-        }
-        Err(e) => errors.push(format!("reward: {e:#}")),
-    }
-    Err(errors.join("\n  "))
 }
 
 /// The key of a "<kind>: <key> = cuda: … no CUDA device …" refusal.

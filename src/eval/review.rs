@@ -299,14 +299,14 @@ pub fn pool(scores: &[Score]) -> Result<Score> {
     ];
     let mut dims = Vec::new();
     for name in DIMENSIONS {
-        let (mut w, mut l, mut t) = (0, 0, 0);
+        let mut ds = Vec::new();
         for s in scores {
             let Some(d) = s.dimensions.iter().find(|d| d.dimension == name) else {
                 bail!("score of sheet {} has no {name} dimension", s.sheet_id);
             };
-            (w, l, t) = (w + d.wins, l + d.losses, t + d.ties);
+            ds.push(d);
         }
-        dims.push(dimension_score(name, w, l, t));
+        dims.push(summed(name, &ds));
     }
     let mut defective_percent = BTreeMap::new();
     for (role, pooled) in systems.iter().enumerate() {
@@ -336,16 +336,14 @@ pub fn pool(scores: &[Score]) -> Result<Score> {
             .iter()
             .map(|s| s.style_both_rewrote.as_ref())
             .collect::<Option<Vec<_>>>()
-            .map(|ds| {
-                let sum = |f: fn(&DimensionScore) -> usize| ds.iter().map(|d| f(d)).sum();
-                dimension_score(
-                    DIMENSIONS[0],
-                    sum(|d| d.wins),
-                    sum(|d| d.losses),
-                    sum(|d| d.ties),
-                )
-            }),
+            .map(|ds| summed(DIMENSIONS[0], &ds)),
     })
+}
+
+/// Several readings' counts of one dimension summed, the interval and test taken again.
+fn summed(name: &str, ds: &[&DimensionScore]) -> DimensionScore {
+    let sum = |f: fn(&DimensionScore) -> usize| ds.iter().map(|d| f(d)).sum();
+    dimension_score(name, sum(|d| d.wins), sum(|d| d.losses), sum(|d| d.ties))
 }
 
 /// Scores verdicts against the key. Every sheet item must have exactly one verdict; a
@@ -367,17 +365,10 @@ pub fn score(key: &Key, verdicts: &[Verdict]) -> Result<Score> {
     let first = &key.systems[0];
     let mut dims = Vec::new();
     for (d, name) in DIMENSIONS.iter().enumerate() {
-        let (mut w, mut l, mut t) = (0, 0, 0);
-        for v in verdicts {
-            let k = items[v.id.as_str()];
-            let first_is_a = &k.a == first;
-            match (v.choices[d], first_is_a) {
-                (Choice::Tie, _) => t += 1,
-                (Choice::A, true) | (Choice::B, false) => w += 1,
-                _ => l += 1,
-            }
-        }
-        dims.push(dimension_score(name, w, l, t));
+        let picks = verdicts
+            .iter()
+            .map(|v| (v.choices[d], &items[v.id.as_str()].a == first));
+        dims.push(tally(name, picks));
     }
     let mut defective_percent = BTreeMap::new();
     for sys in &key.systems {
@@ -426,22 +417,30 @@ pub fn style_both_rewrote(
     let items: BTreeMap<&str, &SheetItem> =
         sheet.items.iter().map(|i| (i.id.as_str(), i)).collect();
     let keys: BTreeMap<&str, &KeyItem> = key.items.iter().map(|k| (k.id.as_str(), k)).collect();
-    let (mut w, mut l, mut t) = (0, 0, 0);
+    let mut picks = Vec::new();
     for v in verdicts {
         let (Some(it), Some(k)) = (items.get(v.id.as_str()), keys.get(v.id.as_str())) else {
             bail!("verdict for item '{}', which is not in the sheet", v.id);
         };
         let copy = |out: &str| super::metrics::is_not_rewritten(&it.input, out, threshold);
-        if copy(&it.a) || copy(&it.b) {
-            continue;
+        if !(copy(&it.a) || copy(&it.b)) {
+            picks.push((v.choices[0], k.a == key.systems[0]));
         }
-        match (v.choices[0], k.a == key.systems[0]) {
+    }
+    Ok(tally(DIMENSIONS[0], picks.into_iter()))
+}
+
+/// One dimension's score from the reader's picks, each with whether A is the first system.
+fn tally(name: &str, picks: impl Iterator<Item = (Choice, bool)>) -> DimensionScore {
+    let (mut w, mut l, mut t) = (0, 0, 0);
+    for pick in picks {
+        match pick {
             (Choice::Tie, _) => t += 1,
             (Choice::A, true) | (Choice::B, false) => w += 1,
             _ => l += 1,
         }
     }
-    Ok(dimension_score(DIMENSIONS[0], w, l, t))
+    dimension_score(name, w, l, t)
 }
 
 #[cfg(test)]
