@@ -19,7 +19,7 @@ import argparse, collections, glob, json, os, random, re, subprocess, sys, tempf
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # The reference each evaluation's sheets were read against.
-REF = {"demo": "whimsical_tale", "corpus-sft": "whimsical_tale", "examples-whimsical": "whimsical_tale",
+REF = {"demo-quick-warmup": "whimsical_tale", "corpus-sft": "whimsical_tale", "examples-whimsical": "whimsical_tale",
        "examples-chat": "chat_messages", "examples-emails": "work_emails"}
 HEAD = "Messages written by one person:\n\n"
 

@@ -122,3 +122,69 @@ fn one_command_trains_and_evaluates_a_users_style() {
         assert!(!Path::new(&fresh).exists(), "{want}: --out was created");
     }
 }
+
+/// A working folder like the repository root, its parts linked in: `names` from the checkout.
+fn root_like(dir: &Path, names: &[&str]) {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    for n in names {
+        std::os::unix::fs::symlink(root.join(n), dir.join(n)).unwrap();
+    }
+}
+
+#[test]
+fn without_a_warmup_it_merges_the_shipped_one() {
+    if !common::smol_dir().join("model.safetensors").exists() {
+        eprintln!("skipped: run scripts/setup.sh");
+        return;
+    }
+    let d = tempfile::tempdir().unwrap();
+    // No runs/demo/sft/merged here, so train-style must build the warm-up itself.
+    root_like(d.path(), &["configs", "datasets", "models", "warmup"]);
+    let o = Command::new(env!("CARGO_BIN_EXE_stylerl"))
+        .args(["train-style", "--reference", "datasets/reference/chat_messages.txt"])
+        .args(["--out", "me", "--eval-limit", "1"])
+        .args(["--set", "grpo.steps=1", "--set", "grpo.prompts_per_step=1"])
+        .args(["--set", "grpo.num_generations=2", "--set", "grpo.ppo_epochs=1"])
+        .args(["--set", "grpo.max_completion_length=6"])
+        .args(["--set", "reward.length.max_completion_length=6"])
+        .current_dir(d.path())
+        .env("STYLERL_PROGRESS", "0")
+        .env("STYLERL_THREADS", "1")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    assert!(
+        err.contains("merging the shipped warm-up (warmup/1-corpus + warmup/2-rft)"),
+        "{err}"
+    );
+    let merged = d.path().join("me/sft/merged");
+    assert!(merged.join("config.json").is_file());
+    // The GRPO run and the evaluation start from the merged warm-up.
+    let run: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(d.path().join("me/grpo/run.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        Path::new(run["model"].as_str().unwrap()).canonicalize().unwrap(),
+        merged.canonicalize().unwrap()
+    );
+    assert!(d.path().join("me/eval/table.md").is_file());
+
+    // Without the shipped adapters: one error line naming the missing file, nothing written.
+    let bare = tempfile::tempdir().unwrap();
+    root_like(bare.path(), &["configs", "datasets", "models"]);
+    let o = Command::new(env!("CARGO_BIN_EXE_stylerl"))
+        .args(["train-style", "--reference", "datasets/reference/chat_messages.txt"])
+        .args(["--out", "me"])
+        .current_dir(bare.path())
+        .env("STYLERL_PROGRESS", "0")
+        .output()
+        .unwrap();
+    let e = one_error_line(&o);
+    assert!(
+        e.contains("warmup/1-corpus/adapter_model.safetensors is missing"),
+        "{e}"
+    );
+    assert!(!bare.path().join("me").exists(), "--out was created");
+}

@@ -4,7 +4,6 @@
 //! Everything is checked before anything is written.
 use crate::eval::config::EvalConfig;
 use crate::train::grpo_config::GrpoConfig;
-use crate::train::sft::SftConfig;
 use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
 
@@ -23,11 +22,12 @@ pub struct TrainStyleArgs {
     /// Held-out texts the evaluation rewrites (never trained on).
     #[arg(long, default_value = "datasets/rewrite/heldout.jsonl")]
     pub heldout: PathBuf,
-    /// Output folder: grpo/ (the trained style), eval/ (the table), sft/ when a warm-up is trained.
+    /// Output folder: grpo/ (the trained style), eval/ (the table), sft/merged when the shipped
+    /// warm-up is merged here.
     #[arg(long, default_value = "runs/style")]
     pub out: PathBuf,
     /// A warm-up model directory (merged) to start from; default: the demo's
-    /// runs/demo/sft/merged when it exists, else one is trained into <out>/sft.
+    /// runs/demo/sft/merged when it exists, else the shipped warm-up (warmup/) merged into <out>/sft.
     #[arg(long)]
     pub warmup: Option<PathBuf>,
     /// Continue an earlier train-style run in --out.
@@ -41,7 +41,9 @@ pub struct TrainStyleArgs {
     pub eval_limit: Option<usize>,
 }
 
-const SFT_TEMPLATE: &str = "configs/demo/sft.toml";
+/// The shipped warm-up: two adapters whose deltas add (warmup/README.md).
+const SHIPPED_WARMUP: [&str; 2] = ["warmup/1-corpus", "warmup/2-rft"];
+const BASE_MODEL: &str = "models/smollm2-135m-instruct";
 const GRPO_TEMPLATE: &str = "configs/demo/grpo-dropout.toml";
 const EVAL_TEMPLATE: &str = "configs/demo/evaluate.toml";
 const DEMO_WARMUP: &str = "runs/demo/sft/merged";
@@ -108,16 +110,20 @@ pub fn run(a: &TrainStyleArgs) -> Result<()> {
     grpo_set.extend(a.set.iter().cloned());
     let grpo: GrpoConfig = crate::config::load(Path::new(GRPO_TEMPLATE), &grpo_set)?;
     grpo.validate()?;
-    let sft: Option<SftConfig> = if train_warmup {
-        let c: SftConfig = crate::config::load(
-            Path::new(SFT_TEMPLATE),
-            &[format!("out_dir={}", lit(&a.out.join("sft")))],
-        )?;
-        c.validate()?;
-        Some(c)
-    } else {
-        None
-    };
+    if train_warmup {
+        for p in SHIPPED_WARMUP
+            .iter()
+            .map(|d| Path::new(d).join("adapter_model.safetensors"))
+            .chain([Path::new(BASE_MODEL).join("model.safetensors")])
+        {
+            if !p.is_file() {
+                bail!(
+                    "{} is missing: run train-style from the repository root after scripts/setup.sh (or give --warmup)",
+                    p.display()
+                );
+            }
+        }
+    }
     let eval = eval_config(a, &warmup)?;
     eval.validate()?;
 
@@ -125,14 +131,21 @@ pub fn run(a: &TrainStyleArgs) -> Result<()> {
     let report = super::console::Console;
     std::fs::create_dir_all(&a.out)
         .with_context(|| format!("cannot create {}", a.out.display()))?;
-    if let Some(c) = &sft {
+    if train_warmup {
         if !warmup.join("config.json").is_file() {
             eprintln!(
-                "[train-style] warm-up: training {} (no warm-up found at {DEMO_WARMUP})",
-                s(&c.out_dir)
+                "[train-style] warm-up: merging the shipped warm-up ({}) into {} (no warm-up found at {DEMO_WARMUP})",
+                SHIPPED_WARMUP.join(" + "),
+                s(&warmup)
             );
-            let resume = c.out_dir.join("checkpoints").is_dir();
-            crate::train::sft::train_with(c, resume, false, &report)?;
+            super::merge::run(&super::merge::MergeArgs {
+                model: BASE_MODEL.into(),
+                adapters: SHIPPED_WARMUP.iter().map(|d| d.to_string()).collect(),
+                out: warmup.clone(),
+                dtype: "f32".into(),
+                device: "cpu".into(),
+                force: true,
+            })?;
         }
     } else {
         eprintln!("[train-style] warm-up: reusing {}", s(&warmup));
