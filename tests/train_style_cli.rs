@@ -141,10 +141,19 @@ fn without_a_warmup_it_merges_the_shipped_one() {
     // No runs/demo/sft/merged here, so train-style must build the warm-up itself.
     root_like(d.path(), &["configs", "datasets", "models", "warmup"]);
     let o = Command::new(env!("CARGO_BIN_EXE_stylerl"))
-        .args(["train-style", "--reference", "datasets/reference/chat_messages.txt"])
+        .args([
+            "train-style",
+            "--reference",
+            "datasets/reference/chat_messages.txt",
+        ])
         .args(["--out", "me", "--eval-limit", "1"])
         .args(["--set", "grpo.steps=1", "--set", "grpo.prompts_per_step=1"])
-        .args(["--set", "grpo.num_generations=2", "--set", "grpo.ppo_epochs=1"])
+        .args([
+            "--set",
+            "grpo.num_generations=2",
+            "--set",
+            "grpo.ppo_epochs=1",
+        ])
         .args(["--set", "grpo.max_completion_length=6"])
         .args(["--set", "reward.length.max_completion_length=6"])
         .current_dir(d.path())
@@ -161,12 +170,13 @@ fn without_a_warmup_it_merges_the_shipped_one() {
     let merged = d.path().join("me/sft/merged");
     assert!(merged.join("config.json").is_file());
     // The GRPO run and the evaluation start from the merged warm-up.
-    let run: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(d.path().join("me/grpo/run.json")).unwrap(),
-    )
-    .unwrap();
+    let run: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(d.path().join("me/grpo/run.json")).unwrap())
+            .unwrap();
     assert_eq!(
-        Path::new(run["model"].as_str().unwrap()).canonicalize().unwrap(),
+        Path::new(run["model"].as_str().unwrap())
+            .canonicalize()
+            .unwrap(),
         merged.canonicalize().unwrap()
     );
     assert!(d.path().join("me/eval/table.md").is_file());
@@ -175,7 +185,11 @@ fn without_a_warmup_it_merges_the_shipped_one() {
     let bare = tempfile::tempdir().unwrap();
     root_like(bare.path(), &["configs", "datasets", "models"]);
     let o = Command::new(env!("CARGO_BIN_EXE_stylerl"))
-        .args(["train-style", "--reference", "datasets/reference/chat_messages.txt"])
+        .args([
+            "train-style",
+            "--reference",
+            "datasets/reference/chat_messages.txt",
+        ])
         .args(["--out", "me"])
         .current_dir(bare.path())
         .env("STYLERL_PROGRESS", "0")

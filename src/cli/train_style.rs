@@ -92,7 +92,7 @@ pub fn run(a: &TrainStyleArgs) -> Result<()> {
             a.out.display()
         );
     }
-    let (warmup, train_warmup) = match &a.warmup {
+    let (warmup, merge_shipped) = match &a.warmup {
         Some(w) if !w.join("config.json").is_file() => bail!(
             "--warmup {} is not a model directory (no config.json): give a merged warm-up such as {DEMO_WARMUP}",
             w.display()
@@ -110,7 +110,7 @@ pub fn run(a: &TrainStyleArgs) -> Result<()> {
     grpo_set.extend(a.set.iter().cloned());
     let grpo: GrpoConfig = crate::config::load(Path::new(GRPO_TEMPLATE), &grpo_set)?;
     grpo.validate()?;
-    if train_warmup {
+    if merge_shipped {
         for p in SHIPPED_WARMUP
             .iter()
             .map(|d| Path::new(d).join("adapter_model.safetensors"))
@@ -131,7 +131,7 @@ pub fn run(a: &TrainStyleArgs) -> Result<()> {
     let report = super::console::Console;
     std::fs::create_dir_all(&a.out)
         .with_context(|| format!("cannot create {}", a.out.display()))?;
-    if train_warmup {
+    if merge_shipped {
         if !warmup.join("config.json").is_file() {
             eprintln!(
                 "[train-style] warm-up: merging the shipped warm-up ({}) into {} (no warm-up found at {DEMO_WARMUP})",
