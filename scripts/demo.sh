@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The whole pipeline on the embedded default (SmolLM2-135M-Instruct on CPU, whimsical tale):
 #   set-up → warm-up (the shipped adapters, merged) → GRPO without and with style reward dropout
-#   (recipes a1n2nd / a1n2) → evaluate → plots. BITLORA=1 adds a third GRPO run with ternary Bit-LoRA adapters (beside the other two:
-#   the GRPO stage then takes ~1.5× as long, past the 15 minutes).
+#   (recipes a1n2nd / a1n2) → evaluate → plots. BITLORA=1 adds a third GRPO run with ternary
+#   Bit-LoRA adapters (beside the other two: the GRPO stage then takes ~1.5× as long, past the
+#   15 minutes).
 # Prints the final table and where the plots are, with the time each stage took.
 #
 # Re-runnable:
