@@ -55,6 +55,21 @@ def reference_of(sheet):
     raise SystemExit(f"sheet {sheet['sheet_id']}: its excerpt is in none of {REFERENCES}")
 
 
+def decided_style_verdicts():
+    """(sheet folder, sheet, sheet item, "A" or "B") for every decided style verdict of every
+    reviewed sheet under results/ that keeps its sheet.json (the reread copies do not)."""
+    for v in sorted(glob.glob(f"{ROOT}/results/**/verdicts.jsonl", recursive=True)):
+        folder = os.path.dirname(v)
+        if not os.path.exists(f"{folder}/sheet.json"):
+            continue
+        sheet = json.load(open(f"{folder}/sheet.json", encoding="utf-8"))
+        items = {it["id"]: it for it in sheet["items"]}
+        for line in open(v, encoding="utf-8"):
+            x = json.loads(line)
+            if x["style"] in ("A", "B"):
+                yield folder, sheet, items[x["id"]], x["style"]
+
+
 def everyday():
     rows = [json.loads(l) for l in open(f"{ROOT}/datasets/corpus/train.jsonl", encoding="utf-8")]
     texts = [r["input"] for r in rows] + [r["output"] for r in rows]
@@ -86,30 +101,20 @@ def main():
 
     # per sheet: [agree, decided, agree both-rewrote, decided both-rewrote, closer, closer both-rewrote]
     per = collections.defaultdict(lambda: [0] * 6)
-    for v in sorted(glob.glob(f"{ROOT}/results/**/verdicts.jsonl", recursive=True)):
-        folder = os.path.dirname(v)
-        if not os.path.exists(f"{folder}/sheet.json"):
-            continue
-        sheet = json.load(open(f"{folder}/sheet.json", encoding="utf-8"))
+    for folder, sheet, it, pick in decided_style_verdicts():
         name = reference_of(sheet)
-        items = {it["id"]: it for it in sheet["items"]}
         tally = per[os.path.relpath(folder, f"{ROOT}/results")]
-        for line in open(v, encoding="utf-8"):
-            x = json.loads(line)
-            if x["style"] not in ("A", "B"):
-                continue
-            it = items[x["id"]]
-            win, lose = (it["a"], it["b"]) if x["style"] == "A" else (it["b"], it["a"])
-            agree = score(name, win) > score(name, lose)
-            closer = ratio(it["input"], win) > ratio(it["input"], lose)
-            both = ratio(it["input"], it["a"]) < 0.95 and ratio(it["input"], it["b"]) < 0.95
-            tally[0] += agree
-            tally[1] += 1
-            tally[4] += closer
-            if both:
-                tally[2] += agree
-                tally[3] += 1
-                tally[5] += closer
+        win, lose = (it["a"], it["b"]) if pick == "A" else (it["b"], it["a"])
+        agree = score(name, win) > score(name, lose)
+        closer = ratio(it["input"], win) > ratio(it["input"], lose)
+        both = ratio(it["input"], it["a"]) < 0.95 and ratio(it["input"], it["b"]) < 0.95
+        tally[0] += agree
+        tally[1] += 1
+        tally[4] += closer
+        if both:
+            tally[2] += agree
+            tally[3] += 1
+            tally[5] += closer
 
     def share(k, n):
         return f"{k}/{n} = {k / n:.2f}" if n else "—"

@@ -70,25 +70,21 @@ def pairs():
                 "charstyle": (o.get("judge_encoder_style_similarity") or {}).get("charstyle", 0.0),
                 "classifier": classifier(ref, o["output"])}
 
-    out = []
-    for v in sorted(glob.glob(f"{ROOT}/results/**/verdicts.jsonl", recursive=True)):
-        folder = os.path.dirname(v)
-        if not (os.path.exists(folder + ".key.json") and os.path.exists(folder + "/sheet.json")):
+    out, keys = [], {}
+    for folder, sheet, item, pick in disc.decided_style_verdicts():
+        if not os.path.exists(folder + ".key.json"):
             continue
-        key = json.load(open(folder + ".key.json", encoding="utf-8"))
-        ref = disc.reference_of(json.load(open(folder + "/sheet.json", encoding="utf-8")))
-        rec = outputs_for(folder, key)
+        if folder not in keys:
+            key = json.load(open(folder + ".key.json", encoding="utf-8"))
+            keys[folder] = ({it["id"]: it for it in key["items"]}, outputs_for(folder, key))
+        items, rec = keys[folder]
+        ref = disc.reference_of(sheet)
+        it = items[item["id"]]
+        a, b = rec[(it["a"], it["index"])], rec[(it["b"], it["index"])]
+        fa, fb = features(a, ref), features(b, ref)
+        both = a["edit_similarity"] < 0.95 and b["edit_similarity"] < 0.95
         evaluation = os.path.relpath(folder, f"{ROOT}/results").split(os.sep)[0]
-        items = {it["id"]: it for it in key["items"]}
-        for line in open(v, encoding="utf-8"):
-            x = json.loads(line)
-            if x["style"] not in ("A", "B"):
-                continue
-            it = items[x["id"]]
-            a, b = rec[(it["a"], it["index"])], rec[(it["b"], it["index"])]
-            fa, fb = features(a, ref), features(b, ref)
-            both = a["edit_similarity"] < 0.95 and b["edit_similarity"] < 0.95
-            out.append((evaluation, {k: fa[k] - fb[k] for k in fa}, int(x["style"] == "A"), both))
+        out.append((evaluation, {k: fa[k] - fb[k] for k in fa}, int(pick == "A"), both))
     return out
 
 

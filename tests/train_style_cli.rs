@@ -6,10 +6,15 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 fn train_style(args: &[&str]) -> Output {
+    train_style_in(Path::new(env!("CARGO_MANIFEST_DIR")), args)
+}
+
+/// `stylerl train-style ARGS` run from `dir` (relative paths resolve there).
+fn train_style_in(dir: &Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_stylerl"))
         .arg("train-style")
         .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .current_dir(dir)
         .env("STYLERL_PROGRESS", "0")
         .env("STYLERL_THREADS", "1")
         .output()
@@ -140,27 +145,29 @@ fn without_a_warmup_it_merges_the_shipped_one() {
     let d = tempfile::tempdir().unwrap();
     // No runs/demo/sft/merged here, so train-style must build the warm-up itself.
     root_like(d.path(), &["configs", "datasets", "models", "warmup"]);
-    let o = Command::new(env!("CARGO_BIN_EXE_stylerl"))
-        .args([
-            "train-style",
+    let o = train_style_in(
+        d.path(),
+        &[
             "--reference",
             "datasets/reference/chat_messages.txt",
-        ])
-        .args(["--out", "me", "--eval-limit", "1"])
-        .args(["--set", "grpo.steps=1", "--set", "grpo.prompts_per_step=1"])
-        .args([
+            "--out",
+            "me",
+            "--eval-limit",
+            "1",
+            "--set",
+            "grpo.steps=1",
+            "--set",
+            "grpo.prompts_per_step=1",
             "--set",
             "grpo.num_generations=2",
             "--set",
             "grpo.ppo_epochs=1",
-        ])
-        .args(["--set", "grpo.max_completion_length=6"])
-        .args(["--set", "reward.length.max_completion_length=6"])
-        .current_dir(d.path())
-        .env("STYLERL_PROGRESS", "0")
-        .env("STYLERL_THREADS", "1")
-        .output()
-        .unwrap();
+            "--set",
+            "grpo.max_completion_length=6",
+            "--set",
+            "reward.length.max_completion_length=6",
+        ],
+    );
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(o.status.success(), "{err}");
     assert!(
@@ -184,17 +191,15 @@ fn without_a_warmup_it_merges_the_shipped_one() {
     // Without the shipped adapters: one error line naming the missing file, nothing written.
     let bare = tempfile::tempdir().unwrap();
     root_like(bare.path(), &["configs", "datasets", "models"]);
-    let o = Command::new(env!("CARGO_BIN_EXE_stylerl"))
-        .args([
-            "train-style",
+    let o = train_style_in(
+        bare.path(),
+        &[
             "--reference",
             "datasets/reference/chat_messages.txt",
-        ])
-        .args(["--out", "me"])
-        .current_dir(bare.path())
-        .env("STYLERL_PROGRESS", "0")
-        .output()
-        .unwrap();
+            "--out",
+            "me",
+        ],
+    );
     let e = one_error_line(&o);
     assert!(
         e.contains("warmup/1-corpus/adapter_model.safetensors is missing"),

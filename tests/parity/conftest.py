@@ -1,4 +1,4 @@
-"""Shared fixtures for parity tests: the stylerl binary, model paths, a runner."""
+"""Shared fixtures for parity tests: the stylerl binary, model paths, a runner, logits both ways."""
 import json
 import os
 import subprocess
@@ -31,6 +31,23 @@ def write_jsonl(path, items):
     path.write_text("".join(json.dumps(x, ensure_ascii=False) + "\n" for x in items), encoding="utf-8")
     return path
 
+
+def stylerl_logits(stylerl, d, prompts, *adapters, model=SMOL, tag="x"):
+    """`stylerl logits` of every prompt in the JSONL file `prompts`: (input ids, logits) each."""
+    from safetensors.torch import load_file
+    out = d / f"logits_{tag}.safetensors"
+    args = [a for spec in adapters for a in ("--adapter", spec)]
+    stylerl("logits", "--model", model, "--input", prompts, "--out", out, *args)
+    got = load_file(str(out))
+    n = len(Path(prompts).read_text(encoding="utf-8").splitlines())
+    return [(got[f"input_ids_{i}"], got[f"logits_{i}"]) for i in range(n)]
+
+
+def hf_logits(model, rows):
+    """A transformers model's logits for the input ids of `stylerl_logits`' rows."""
+    import torch
+    with torch.no_grad():
+        return [model(ids.unsqueeze(0)).logits[0] for ids, _ in rows]
 
 @pytest.fixture(scope="session")
 def stylerl():

@@ -20,7 +20,7 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from conftest import SMOL, write_jsonl
+from conftest import SMOL, hf_logits, stylerl_logits, write_jsonl
 from closeness import assert_close
 
 peft = pytest.importorskip("peft")
@@ -65,19 +65,6 @@ def work(tmp_path_factory, base, stylerl):
         pm.save_pretrained(d / name)
     prompts = write_jsonl(d / "prompts.jsonl", PROMPTS)
     return d, prompts
-
-
-def stylerl_logits(stylerl, d, prompts, *adapters, model=SMOL, tag="x"):
-    out = d / f"logits_{tag}.safetensors"
-    args = [a for spec in adapters for a in ("--adapter", spec)]
-    stylerl("logits", "--model", model, "--input", prompts, "--out", out, *args)
-    got = load_file(str(out))
-    return [(got[f"input_ids_{i}"], got[f"logits_{i}"]) for i in range(len(PROMPTS))]
-
-
-def hf_logits(model, rows):
-    with torch.no_grad():
-        return [model(ids.unsqueeze(0)).logits[0] for ids, _ in rows]
 
 
 def worst(a, rows):

@@ -18,7 +18,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from conftest import ROOT, SMOL, write_jsonl
+from conftest import ROOT, SMOL, hf_logits, stylerl_logits, write_jsonl
 from closeness import assert_close
 
 peft = pytest.importorskip("peft")
@@ -52,18 +52,10 @@ def test_the_adapters_are_f16_lora_on_every_linear_layer():
 def rows(tmp_path_factory, stylerl):
     d = tmp_path_factory.mktemp("warmup")
     prompts = write_jsonl(d / "prompts.jsonl", PROMPTS)
-    out = d / "logits.safetensors"
-    stylerl("logits", "--model", SMOL, "--input", prompts, "--out", out,
-            "--adapter", WARMUP / PARTS[0], "--adapter", WARMUP / PARTS[1])
-    got = load_file(str(out))
+    got = stylerl_logits(stylerl, d, prompts, WARMUP / PARTS[0], WARMUP / PARTS[1])
     merged = d / "merged"
     stylerl("merge", "--model", SMOL, "--adapter", WARMUP / PARTS[0], "--adapter", WARMUP / PARTS[1], "--out", merged)
-    return [(got[f"input_ids_{i}"], got[f"logits_{i}"]) for i in range(len(PROMPTS))], merged
-
-
-def logits(model, rows):
-    with torch.no_grad():
-        return [model(ids.unsqueeze(0)).logits[0] for ids, _ in rows]
+    return got, merged
 
 
 def test_stylerl_equals_peft_merging_one_then_loading_the_other(rows):
@@ -71,16 +63,16 @@ def test_stylerl_equals_peft_merging_one_then_loading_the_other(rows):
     base = transformers.AutoModelForCausalLM.from_pretrained(str(SMOL), dtype=torch.float32).eval()
     first = peft.PeftModel.from_pretrained(base, str(WARMUP / PARTS[0])).merge_and_unload()
     both = peft.PeftModel.from_pretrained(first, str(WARMUP / PARTS[1])).eval()
-    for (ids, ours), theirs in zip(got, logits(both, got)):
+    for (ids, ours), theirs in zip(got, hf_logits(both, got)):
         assert_close(ours, theirs, TOL, "warm-up logits, stylerl vs PEFT")
     # The warm-up is not the base model: the adapters move the logits.
     plain = transformers.AutoModelForCausalLM.from_pretrained(str(SMOL), dtype=torch.float32).eval()
-    moved = max(float((a - b).abs().max()) for (_, a), b in zip(got, logits(plain, got)))
+    moved = max(float((a - b).abs().max()) for (_, a), b in zip(got, hf_logits(plain, got)))
     assert moved > 0.5, f"the warm-up's logits differ from the base model's by {moved:.3f} only"
 
 
 def test_the_merged_directory_loads_in_transformers_with_the_same_logits(rows):
     got, merged = rows
     model = transformers.AutoModelForCausalLM.from_pretrained(str(merged), dtype=torch.float32).eval()
-    for (ids, ours), theirs in zip(got, logits(model, got)):
+    for (ids, ours), theirs in zip(got, hf_logits(model, got)):
         assert_close(ours, theirs, TOL, "merged warm-up logits, stylerl adapters vs transformers")
